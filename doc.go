@@ -1,0 +1,54 @@
+// Package redsync is a distributed mutual exclusion lock on Redis, using
+// the Redlock algorithm over N independent Redis servers.
+//
+// It is a drop-in replacement for github.com/go-redsync/redsync/v4: the same
+// types, functions, options, defaults, errors and keys on the servers, so a
+// service moves over by rewriting the import prefix, and services on either
+// library exclude each other on the same lock name.
+//
+// # How a lock is taken
+//
+// Lock sets the key (the Mutex's name) to a random value with SET NX PX on
+// every server in parallel. The lock is held when a majority of servers,
+// len(pools)/2+1, set it and time remains: Until is the start of the try
+// plus the expiry, minus the clock drift allowance. Otherwise whatever the
+// try set is released and Lock tries again after a delay, up to the number
+// of tries. Unlock deletes the key where it still holds the Mutex's value;
+// Extend resets its expiry there.
+//
+// # Servers that are slow, stalled or gone
+//
+// Every operation gives each server a deadline (the expiry times the
+// timeout factor, 400 ms by default), whatever the client's own timeouts,
+// and returns as soon as its outcome is decided: a stalled server costs
+// nothing while a quorum answers. Replies that arrive after an operation
+// returned are still handled: a late acquire of a try that failed, or of a
+// lock already unlocked, is released, so nothing stays on a server that no
+// caller holds. A caller's context decides how long an operation waits,
+// never whether a request already sent completes.
+//
+// # Safety
+//
+// Redlock's guarantee rests on assumptions: the holder finishes its work
+// before Until (a process paused past it, by GC or by the scheduler, may
+// still act as the holder while another holds the lock), clocks run at
+// about the same rate (the drift factor), and a server that restarts does
+// not forget a key within its expiry (run servers with persistence, or keep
+// a restarted server out for one expiry). A lock over a Redis Cluster or a
+// replicated primary counts as one server, and a failover with asynchronous
+// replication can lose it.
+//
+// # Concurrency
+//
+// A Redsync is safe for concurrent use. A Mutex stands for one holder: use
+// one per goroutine that wants the lock. Name, Value and Until may be read
+// from any goroutine at any time.
+//
+// # Errors
+//
+// Operations return redsync's errors: ErrFailed, ErrExtendFailed,
+// ErrLockAlreadyExpired, *ErrTaken, *ErrNodeTaken and *RedisError, several
+// of them combined with errors.Join, so use errors.Is and errors.As. A bad
+// argument or option is reported as an *ArgumentError (matching
+// ErrInvalidArgument) before any server is contacted.
+package redsync

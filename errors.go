@@ -1,0 +1,84 @@
+package redsync
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrFailed is returned by Lock when the lock could not be acquired: the
+// tries ran out without an error to report, or the caller's context ended
+// (then the error also matches ctx.Err() with errors.Is).
+var ErrFailed = errors.New("redsync: failed to acquire lock")
+
+// ErrExtendFailed is returned by Extend when a quorum of servers extended
+// the key but the time that took left no validity.
+var ErrExtendFailed = errors.New("redsync: failed to extend lock")
+
+// ErrLockAlreadyExpired is reported by Unlock for a server on which the key
+// no longer exists: the lock expired there before it was released.
+var ErrLockAlreadyExpired = errors.New("redsync: failed to unlock, lock was already expired")
+
+// ErrNotHeld is returned by Unlock, Extend and Valid on a Mutex that has no
+// value: it was never locked and no value was given with WithValue. No
+// server is contacted.
+var ErrNotHeld = errors.New("redsync: mutex has no value: lock it first or give its value with WithValue")
+
+// ErrInvalidArgument matches (with errors.Is) every *ArgumentError.
+var ErrInvalidArgument = errors.New("redsync: invalid argument")
+
+// ArgumentError reports a bad argument or option given to New, NewMutex or
+// a method of Mutex. It is returned before any server is contacted.
+type ArgumentError struct {
+	// Arg names the argument or option, for example "WithExpiry".
+	Arg string
+	// Problem says what was wrong and what was expected.
+	Problem string
+}
+
+func (e *ArgumentError) Error() string {
+	return fmt.Sprintf("redsync: invalid %s: %s", e.Arg, e.Problem)
+}
+
+// Is makes errors.Is(err, ErrInvalidArgument) true for every ArgumentError.
+func (e *ArgumentError) Is(target error) bool {
+	return target == ErrInvalidArgument
+}
+
+// ErrTaken is returned when a quorum of servers holds the key with another
+// value: somebody else has the lock. Nodes are the indexes (in the order the
+// pools were given to New) of the servers that refused.
+type ErrTaken struct {
+	Nodes []int
+}
+
+func (err ErrTaken) Error() string {
+	return fmt.Sprintf("lock already taken, locked nodes: %v", err.Nodes)
+}
+
+// ErrNodeTaken reports one server on which the key holds another value.
+// Several are combined with errors.Join when no quorum refused.
+type ErrNodeTaken struct {
+	Node int
+}
+
+func (err ErrNodeTaken) Error() string {
+	return fmt.Sprintf("node #%d: lock already taken", err.Node)
+}
+
+// RedisError is an error talking to one server: Node is its index in the
+// order the pools were given to New, Err what the client returned (or a
+// timeout error matching context.DeadlineExceeded when the server did not
+// answer within the per-server deadline).
+type RedisError struct {
+	Node int
+	Err  error
+}
+
+func (e RedisError) Error() string {
+	return fmt.Sprintf("node #%d: %s", e.Node, e.Err)
+}
+
+// Unwrap returns the client's error.
+func (e RedisError) Unwrap() error {
+	return e.Err
+}

@@ -1,0 +1,437 @@
+package redsync
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/quorumlock/redsync/redis"
+)
+
+// A Mutex is a distributed mutual exclusion lock on one name, held when a
+// quorum of the servers given to New store the Mutex's value under the name.
+//
+// Name, Value and Until may be called from any goroutine at any time, also
+// while another goroutine locks, extends or unlocks. Lock, Unlock, Extend
+// and Valid are safe to call concurrently (no data race), but a Mutex
+// stands for one holder: use one Mutex per goroutine that wants the lock.
+type Mutex struct {
+	name   string
+	expiry time.Duration
+
+	tries     int
+	delayFunc DelayFunc
+
+	driftFactor   float64
+	timeoutFactor float64
+
+	quorum int
+
+	genValueFunc  func() (string, error)
+	shuffle       bool
+	failFast      bool
+	setNXOnExtend bool
+
+	pools    []redis.Pool
+	inflight *sync.WaitGroup
+
+	// invalid is the first bad argument or option found by NewMutex,
+	// returned by every operation.
+	invalid error
+
+	mu    sync.Mutex // guards value, until and hold
+	value string
+	until time.Time
+	hold  *holding // the try that acquired the lock; nil after Unlock
+}
+
+// Name returns the mutex's name, the key that holds the lock.
+func (m *Mutex) Name() string {
+	return m.name
+}
+
+// Value returns the value that marks the lock as this Mutex's: "" until a
+// lock is acquired (or a value is given with WithValue).
+func (m *Mutex) Value() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.value
+}
+
+// Until returns the time until which the lock is held for sure: the expiry
+// minus the time acquiring (or extending) took and minus the clock drift.
+// It is the zero time until a lock is acquired.
+func (m *Mutex) Until() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.until
+}
+
+// TryLock tries once to acquire the lock and returns at once, acquired or
+// not.
+func (m *Mutex) TryLock() error {
+	return m.TryLockContext(context.Background())
+}
+
+// TryLockContext tries once to acquire the lock and returns at once,
+// acquired or not; it returns earlier when ctx ends.
+func (m *Mutex) TryLockContext(ctx context.Context) error {
+	return m.lockContext(ctx, 1)
+}
+
+// Lock acquires the lock, trying up to the number of tries set with
+// WithTries and waiting between tries as set with WithRetryDelay. On
+// failure it returns the last try's error (an *ErrTaken when a quorum of
+// servers held the key for somebody else) or ErrFailed, and leaves nothing
+// on any server; Lock may be called again.
+func (m *Mutex) Lock() error {
+	return m.LockContext(context.Background())
+}
+
+// LockContext is Lock that gives up when ctx ends: it then returns an error
+// that matches both ErrFailed and ctx.Err() with errors.Is, within about a
+// scheduling delay of the cancellation. Whatever a try had acquired is
+// released on a context of its own, so a cancelled caller leaves nothing
+// behind. A nil ctx is rejected with an *ArgumentError.
+func (m *Mutex) LockContext(ctx context.Context) error {
+	return m.lockContext(ctx, m.tries)
+}
+
+func (m *Mutex) lockContext(ctx context.Context, tries int) error {
+	if err := m.check(ctx); err != nil {
+		return err
+	}
+	var (
+		lastErr error
+		timer   *time.Timer
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for try := 0; try < tries; try++ {
+		if try > 0 {
+			delay := m.delayFunc(try)
+			if delay < 0 {
+				delay = 0
+			}
+			if timer == nil {
+				timer = time.NewTimer(delay)
+			} else {
+				timer.Reset(delay)
+			}
+			select {
+			case <-ctx.Done():
+				return lockAborted(ctx.Err(), lastErr)
+			case <-timer.C:
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return lockAborted(err, lastErr)
+		}
+
+		// A fresh value per try: a late release of an earlier try can
+		// never delete the key a later try set.
+		value, err := m.genValueFunc()
+		if err != nil {
+			return fmt.Errorf("redsync: making the lock value: %w", err)
+		}
+		hold := &holding{value: value}
+		start := time.Now()
+		res := m.round(ctx, func(ctx context.Context, pool redis.Pool) (bool, error) {
+			return m.acquire(ctx, pool, value)
+		}, func(node int, pool redis.Pool, ok bool, err error) {
+			if (ok || err != nil) && !hold.record(node) {
+				m.releaseUntilKnown(pool, value)
+			}
+		})
+		until := start.Add(m.expiry - m.drift())
+		if res.n >= m.quorum && res.ctxErr == nil && time.Now().Before(until) {
+			m.mu.Lock()
+			m.value, m.until, m.hold = value, until, hold
+			m.mu.Unlock()
+			return nil
+		}
+
+		released := m.releaseHold(hold)
+		if res.ctxErr != nil {
+			return lockAborted(res.ctxErr, res.err)
+		}
+		lastErr = res.err
+		if try == tries-1 {
+			// Give the servers the chance to be clean when Lock returns.
+			released.Wait()
+		}
+	}
+	if lastErr != nil {
+		return lastErr
+	}
+	return ErrFailed
+}
+
+// lockAborted is Lock's error when the caller's context ended.
+func lockAborted(ctxErr, lastErr error) error {
+	return errors.Join(ErrFailed, ctxErr, lastErr)
+}
+
+// Unlock releases the lock and reports whether a quorum of servers
+// released it. A server on which the key had already expired is reported
+// as ErrLockAlreadyExpired, one holding another value as *ErrNodeTaken.
+// Unlock without a value (no Lock, no WithValue) returns ErrNotHeld.
+func (m *Mutex) Unlock() (bool, error) {
+	return m.UnlockContext(context.Background())
+}
+
+// UnlockContext is Unlock that stops waiting when ctx ends. The releases
+// it sent still complete in the background, bounded by the per-server
+// deadline, so the key does not outlive a cancelled Unlock.
+func (m *Mutex) UnlockContext(ctx context.Context) (bool, error) {
+	if err := m.check(ctx); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	value, hold := m.value, m.hold
+	m.hold = nil
+	m.mu.Unlock()
+	if value == "" {
+		return false, ErrNotHeld
+	}
+	if hold != nil {
+		// Replies to the acquire still on their way now release themselves.
+		hold.giveUp()
+	}
+	res := m.round(ctx, func(ctx context.Context, pool redis.Pool) (bool, error) {
+		return m.release(ctx, pool, value)
+	}, func(_ int, pool redis.Pool, _ bool, err error) {
+		if err != nil && err != ErrLockAlreadyExpired {
+			m.releaseUntilKnown(pool, value)
+		}
+	})
+	if res.ctxErr != nil {
+		return false, errors.Join(res.err, res.ctxErr)
+	}
+	if res.n < m.quorum {
+		return false, res.err
+	}
+	return true, nil
+}
+
+// Extend resets the key's expiry on every server to the full expiry and
+// reports whether a quorum did; Until moves accordingly. It returns
+// ErrExtendFailed when a quorum extended but too late to leave any
+// validity, and ErrNotHeld without a value.
+func (m *Mutex) Extend() (bool, error) {
+	return m.ExtendContext(context.Background())
+}
+
+// ExtendContext is Extend that stops waiting when ctx ends.
+func (m *Mutex) ExtendContext(ctx context.Context) (bool, error) {
+	if err := m.check(ctx); err != nil {
+		return false, err
+	}
+	value := m.Value()
+	if value == "" {
+		return false, ErrNotHeld
+	}
+	script := extendScript
+	if m.setNXOnExtend {
+		script = extendOrSetScript
+	}
+	expiryMillis := m.expiry.Milliseconds()
+	start := time.Now()
+	res := m.round(ctx, func(ctx context.Context, pool redis.Pool) (bool, error) {
+		return m.evalStatus(ctx, pool, script, value, expiryMillis)
+	}, nil)
+	if res.ctxErr != nil {
+		return false, errors.Join(res.err, res.ctxErr)
+	}
+	if res.n < m.quorum {
+		return false, res.err
+	}
+	until := start.Add(m.expiry - m.drift())
+	if !time.Now().Before(until) {
+		return false, ErrExtendFailed
+	}
+	m.mu.Lock()
+	if m.value == value {
+		m.until = until
+	}
+	m.mu.Unlock()
+	return true, nil
+}
+
+// Valid reports whether a quorum of servers holds the Mutex's value. It
+// may report true for a lock that expires while the reply travels.
+//
+// Deprecated: Use Until, which needs no round trip.
+func (m *Mutex) Valid() (bool, error) {
+	return m.ValidContext(context.Background())
+}
+
+// ValidContext is Valid that stops waiting when ctx ends.
+//
+// Deprecated: Use Until, which needs no round trip.
+func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
+	if err := m.check(ctx); err != nil {
+		return false, err
+	}
+	value := m.Value()
+	if value == "" {
+		return false, nil
+	}
+	res := m.round(ctx, func(ctx context.Context, pool redis.Pool) (bool, error) {
+		conn, err := pool.Get(ctx)
+		if err != nil {
+			return false, err
+		}
+		defer conn.Close()
+		current, err := conn.Get(m.name)
+		return err == nil && current == value, err
+	}, nil)
+	if res.ctxErr != nil {
+		return false, errors.Join(res.err, res.ctxErr)
+	}
+	return res.n >= m.quorum, res.err
+}
+
+// acquire sets the key on one server if it is missing.
+func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string) (bool, error) {
+	conn, err := pool.Get(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	return conn.SetNX(m.name, value, m.expiry)
+}
+
+// release deletes the key on one server if it holds value.
+func (m *Mutex) release(ctx context.Context, pool redis.Pool, value string) (bool, error) {
+	conn, err := pool.Get(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	status, err := conn.Eval(releaseScript, m.name, value)
+	if err != nil {
+		return false, err
+	}
+	if status == int64(-1) {
+		return false, ErrLockAlreadyExpired
+	}
+	return status != int64(0), nil
+}
+
+// evalStatus runs script on one server and reports whether it returned a
+// non-zero status.
+func (m *Mutex) evalStatus(ctx context.Context, pool redis.Pool, script *redis.Script, args ...any) (bool, error) {
+	conn, err := pool.Get(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	status, err := conn.Eval(script, append([]any{m.name}, args...)...)
+	if err != nil {
+		return false, err
+	}
+	return status != int64(0), nil
+}
+
+// releaseHold gives up hold and releases the servers that may hold its
+// value. The returned group is done when those releases are.
+func (m *Mutex) releaseHold(hold *holding) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for _, node := range hold.giveUp() {
+		wg.Add(1)
+		m.inflight.Add(1)
+		go func(pool redis.Pool) {
+			defer m.inflight.Done()
+			defer wg.Done()
+			m.releaseUntilKnown(pool, hold.value)
+		}(m.pools[node])
+	}
+	return &wg
+}
+
+// releaseUntilKnown releases value on one server, retrying while the server
+// fails to answer, for up to twice the expiry: a request that timed out may
+// still run when a stalled server resumes, so only an answer proves the key
+// is gone. Past that bound a key left by a late request expires by itself.
+func (m *Mutex) releaseUntilKnown(pool redis.Pool, value string) {
+	giveUpAt := time.Now().Add(2 * m.expiry)
+	pause := m.opTimeout()
+	for {
+		ctx, cancel := detachedWithTimeout(context.Background(), m.opTimeout())
+		_, err := m.release(ctx, pool, value)
+		cancel()
+		if err == nil || err == ErrLockAlreadyExpired || time.Now().Add(pause).After(giveUpAt) {
+			return
+		}
+		time.Sleep(pause)
+	}
+}
+
+// opTimeout is the per-server deadline of every operation.
+func (m *Mutex) opTimeout() time.Duration {
+	return time.Duration(float64(m.expiry) * m.timeoutFactor)
+}
+
+// drift is the part of the expiry set aside for clock drift.
+func (m *Mutex) drift() time.Duration {
+	return time.Duration(float64(m.expiry) * m.driftFactor)
+}
+
+// check returns the error every operation reports before contacting a
+// server: a bad configuration or a nil context.
+func (m *Mutex) check(ctx context.Context) error {
+	if m.invalid != nil {
+		return m.invalid
+	}
+	if ctx == nil {
+		return &ArgumentError{Arg: "ctx", Problem: "nil context; pass context.Background() or a context of your own"}
+	}
+	return nil
+}
+
+// checkConfig finds the first bad argument or option of NewMutex.
+func (m *Mutex) checkConfig() error {
+	if len(m.pools) == 0 {
+		return &ArgumentError{Arg: "pools", Problem: "New was given no pools; pass one redis.Pool per Redis server"}
+	}
+	for i, pool := range m.pools {
+		if pool == nil {
+			return &ArgumentError{Arg: "pools", Problem: fmt.Sprintf("pool #%d given to New is nil", i)}
+		}
+	}
+	switch {
+	case m.name == "":
+		return &ArgumentError{Arg: "name", Problem: "NewMutex was given an empty name; the name is the key that holds the lock"}
+	case m.expiry < time.Millisecond:
+		return &ArgumentError{Arg: "WithExpiry", Problem: fmt.Sprintf("expiry must be at least 1ms (Redis counts in milliseconds), got %v", m.expiry)}
+	case m.tries < 1:
+		return &ArgumentError{Arg: "WithTries", Problem: fmt.Sprintf("tries must be at least 1, got %d", m.tries)}
+	case m.delayFunc == nil:
+		return &ArgumentError{Arg: "WithRetryDelayFunc", Problem: "the delay function is nil"}
+	case m.genValueFunc == nil:
+		return &ArgumentError{Arg: "WithGenValueFunc", Problem: "the value function is nil"}
+	case math.IsNaN(m.driftFactor) || m.driftFactor < 0 || m.driftFactor >= 1:
+		return &ArgumentError{Arg: "WithDriftFactor", Problem: fmt.Sprintf("factor must be in [0, 1), got %v", m.driftFactor)}
+	case math.IsNaN(m.timeoutFactor) || m.timeoutFactor <= 0 || m.timeoutFactor >= 1:
+		return &ArgumentError{Arg: "WithTimeoutFactor", Problem: fmt.Sprintf("factor must be in (0, 1), got %v", m.timeoutFactor)}
+	}
+	return nil
+}
+
+// genValue makes the default lock value: 16 random bytes, base64.
+func genValue() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,143 @@
+package redsync
+
+import (
+	"math/rand"
+	"time"
+)
+
+// The default retry delay is drawn uniformly from [minRetryDelay, maxRetryDelay).
+const (
+	minRetryDelay = 50 * time.Millisecond
+	maxRetryDelay = 250 * time.Millisecond
+)
+
+// A DelayFunc returns how long Lock waits before try number tries (counted
+// from 1 for the first retry).
+type DelayFunc func(tries int) time.Duration
+
+// An Option configures a Mutex. Options are applied by NewMutex, in order.
+type Option interface {
+	Apply(*Mutex)
+}
+
+// OptionFunc is a function that configures a Mutex.
+type OptionFunc func(*Mutex)
+
+// Apply calls f(mutex).
+func (f OptionFunc) Apply(mutex *Mutex) {
+	f(mutex)
+}
+
+// WithExpiry sets how long the key lives on each server, and so the longest
+// time the lock is held without Extend. It must be positive. The default is
+// 8 s.
+func WithExpiry(expiry time.Duration) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.expiry = expiry
+	})
+}
+
+// WithTries sets how many times Lock tries to acquire the lock before it
+// gives up. It must be at least 1. The default is 32. TryLock always tries
+// once.
+func WithTries(tries int) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.tries = tries
+	})
+}
+
+// WithRetryDelay sets a fixed wait between tries. The default is a random
+// wait in [50 ms, 250 ms).
+func WithRetryDelay(delay time.Duration) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.delayFunc = func(int) time.Duration {
+			return delay
+		}
+	})
+}
+
+// WithSetNXOnExtend makes Extend also set the key on a server where it is
+// missing (for example a server restarted without persistence), so the lock
+// keeps a quorum while servers come and go. A server holding another value
+// is left alone.
+func WithSetNXOnExtend() Option {
+	return OptionFunc(func(m *Mutex) {
+		m.setNXOnExtend = true
+	})
+}
+
+// WithRetryDelayFunc sets the function that decides the wait before each
+// retry. A negative wait counts as zero.
+func WithRetryDelayFunc(delayFunc DelayFunc) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.delayFunc = delayFunc
+	})
+}
+
+// WithDriftFactor sets the share of the expiry subtracted from the
+// validity to allow for clock drift between processes and servers. It must
+// be in [0, 1). The default is 0.01.
+func WithDriftFactor(factor float64) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.driftFactor = factor
+	})
+}
+
+// WithTimeoutFactor sets the per-server deadline of every operation as a
+// share of the expiry: a server that has not answered by then counts as
+// failed for that operation. It must be in (0, 1). The default is 0.05
+// (400 ms with the default expiry).
+func WithTimeoutFactor(factor float64) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.timeoutFactor = factor
+	})
+}
+
+// WithGenValueFunc sets the function that makes the value stored in the
+// key. It is called once per try, and each value must be unique to its
+// caller: a value shared by two Mutexes lets either release the other's
+// lock. The default makes 16 random bytes (crypto/rand), base64-encoded.
+func WithGenValueFunc(genValueFunc func() (string, error)) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.genValueFunc = genValueFunc
+	})
+}
+
+// WithValue gives the Mutex the value of a lock taken elsewhere, so that it
+// can Extend or Unlock that lock without calling Lock: ownership moves to
+// this Mutex. Lock replaces the value with a new one.
+func WithValue(v string) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.value = v
+	})
+}
+
+// WithFailFast makes a failed operation return as soon as its failure is
+// decided (a quorum of servers refused or failed), instead of waiting for
+// the other servers, up to the per-server deadline, so that the error names
+// every server. The default is false.
+//
+// Success never waits: with or without this option an operation returns as
+// soon as a quorum agreed, so a stalled server costs nothing while the
+// others answer. Either way nothing is left behind: replies that arrive
+// after an operation returned are still handled (a late successful acquire
+// of a try that failed, or of a lock already unlocked, is released).
+func WithFailFast(b bool) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.failFast = b
+	})
+}
+
+// WithShufflePools makes the Mutex contact the servers in a random order,
+// which spreads the first request of concurrent Mutexes over the servers.
+// Node indexes in errors then refer to the shuffled order.
+func WithShufflePools(b bool) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.shuffle = b
+	})
+}
+
+// randomDelay is the default DelayFunc.
+func randomDelay(int) time.Duration {
+	return minRetryDelay + time.Duration(rand.Int63n(int64(maxRetryDelay-minRetryDelay)))
+}

@@ -1,0 +1,80 @@
+// Package redis is the contract between the lock algorithm and a Redis
+// client library.
+//
+// The root package never talks to a client directly: it asks a Pool for a
+// Conn, issues a handful of commands on it and closes it. An adapter for a
+// client library (go-redis, redigo, ...) is a small package that implements
+// Pool and Conn; a user can also implement them for a client of their own.
+//
+// Every adapter in this project agrees on these semantics:
+//
+//   - Get of a missing key returns "" and a nil error.
+//   - PTTL returns the remaining time to live; for a key without an expiry
+//     it returns -1 ms and for a missing key -2 ms (Redis' replies, in
+//     milliseconds, whatever unit the client library uses itself).
+//   - Eval runs a script by EVALSHA and falls back to EVAL when the server
+//     answers NOSCRIPT, so a SCRIPT FLUSH or a restarted server is harmless.
+//   - A nil reply is returned as a nil value with a nil error.
+//   - The context given to Pool.Get bounds every command of that Conn.
+package redis
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"time"
+)
+
+// Pool hands out connections to one Redis server (one "node" in Redlock's
+// sense). Get must be safe for concurrent use.
+type Pool interface {
+	// Get returns a connection whose commands are bounded by ctx. The
+	// caller closes it when done.
+	Get(ctx context.Context) (Conn, error)
+}
+
+// Conn is a connection to one Redis server, used by one goroutine at a time.
+type Conn interface {
+	// Get returns the string value of name, or "" if the key is missing.
+	Get(name string) (string, error)
+	// Set sets name to value without expiry and reports whether the server
+	// answered OK.
+	Set(name string, value string) (bool, error)
+	// SetNX sets name to value with the given expiry if name does not exist
+	// (SET name value NX PX expiry) and reports whether it did.
+	SetNX(name string, value string, expiry time.Duration) (bool, error)
+	// Eval runs script with keysAndArgs, by EVALSHA with a fallback to EVAL.
+	// When script.KeyCount is negative the first element of keysAndArgs is
+	// the number of keys.
+	Eval(script *Script, keysAndArgs ...any) (any, error)
+	// ScriptLoad loads script into the server's script cache (SCRIPT LOAD)
+	// and stores the hash the server returned in script.Hash.
+	ScriptLoad(script *Script) error
+	// PTTL returns the remaining time to live of name (see the package
+	// comment for missing keys and keys without expiry).
+	PTTL(name string) (time.Duration, error)
+	// Close returns the connection to its pool.
+	Close() error
+}
+
+// Script is a Lua script with the number of keys it takes and the SHA-1 hash
+// of its source, as EVALSHA expects.
+type Script struct {
+	// KeyCount is the number of keys the script takes; when it is negative
+	// the caller passes the count as the first element of keysAndArgs.
+	KeyCount int
+	// Src is the Lua source.
+	Src string
+	// Hash is the lowercase hex SHA-1 of Src.
+	Hash string
+}
+
+// NewScript returns a Script for src taking keyCount keys. hash is the hex
+// SHA-1 of src; when it is empty NewScript computes it.
+func NewScript(keyCount int, src, hash string) *Script {
+	if hash == "" {
+		sum := sha1.Sum([]byte(src))
+		hash = hex.EncodeToString(sum[:])
+	}
+	return &Script{KeyCount: keyCount, Src: src, Hash: hash}
+}

@@ -1,0 +1,68 @@
+package redsync
+
+import (
+	"math/rand"
+	"sync"
+	"time"
+
+	"github.com/quorumlock/redsync/redis"
+)
+
+// Redsync makes Mutexes that lock on a fixed set of independent Redis
+// servers. It is safe for concurrent use; one Redsync per set of servers is
+// enough for a whole process.
+type Redsync struct {
+	pools []redis.Pool
+
+	// inflight counts the goroutines that talk to servers on behalf of this
+	// Redsync's Mutexes, including replies still on their way after an
+	// operation returned (see WithFailFast).
+	inflight sync.WaitGroup
+}
+
+// New returns a Redsync over pools, one pool per independent Redis server
+// (a node in Redlock's sense). A lock is held when a majority of them,
+// len(pools)/2+1, agree. Bad pools (none, or a nil one) are reported by the
+// first operation of every Mutex as an *ArgumentError.
+func New(pools ...redis.Pool) *Redsync {
+	return &Redsync{pools: pools}
+}
+
+// NewMutex returns a Mutex for name, the key that holds the lock on every
+// server, configured by options. An empty name or a bad option is reported
+// by the Mutex's first operation as an *ArgumentError.
+func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
+	m := &Mutex{
+		name:          name,
+		expiry:        8 * time.Second,
+		tries:         32,
+		delayFunc:     randomDelay,
+		genValueFunc:  genValue,
+		driftFactor:   0.01,
+		timeoutFactor: 0.05,
+		quorum:        len(r.pools)/2 + 1,
+		pools:         r.pools,
+		inflight:      &r.inflight,
+	}
+	for _, o := range options {
+		if o != nil {
+			o.Apply(m)
+		}
+	}
+	m.invalid = m.checkConfig()
+	if m.shuffle && m.invalid == nil {
+		// A copy, so that shuffling never races with other Mutexes.
+		m.pools = append([]redis.Pool(nil), m.pools...)
+		rand.Shuffle(len(m.pools), func(i, j int) {
+			m.pools[i], m.pools[j] = m.pools[j], m.pools[i]
+		})
+	}
+	return m
+}
+
+// waitInflight waits until no goroutine started for this Redsync's Mutexes
+// is still talking to a server. Tests use it to check the servers' state
+// after late replies were handled.
+func (r *Redsync) waitInflight() {
+	r.inflight.Wait()
+}

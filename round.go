@@ -1,0 +1,212 @@
+package redsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quorumlock/redsync/redis"
+)
+
+// A nodeOp is one operation on one server. ok reports that the server did
+// what was asked; !ok with a nil error means it refused (the key holds
+// another value); an error means the server could not be reached or failed.
+type nodeOp func(ctx context.Context, pool redis.Pool) (ok bool, err error)
+
+// An afterReply runs in a node's goroutine once its reply is known, also
+// when the round has already returned without it.
+type afterReply func(node int, pool redis.Pool, ok bool, err error)
+
+type nodeReply struct {
+	node int
+	ok   bool
+	err  error
+}
+
+// roundResult is what one round over all servers decided.
+type roundResult struct {
+	// n is the number of servers that answered ok before the round returned.
+	n int
+	// err describes the servers that did not, with redsync's error types.
+	err error
+	// ctxErr is the caller's ctx.Err() when the round returned because the
+	// caller's context ended before the outcome was decided.
+	ctxErr error
+}
+
+// round runs op on every server in parallel and returns as soon as the
+// outcome is decided: at once when a quorum answered ok; when a quorum can
+// no longer answer ok, at once with WithFailFast and otherwise once every
+// server answered or the per-server deadline passed. It also returns when
+// ctx ends.
+//
+// The operations run on a context detached from ctx's cancellation and
+// bounded by the per-server deadline, so that a caller who gives up never
+// cuts a request off halfway; ctx only decides how long round waits. The
+// goroutines are counted in m.inflight and run after to completion even
+// when round has returned.
+func (m *Mutex) round(ctx context.Context, op nodeOp, after afterReply) roundResult {
+	timeout := m.opTimeout()
+	// The last goroutine to get its reply cancels opCtx, which frees its
+	// timer early and tells the collector below that every reply is in.
+	opCtx, cancel := detachedWithTimeout(ctx, timeout)
+	replies := make(chan nodeReply, len(m.pools))
+	remaining := int32(len(m.pools))
+	for node, pool := range m.pools {
+		m.inflight.Add(1)
+		go func(node int, pool redis.Pool) {
+			defer m.inflight.Done()
+			ok, err := op(opCtx, pool)
+			replies <- nodeReply{node: node, ok: ok, err: err}
+			if atomic.AddInt32(&remaining, -1) == 0 {
+				cancel()
+			}
+			if after != nil {
+				after(node, pool, ok, err)
+			}
+		}(node, pool)
+	}
+
+	var t tally
+	t.quorum = m.quorum
+	t.nodes = len(m.pools)
+	for t.answered < t.nodes {
+		select {
+		case r := <-replies:
+			t.add(r)
+			if t.n >= m.quorum || (m.failFast && t.failed()) {
+				return t.result(nil)
+			}
+		case <-opCtx.Done():
+			// Either every server answered (the last one cancelled opCtx
+			// after sending its reply) or the deadline passed.
+			for drained := false; !drained; {
+				select {
+				case r := <-replies:
+					t.add(r)
+				default:
+					drained = true
+				}
+			}
+			if t.answered < t.nodes {
+				t.noReply(timeout)
+			}
+			return t.result(nil)
+		case <-ctx.Done():
+			return t.result(ctx.Err())
+		}
+	}
+	return t.result(nil)
+}
+
+// tally sums up the replies of one round the way redsync v4 reports them.
+type tally struct {
+	quorum, nodes int
+	answered      int
+	n             int
+	seen          uint64 // bit i: node i answered (first 64 nodes)
+	taken         []int
+	err           error
+}
+
+func (t *tally) add(r nodeReply) {
+	t.answered++
+	if r.node < 64 {
+		t.seen |= 1 << uint(r.node)
+	}
+	switch {
+	case r.ok:
+		t.n++
+	case r.err == ErrLockAlreadyExpired:
+		t.err = errors.Join(t.err, ErrLockAlreadyExpired)
+	case r.err != nil:
+		t.err = errors.Join(t.err, &RedisError{Node: r.node, Err: r.err})
+	default:
+		t.taken = append(t.taken, r.node)
+		t.err = errors.Join(t.err, &ErrNodeTaken{Node: r.node})
+	}
+}
+
+// failed reports whether a quorum can no longer answer ok.
+func (t *tally) failed() bool {
+	return t.answered-t.n > t.nodes-t.quorum
+}
+
+// noReply records the servers that did not answer within timeout.
+func (t *tally) noReply(timeout time.Duration) {
+	errNoReply := fmt.Errorf("no reply within %v: %w", timeout, context.DeadlineExceeded)
+	for node := 0; node < t.nodes; node++ {
+		if node < 64 && t.seen&(1<<uint(node)) != 0 {
+			continue
+		}
+		t.err = errors.Join(t.err, &RedisError{Node: node, Err: errNoReply})
+	}
+}
+
+func (t *tally) result(ctxErr error) roundResult {
+	err := t.err
+	if len(t.taken) >= t.quorum {
+		err = &ErrTaken{Nodes: t.taken}
+	}
+	return roundResult{n: t.n, err: err, ctxErr: ctxErr}
+}
+
+// detachedContext carries the values of its parent but never ends: work
+// started for a caller outlives the caller's cancellation (context.
+// WithoutCancel needs Go 1.21).
+type detachedContext struct{ parent context.Context }
+
+// detachedWithTimeout returns a context with ctx's values, none of its
+// cancellation, and its own timeout.
+func detachedWithTimeout(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(detach(ctx), timeout)
+}
+
+func detach(ctx context.Context) context.Context {
+	if ctx.Done() == nil {
+		return ctx
+	}
+	return detachedContext{parent: ctx}
+}
+
+func (detachedContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (detachedContext) Done() <-chan struct{}       { return nil }
+func (detachedContext) Err() error                  { return nil }
+func (d detachedContext) Value(key any) any         { return d.parent.Value(key) }
+
+// holding tracks the servers that may hold one try's value, so that each of
+// them is released exactly once when the try fails or the lock is
+// unlocked, even when its acquire reply arrives after Lock returned.
+type holding struct {
+	value string
+
+	mu      sync.Mutex // guards givenUp and nodes
+	givenUp bool
+	nodes   []int // servers whose acquire succeeded or failed with an error
+}
+
+// record notes that node may hold the value. It returns false when the hold
+// was already given up: the caller must release node itself.
+func (h *holding) record(node int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.givenUp {
+		return false
+	}
+	h.nodes = append(h.nodes, node)
+	return true
+}
+
+// giveUp marks the hold as given up and returns the servers recorded so far;
+// servers whose replies come later are released by their own goroutine.
+func (h *holding) giveUp() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.givenUp = true
+	nodes := h.nodes
+	h.nodes = nil
+	return nodes
+}
