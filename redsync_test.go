@@ -18,8 +18,14 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// go-redis logs every failed dial; the tests kill servers on purpose.
+	goredislib.SetLogger(quietLogger{})
 	goleak.VerifyTestMain(m)
 }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...interface{}) {}
 
 // miniPools starts n embedded miniredis servers and returns a go-redis pool
 // for each, closed when the test ends.
@@ -139,6 +145,7 @@ func TestLockOnMiniredisQuorum(t *testing.T) {
 	rs := New(pools...)
 	m := rs.NewMutex("mini", WithExpiry(time.Second))
 	require.NoError(t, m.Lock())
+	rs.waitInflight() // Lock returns once a quorum answered
 	for _, s := range servers {
 		got, err := s.Get("mini")
 		require.NoError(t, err)
@@ -171,3 +178,54 @@ func TestErrorsKeepRedsyncTexts(t *testing.T) {
 	assert.Equal(t, "node #3: boom", redisErr.Error())
 	assert.ErrorIs(t, redisErr, cause)
 }
+
+// userPool is a Pool a user might write on top of a client of their own,
+// to show that the root package needs nothing beyond the redis contract.
+type userPool struct {
+	client *goredislib.Client
+}
+
+func (p *userPool) Get(ctx context.Context) (redis.Conn, error) {
+	return &userConn{client: p.client, ctx: ctx}, nil
+}
+
+type userConn struct {
+	client *goredislib.Client
+	ctx    context.Context
+}
+
+func (c *userConn) Get(name string) (string, error) {
+	v, err := c.client.Get(c.ctx, name).Result()
+	if err == goredislib.Nil {
+		return "", nil
+	}
+	return v, err
+}
+
+func (c *userConn) Set(name, value string) (bool, error) {
+	err := c.client.Set(c.ctx, name, value, 0).Err()
+	return err == nil, err
+}
+
+func (c *userConn) SetNX(name, value string, expiry time.Duration) (bool, error) {
+	return c.client.SetNX(c.ctx, name, value, expiry).Result()
+}
+
+func (c *userConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
+	keys := []string{keysAndArgs[0].(string)}
+	v, err := c.client.Eval(c.ctx, script.Src, keys, keysAndArgs[1:]...).Result()
+	if err == goredislib.Nil {
+		return nil, nil
+	}
+	return v, err
+}
+
+func (c *userConn) ScriptLoad(script *redis.Script) error {
+	return c.client.ScriptLoad(c.ctx, script.Src).Err()
+}
+
+func (c *userConn) PTTL(name string) (time.Duration, error) {
+	return c.client.PTTL(c.ctx, name).Result()
+}
+
+func (c *userConn) Close() error { return nil }

@@ -38,10 +38,11 @@ type roundResult struct {
 }
 
 // round runs op on every server in parallel and returns as soon as the
-// outcome is decided: at once when a quorum answered ok; when a quorum can
-// no longer answer ok, at once with WithFailFast and otherwise once every
-// server answered or the per-server deadline passed. It also returns when
-// ctx ends.
+// outcome is decided. Once a quorum answered ok it waits for the other
+// servers as long again as the quorum took (not at all with WithFailFast).
+// Once a quorum can no longer answer ok it returns at once with
+// WithFailFast, and otherwise when every server answered or the per-server
+// deadline passed. It also returns when ctx ends.
 //
 // The operations run on a context detached from ctx's cancellation and
 // bounded by the per-server deadline, so that a caller who gives up never
@@ -49,6 +50,7 @@ type roundResult struct {
 // goroutines are counted in m.inflight and run after to completion even
 // when round has returned.
 func (m *Mutex) round(ctx context.Context, op nodeOp, after afterReply) roundResult {
+	start := time.Now()
 	timeout := m.opTimeout()
 	// The last goroutine to get its reply cancels opCtx, which frees its
 	// timer early and tells the collector below that every reply is in.
@@ -70,16 +72,28 @@ func (m *Mutex) round(ctx context.Context, op nodeOp, after afterReply) roundRes
 		}(node, pool)
 	}
 
-	var t tally
-	t.quorum = m.quorum
-	t.nodes = len(m.pools)
+	var (
+		t     = tally{quorum: m.quorum, nodes: len(m.pools)}
+		grace <-chan time.Time
+	)
 	for t.answered < t.nodes {
 		select {
 		case r := <-replies:
 			t.add(r)
-			if t.n >= m.quorum || (m.failFast && t.failed()) {
+			if m.failFast && (t.n >= m.quorum || t.failed()) {
 				return t.result(nil)
 			}
+			if t.n >= m.quorum && grace == nil && t.answered < t.nodes {
+				// Healthy servers answer within about the same time:
+				// wait for the others as long again as the quorum
+				// took, so that they are done too, while a stalled
+				// server costs no more than that.
+				graceTimer := time.NewTimer(time.Since(start))
+				defer graceTimer.Stop()
+				grace = graceTimer.C
+			}
+		case <-grace:
+			return t.result(nil)
 		case <-opCtx.Done():
 			// Either every server answered (the last one cancelled opCtx
 			// after sending its reply) or the deadline passed.

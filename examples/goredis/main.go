@@ -67,7 +67,14 @@ func run(addrs []string, out io.Writer) error {
 	}
 	rs := redsync.New(pools...)
 
-	mutex := rs.NewMutex("example:goredis", redsync.WithExpiry(10*time.Second), redsync.WithTries(8))
+	// Unlock returns once a quorum of servers released the lock; the last
+	// server's reply is handled in the background, within the per-server
+	// deadline (the expiry times the timeout factor, 0.05 by default). Keep
+	// the clients open that long, so that no reply is cut off.
+	const expiry = 10 * time.Second
+	defer time.Sleep(expiry / 20)
+
+	mutex := rs.NewMutex("example:goredis", redsync.WithExpiry(expiry), redsync.WithTries(8))
 	if err := mutex.Lock(); err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}
@@ -75,7 +82,7 @@ func run(addrs []string, out io.Writer) error {
 
 	// While the first mutex holds the lock, a second one on the same name
 	// cannot take it: a quorum of servers holds somebody else's value.
-	other := rs.NewMutex("example:goredis")
+	other := rs.NewMutex("example:goredis", redsync.WithExpiry(expiry))
 	err := other.TryLock()
 	var taken *redsync.ErrTaken
 	if !errors.As(err, &taken) {

@@ -75,14 +75,21 @@ func run(addrs []string, out io.Writer) error {
 	}
 	rs := redsync.New(pools...)
 
-	mutex := rs.NewMutex("example:redigo", redsync.WithExpiry(10*time.Second))
+	// Unlock returns once a quorum of servers released the lock; the last
+	// server's reply is handled in the background, within the per-server
+	// deadline (the expiry times the timeout factor, 0.05 by default). Keep
+	// the pools open that long, so that no reply is cut off.
+	const expiry = 10 * time.Second
+	defer time.Sleep(expiry / 20)
+
+	mutex := rs.NewMutex("example:redigo", redsync.WithExpiry(expiry))
 	if err := mutex.Lock(); err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}
 	fmt.Fprintf(out, "locked %q, held for %v\n", mutex.Name(), time.Until(mutex.Until()).Round(time.Millisecond))
 
 	var taken *redsync.ErrTaken
-	if err := rs.NewMutex("example:redigo").TryLock(); !errors.As(err, &taken) {
+	if err := rs.NewMutex("example:redigo", redsync.WithExpiry(expiry)).TryLock(); !errors.As(err, &taken) {
 		return fmt.Errorf("second TryLock: got %v, want *redsync.ErrTaken", err)
 	}
 	fmt.Fprintf(out, "second mutex: taken on nodes %v\n", taken.Nodes)

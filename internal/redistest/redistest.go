@@ -580,7 +580,7 @@ func waitReady(addr string, p *process) error {
 			return fmt.Errorf("redistest: redis-server on %s exited during startup (%v); output:\n%s", addr, p.err, out)
 		default:
 		}
-		if lastErr = probe(addr, pid); lastErr == nil {
+		if lastErr = probe(addr, pid, p.done); lastErr == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -593,13 +593,26 @@ func waitReady(addr string, p *process) error {
 
 // probe sends PING and INFO server over a raw connection and checks that the
 // server answers +PONG and that its process_id is pid, so that a foreign
-// process that happens to own the port is never mistaken for ours.
-func probe(addr string, pid int) error {
+// process that happens to own the port is never mistaken for ours. The probe
+// is abandoned as soon as exited is closed.
+func probe(addr string, pid int, exited <-chan struct{}) error {
 	conn, err := net.DialTimeout("tcp", addr, probeTimeout)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	// If our process dies (typically: it could not bind because a foreign
+	// listener owns the port, which is what we are connected to), stop
+	// waiting for a reply at once.
+	probeDone := make(chan struct{})
+	defer close(probeDone)
+	go func() {
+		select {
+		case <-exited:
+			conn.Close()
+		case <-probeDone:
+		}
+	}()
 	if err := conn.SetDeadline(time.Now().Add(probeTimeout)); err != nil {
 		return err
 	}
