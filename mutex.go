@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"sync"
 	"time"
 
@@ -147,7 +148,7 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) error {
 		res := m.round(ctx, func(ctx context.Context, pool redis.Pool) (bool, error) {
 			return m.acquire(ctx, pool, value)
 		}, func(node int, pool redis.Pool, ok bool, err error) {
-			if (ok || err != nil) && !hold.record(node) {
+			if (ok || (err != nil && !neverSent(err))) && !hold.record(node) {
 				m.releaseUntilKnown(pool, value)
 			}
 		})
@@ -209,7 +210,7 @@ func (m *Mutex) UnlockContext(ctx context.Context) (bool, error) {
 	res := m.round(ctx, func(ctx context.Context, pool redis.Pool) (bool, error) {
 		return m.release(ctx, pool, value)
 	}, func(_ int, pool redis.Pool, _ bool, err error) {
-		if err != nil && err != ErrLockAlreadyExpired {
+		if err != nil && err != ErrLockAlreadyExpired && !neverSent(err) {
 			m.releaseUntilKnown(pool, value)
 		}
 	})
@@ -359,21 +360,29 @@ func (m *Mutex) releaseHold(hold *holding) *sync.WaitGroup {
 }
 
 // releaseUntilKnown releases value on one server, retrying while the server
-// fails to answer, for up to twice the expiry: a request that timed out may
-// still run when a stalled server resumes, so only an answer proves the key
-// is gone. Past that bound a key left by a late request expires by itself.
+// fails to answer, for up to the expiry: a request that timed out may still
+// run when a stalled server resumes, so only an answer proves the key is
+// gone. A key set by a request that runs later still expires by itself.
 func (m *Mutex) releaseUntilKnown(pool redis.Pool, value string) {
-	giveUpAt := time.Now().Add(2 * m.expiry)
+	giveUpAt := time.Now().Add(m.expiry)
 	pause := m.opTimeout()
 	for {
 		ctx, cancel := detachedWithTimeout(context.Background(), m.opTimeout())
 		_, err := m.release(ctx, pool, value)
 		cancel()
-		if err == nil || err == ErrLockAlreadyExpired || time.Now().Add(pause).After(giveUpAt) {
+		// A refused connection means nothing runs on that server.
+		if err == nil || err == ErrLockAlreadyExpired || neverSent(err) || time.Now().Add(pause).After(giveUpAt) {
 			return
 		}
 		time.Sleep(pause)
 	}
+}
+
+// neverSent reports whether err says the request could not even reach the
+// server (the connection was refused), so it cannot have run there.
+func neverSent(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
 // opTimeout is the per-server deadline of every operation.
