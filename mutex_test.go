@@ -530,3 +530,34 @@ func TestPausedMajorityFailsAndLeavesNothing(t *testing.T) {
 		c.assertNothingLeft(t, name)
 	})
 }
+
+func TestUntilAndValueMayBeReadWhileAnotherGoroutineExtends(t *testing.T) {
+	forEachAdapter(t, 3, func(t *testing.T, c *testCluster, name string) {
+		m := c.rs.NewMutex(name, WithExpiry(2*time.Second))
+		require.NoError(t, m.Lock())
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_ = m.Until()
+					_ = m.Value()
+					_ = m.Name()
+				}
+			}
+		}()
+		for i := 0; i < 20; i++ {
+			ok, err := m.Extend()
+			require.True(t, ok, err)
+		}
+		close(stop)
+		wg.Wait()
+		ok, err := m.Unlock()
+		require.True(t, ok, err)
+	})
+}
