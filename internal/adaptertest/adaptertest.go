@@ -502,10 +502,13 @@ func (s *suite) testGetCancelledContext(t *testing.T) {
 }
 
 func (s *suite) testDeadlineWhilePaused(t *testing.T) {
-	// Have a pooled connection ready, so that the commands below measure
-	// the command and not a dial.
-	_, err := s.conn(t).Get(key(t))
+	// Leave a connection in the pool, so that the first command below
+	// measures the command and not a dial.
+	c, err := s.pool.Get(clientCtx(t))
 	require.NoError(t, err)
+	_, err = c.Get(key(t))
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
 
 	s.srv.Pause(t)
 	resumed := false
@@ -535,7 +538,7 @@ func (s *suite) testDeadlineWhilePaused(t *testing.T) {
 	s.srv.Resume(t)
 	resumed = true
 	// The pool recovers: connections broken by the timeouts are not reused.
-	c := s.conn(t)
+	c = s.conn(t)
 	ok, err := c.Set(key(t), "after resume")
 	require.NoError(t, err)
 	assert.True(t, ok)

@@ -90,7 +90,7 @@ func (c *conn) do(cmd string, args ...any) (any, error) {
 	if err := c.ctx.Err(); err != nil {
 		return nil, err
 	}
-	return c.delegate.Do(cmd, args...)
+	return redis.DoContext(c.delegate, c.ctx, cmd, args...)
 }
 
 func (c *conn) Get(name string) (string, error) {

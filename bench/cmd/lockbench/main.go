@@ -1,0 +1,57 @@
+// Command lockbench measures quorumlock, redsync v4, bsm/redislock and the
+// raw go-redis client side by side on redis-server processes it starts on
+// loopback ports, and prints the figures as markdown.
+//
+//	cd bench && go run ./cmd/lockbench            # full run, a few minutes
+//	go run ./cmd/lockbench -quick                  # smoke run, seconds
+//	go run ./cmd/lockbench -scenarios 1,3 -rounds 5
+//
+// Progress goes to standard error, the report to standard output.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/quorumlock/redsync/bench"
+)
+
+func main() {
+	quick := flag.Bool("quick", false, "smoke run: every scenario, briefly (seconds); the figures only show that the measurements work")
+	scenarios := flag.String("scenarios", "all", "comma-separated scenarios by number (1-6) or name: uncontended, throughput, contention, flashsale, stalled, robustness")
+	rounds := flag.Int("rounds", 0, "rounds per scenario (default 3, or 1 with -quick)")
+	quiet := flag.Bool("q", false, "no progress on standard error")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "lockbench: unexpected arguments %q\n", flag.Args())
+		flag.Usage()
+		os.Exit(2)
+	}
+
+	cfg := bench.DefaultConfig()
+	if *quick {
+		cfg = bench.QuickConfig()
+	}
+	var err error
+	if cfg.Scenarios, err = bench.ParseScenarios(*scenarios); err != nil {
+		fmt.Fprintf(os.Stderr, "lockbench: -scenarios: %v\n", err)
+		os.Exit(2)
+	}
+	if *rounds != 0 {
+		cfg.Rounds = *rounds
+	}
+	if !*quiet {
+		cfg.Progress = os.Stderr
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := bench.Run(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "lockbench: %v\n", err)
+		stop()
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,108 @@
+package redsync
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// These tests pause servers with SIGSTOP: a paused server accepts
+// connections and reads nothing, like a hung or partitioned node. The
+// clients keep their default options (go-redis: 3 s read timeout, no
+// context deadlines on sockets), as most services run them.
+
+func TestOneStalledServerOfFiveCostsNothing(t *testing.T) {
+	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
+		c.servers[2].Pause(t)
+		m := c.rs.NewMutex(name) // default options: 400 ms per-server deadline
+		for i := 0; i < 20; i++ {
+			start := time.Now()
+			require.NoError(t, m.Lock())
+			ok, err := m.Unlock()
+			require.True(t, ok, err)
+			// Far below the deadline: nothing waited for the stalled server.
+			require.Less(t, time.Since(start), 300*time.Millisecond)
+		}
+		c.servers[2].Resume(t)
+		c.assertNothingLeft(t, name)
+	})
+}
+
+func TestCancelWithReachableQuorumAcquiresAtOnce(t *testing.T) {
+	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
+		c.servers[0].Pause(t)
+		c.servers[4].Pause(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		m := c.rs.NewMutex(name)
+		require.NoError(t, m.LockContext(ctx), "the healthy quorum answers before the cancel")
+		assert.NoError(t, ctx.Err())
+		ok, err := m.UnlockContext(ctx)
+		require.True(t, ok, err)
+		c.servers[0].Resume(t)
+		c.servers[4].Resume(t)
+		c.assertNothingLeft(t, name)
+	})
+}
+
+func TestUnlockAndExtendAreBoundedByTheDeadline(t *testing.T) {
+	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
+		m := c.rs.NewMutex(name, WithExpiry(2*time.Second), WithTimeoutFactor(0.1))
+		c.lock(t, m)
+		for _, i := range []int{1, 2, 3} {
+			c.servers[i].Pause(t)
+		}
+		// 200 ms per-server deadline; the client's own timeout is 3 s.
+		start := time.Now()
+		ok, err := m.Extend()
+		assert.False(t, ok)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		ok, err = m.Unlock()
+		assert.False(t, ok)
+		var redisErr *RedisError
+		assert.ErrorAs(t, err, &redisErr)
+		assert.Less(t, time.Since(start), 2*time.Second)
+
+		// The releases sent to the paused servers run when they resume.
+		for _, i := range []int{1, 2, 3} {
+			c.servers[i].Resume(t)
+		}
+		c.assertNothingLeft(t, name)
+	})
+}
+
+func TestFailFastLeavesNoOrphans(t *testing.T) {
+	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
+		for i := 0; i < 200; i++ {
+			m := c.rs.NewMutex(name, WithFailFast(true))
+			require.NoError(t, m.Lock())
+			ok, err := m.Unlock()
+			require.True(t, ok, err)
+		}
+		c.assertNothingLeft(t, name)
+	})
+}
+
+func TestLateAcquireAfterCancelIsReleased(t *testing.T) {
+	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
+		stalled := []int{0, 1, 3}
+		for _, i := range stalled {
+			c.servers[i].Pause(t)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(20*time.Millisecond, cancel)
+		err := c.rs.NewMutex(name).LockContext(ctx)
+		assert.ErrorIs(t, err, ErrFailed)
+		assert.ErrorIs(t, err, context.Canceled)
+
+		// The stalled servers run the SETs they queued when they resume;
+		// the library releases them.
+		for _, i := range stalled {
+			c.servers[i].Resume(t)
+		}
+		c.assertNothingLeft(t, name)
+	})
+}
