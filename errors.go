@@ -18,9 +18,9 @@ var ErrExtendFailed = errors.New("redsync: failed to extend lock")
 // no longer exists: the lock expired there before it was released.
 var ErrLockAlreadyExpired = errors.New("redsync: failed to unlock, lock was already expired")
 
-// ErrNotHeld is returned by Unlock, Extend and Valid on a Mutex that has no
-// value: it was never locked and no value was given with WithValue. No
-// server is contacted.
+// ErrNotHeld is returned by Unlock and Extend on a Mutex that has no value:
+// it was never locked and no value was given with WithValue. No server is
+// contacted. (Valid reports false with a nil error there, as in redsync.)
 var ErrNotHeld = errors.New("redsync: mutex has no value: lock it first or give its value with WithValue")
 
 // ErrInvalidArgument matches (with errors.Is) every *ArgumentError.

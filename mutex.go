@@ -145,12 +145,15 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) error {
 		}
 		hold := &holding{value: value}
 		start := time.Now()
-		res := m.round(ctx, func(ctx context.Context, pool redis.Pool) (bool, error) {
-			return m.acquire(ctx, pool, value)
-		}, func(node int, pool redis.Pool, ok bool, err error) {
+		res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+			ok, err := m.acquire(ctx, pool, value)
+			// Recorded before the reply counts, so that whoever gives the
+			// hold up releases this server or learns it must.
 			if (ok || (err != nil && !neverSent(err))) && !hold.record(node) {
-				m.releaseUntilKnown(pool, value)
+				// Given up already: nobody waits for this reply.
+				m.releaseLate(pool, value)
 			}
+			return ok, err
 		})
 		until := start.Add(m.expiry - m.drift())
 		if res.n >= m.quorum && res.ctxErr == nil && time.Now().Before(until) {
@@ -160,15 +163,11 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) error {
 			return nil
 		}
 
-		released := m.releaseHold(hold)
+		m.releaseHold(hold)
 		if res.ctxErr != nil {
 			return lockAborted(res.ctxErr, res.err)
 		}
 		lastErr = res.err
-		if try == tries-1 {
-			// Give the servers the chance to be clean when Lock returns.
-			released.Wait()
-		}
 	}
 	if lastErr != nil {
 		return lastErr
@@ -207,12 +206,8 @@ func (m *Mutex) UnlockContext(ctx context.Context) (bool, error) {
 		// Replies to the acquire still on their way now release themselves.
 		hold.giveUp()
 	}
-	res := m.round(ctx, func(ctx context.Context, pool redis.Pool) (bool, error) {
+	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
 		return m.release(ctx, pool, value)
-	}, func(_ int, pool redis.Pool, _ bool, err error) {
-		if err != nil && err != ErrLockAlreadyExpired && !neverSent(err) {
-			m.releaseUntilKnown(pool, value)
-		}
 	})
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, res.ctxErr)
@@ -246,9 +241,9 @@ func (m *Mutex) ExtendContext(ctx context.Context) (bool, error) {
 	}
 	expiryMillis := m.expiry.Milliseconds()
 	start := time.Now()
-	res := m.round(ctx, func(ctx context.Context, pool redis.Pool) (bool, error) {
+	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
 		return m.evalStatus(ctx, pool, script, value, expiryMillis)
-	}, nil)
+	})
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, res.ctxErr)
 	}
@@ -286,7 +281,7 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 	if value == "" {
 		return false, nil
 	}
-	res := m.round(ctx, func(ctx context.Context, pool redis.Pool) (bool, error) {
+	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
 		conn, err := pool.Get(ctx)
 		if err != nil {
 			return false, err
@@ -294,7 +289,7 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 		defer conn.Close()
 		current, err := conn.Get(m.name)
 		return err == nil && current == value, err
-	}, nil)
+	})
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, res.ctxErr)
 	}
@@ -343,39 +338,24 @@ func (m *Mutex) evalStatus(ctx context.Context, pool redis.Pool, script *redis.S
 	return status != int64(0), nil
 }
 
-// releaseHold gives up hold and releases the servers that may hold its
-// value. The returned group is done when those releases are.
-func (m *Mutex) releaseHold(hold *holding) *sync.WaitGroup {
-	var wg sync.WaitGroup
+// releaseHold gives up hold and releases, in the background, the servers
+// that may hold its value.
+func (m *Mutex) releaseHold(hold *holding) {
 	for _, node := range hold.giveUp() {
-		wg.Add(1)
 		m.inflight.Add(1)
 		go func(pool redis.Pool) {
 			defer m.inflight.Done()
-			defer wg.Done()
-			m.releaseUntilKnown(pool, hold.value)
+			m.releaseLate(pool, hold.value)
 		}(m.pools[node])
 	}
-	return &wg
 }
 
-// releaseUntilKnown releases value on one server, retrying while the server
-// fails to answer, for up to the expiry: a request that timed out may still
-// run when a stalled server resumes, so only an answer proves the key is
-// gone. A key set by a request that runs later still expires by itself.
-func (m *Mutex) releaseUntilKnown(pool redis.Pool, value string) {
-	giveUpAt := time.Now().Add(m.expiry)
-	pause := m.opTimeout()
-	for {
-		ctx, cancel := detachedWithTimeout(context.Background(), m.opTimeout())
-		_, err := m.release(ctx, pool, value)
-		cancel()
-		// A refused connection means nothing runs on that server.
-		if err == nil || err == ErrLockAlreadyExpired || neverSent(err) || time.Now().Add(pause).After(giveUpAt) {
-			return
-		}
-		time.Sleep(pause)
-	}
+// releaseLate releases value on one server on behalf of nobody waiting,
+// bounded by the expiry, after which the key is gone anyway.
+func (m *Mutex) releaseLate(pool redis.Pool, value string) {
+	ctx, cancel := detachedWithTimeout(context.Background(), m.expiry)
+	defer cancel()
+	_, _ = m.release(ctx, pool, value)
 }
 
 // neverSent reports whether err says the request could not even reach the

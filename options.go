@@ -29,8 +29,8 @@ func (f OptionFunc) Apply(mutex *Mutex) {
 }
 
 // WithExpiry sets how long the key lives on each server, and so the longest
-// time the lock is held without Extend. It must be positive. The default is
-// 8 s.
+// time the lock is held without Extend. It must be at least 1 ms (Redis
+// counts in milliseconds). The default is 8 s.
 func WithExpiry(expiry time.Duration) Option {
 	return OptionFunc(func(m *Mutex) {
 		m.expiry = expiry

@@ -14,11 +14,7 @@ import (
 // A nodeOp is one operation on one server. ok reports that the server did
 // what was asked; !ok with a nil error means it refused (the key holds
 // another value); an error means the server could not be reached or failed.
-type nodeOp func(ctx context.Context, pool redis.Pool) (ok bool, err error)
-
-// An afterReply runs in a node's goroutine once its reply is known, also
-// when the round has already returned without it.
-type afterReply func(node int, pool redis.Pool, ok bool, err error)
+type nodeOp func(ctx context.Context, node int, pool redis.Pool) (ok bool, err error)
 
 type nodeReply struct {
 	node int
@@ -44,34 +40,34 @@ type roundResult struct {
 // WithFailFast, and otherwise when every server answered or the per-server
 // deadline passed. It also returns when ctx ends.
 //
-// The operations run on a context detached from ctx's cancellation and
-// bounded by the per-server deadline, so that a caller who gives up never
-// cuts a request off halfway; ctx only decides how long round waits. The
-// goroutines are counted in m.inflight and run after to completion even
-// when round has returned.
-func (m *Mutex) round(ctx context.Context, op nodeOp, after afterReply) roundResult {
+// A server that misses the deadline counts as failed, but its request is
+// not cut off: the operations run on a context detached from ctx and
+// bounded by the expiry, in goroutines counted in m.inflight, so that a
+// late reply still reaches op (which may undo what the server did) on the
+// connection the request went out on. Cutting the connection instead would
+// leave the request queued on a stalled server, to run whenever it resumes
+// and after anything sent to clean up.
+func (m *Mutex) round(ctx context.Context, op nodeOp) roundResult {
 	start := time.Now()
-	timeout := m.opTimeout()
-	// The last goroutine to get its reply cancels opCtx, which frees its
-	// timer early and tells the collector below that every reply is in.
-	opCtx, cancel := detachedWithTimeout(ctx, timeout)
+	// The last goroutine to get its reply cancels opCtx, freeing its timer.
+	opCtx, cancel := detachedWithTimeout(ctx, m.expiry)
 	replies := make(chan nodeReply, len(m.pools))
 	remaining := int32(len(m.pools))
 	for node, pool := range m.pools {
 		m.inflight.Add(1)
 		go func(node int, pool redis.Pool) {
 			defer m.inflight.Done()
-			ok, err := op(opCtx, pool)
+			ok, err := op(opCtx, node, pool)
 			replies <- nodeReply{node: node, ok: ok, err: err}
 			if atomic.AddInt32(&remaining, -1) == 0 {
 				cancel()
 			}
-			if after != nil {
-				after(node, pool, ok, err)
-			}
 		}(node, pool)
 	}
 
+	timeout := m.opTimeout()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
 	var (
 		t     = tally{quorum: m.quorum, nodes: len(m.pools)}
 		grace <-chan time.Time
@@ -94,20 +90,8 @@ func (m *Mutex) round(ctx context.Context, op nodeOp, after afterReply) roundRes
 			}
 		case <-grace:
 			return t.result(nil)
-		case <-opCtx.Done():
-			// Either every server answered (the last one cancelled opCtx
-			// after sending its reply) or the deadline passed.
-			for drained := false; !drained; {
-				select {
-				case r := <-replies:
-					t.add(r)
-				default:
-					drained = true
-				}
-			}
-			if t.answered < t.nodes {
-				t.noReply(timeout)
-			}
+		case <-deadline.C:
+			t.noReply(timeout)
 			return t.result(nil)
 		case <-ctx.Done():
 			return t.result(ctx.Err())

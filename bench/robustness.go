@@ -32,6 +32,7 @@ func runCancelledLock(ctx context.Context, e *env) (section, error) {
 		returned                 durSeries
 		healthyAfter, allResumed series
 		ctxErr, acquired, capped int
+		acquiredAfterCap         int // acquired once resumed after the cap
 		unsettled                bool
 	}
 	figs := make([]figures, len(libs))
@@ -83,6 +84,9 @@ func runCancelledLock(ctx context.Context, e *env) (section, error) {
 			switch {
 			case lockErr == nil:
 				f.acquired++
+				if !returned {
+					f.acquiredAfterCap++
+				}
 				_ = m.unlock(ctx)
 			case errors.Is(lockErr, context.DeadlineExceeded):
 				f.ctxErr++
@@ -116,7 +120,9 @@ func runCancelledLock(ctx context.Context, e *env) (section, error) {
 		}
 		sec.addRow(lib.name, returned, fmt.Sprintf("%d of %d", f.ctxErr, e.cfg.Rounds), fmtCount(f.healthyAfter), fmtCount(f.allResumed))
 		if f.acquired > 0 {
-			sec.notes = append(sec.notes, fmt.Sprintf("%s: Lock succeeded in %d rounds despite the cancelled context.", lib.name, f.acquired))
+			sec.notes = append(sec.notes, fmt.Sprintf("%s: Lock succeeded in %d of %d rounds despite the cancelled context "+
+				"(%d of them after it had not returned within %v and the servers were resumed).",
+				lib.name, f.acquired, e.cfg.Rounds, f.acquiredAfterCap, e.cfg.StalledCap))
 		}
 		if f.unsettled {
 			sec.notes = append(sec.notes, fmt.Sprintf("%s: background goroutines were still running %v after the servers resumed.", lib.name, settleTimeout))
