@@ -39,7 +39,7 @@ type Mutex struct {
 	setNXOnExtend bool
 
 	pools    []redis.Pool
-	inflight *sync.WaitGroup
+	inflight *inflightCount
 
 	// invalid is the first bad argument or option found by NewMutex,
 	// returned by every operation.
@@ -342,9 +342,9 @@ func (m *Mutex) evalStatus(ctx context.Context, pool redis.Pool, script *redis.S
 // that may hold its value.
 func (m *Mutex) releaseHold(hold *holding) {
 	for _, node := range hold.giveUp() {
-		m.inflight.Add(1)
+		m.inflight.add()
 		go func(pool redis.Pool) {
-			defer m.inflight.Done()
+			defer m.inflight.done()
 			m.releaseLate(pool, hold.value)
 		}(m.pools[node])
 	}

@@ -66,7 +66,7 @@ func newTestCluster(t *testing.T, servers []*redistest.Server, newPool func(*tes
 	}
 	c.rs = New(pools...)
 	// Late replies are handled before the clients close.
-	t.Cleanup(c.rs.waitInflight)
+	t.Cleanup(c.rs.Wait)
 	return c
 }
 
@@ -75,7 +75,7 @@ func newTestCluster(t *testing.T, servers []*redistest.Server, newPool func(*tes
 func (c *testCluster) lock(t *testing.T, m *Mutex) {
 	t.Helper()
 	require.NoError(t, m.Lock())
-	c.rs.waitInflight()
+	c.rs.Wait()
 }
 
 // values returns what every server holds under name ("" when missing).
@@ -95,7 +95,7 @@ func (c *testCluster) values(t *testing.T, name string) []string {
 // assertNothingLeft waits for late replies and checks that no server holds name.
 func (c *testCluster) assertNothingLeft(t *testing.T, name string) {
 	t.Helper()
-	c.rs.waitInflight()
+	c.rs.Wait()
 	assert.Equal(t, make([]string, len(c.servers)), c.values(t, name), "keys left on the servers")
 }
 
@@ -214,7 +214,7 @@ func TestTryLockOnHeldLockReportsTakenOnEveryNode(t *testing.T) {
 		require.ErrorAs(t, err, &taken)
 		assert.Len(t, taken.Nodes, len(c.servers))
 		assert.NotErrorIs(t, err, ErrFailed, "redsync returns the try's error, not ErrFailed")
-		c.rs.waitInflight()
+		c.rs.Wait()
 		assert.Equal(t, repeat(holder.Value(), len(c.servers)), c.values(t, name))
 	})
 }
@@ -258,7 +258,7 @@ func TestForeignValuesOnSomeServers(t *testing.T) {
 		var taken *ErrTaken
 		require.ErrorAs(t, err, &taken)
 		assert.ElementsMatch(t, []int{1, 3, 4}, taken.Nodes)
-		c.rs.waitInflight()
+		c.rs.Wait()
 		assert.Equal(t, []string{"", "foreign", "", "foreign", "foreign"}, c.values(t, name))
 	})
 }
@@ -437,7 +437,7 @@ func TestLockContextCancelledReturnsPromptlyAndLeavesNothing(t *testing.T) {
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 		var taken *ErrTaken
 		assert.ErrorAs(t, err, &taken, "the last try's error is kept")
-		c.rs.waitInflight()
+		c.rs.Wait()
 		assert.Equal(t, repeat(holder.Value(), len(c.servers)), c.values(t, name))
 
 		_, _ = holder.Unlock()
@@ -467,7 +467,7 @@ func TestQuorumSurvivesKilledMinority(t *testing.T) {
 		var redisErr *RedisError
 		require.ErrorAs(t, err, &redisErr)
 		assert.Contains(t, []int{0, 3, 4}, redisErr.Node)
-		c.rs.waitInflight()
+		c.rs.Wait()
 		assert.Equal(t, []string{"", ""}, []string{c.values1(t, 1, name), c.values1(t, 2, name)})
 	})
 }

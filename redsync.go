@@ -2,7 +2,6 @@ package redsync
 
 import (
 	"math/rand"
-	"sync"
 	"time"
 
 	"github.com/quorumlock/redsync/redis"
@@ -17,7 +16,7 @@ type Redsync struct {
 	// inflight counts the goroutines that talk to servers on behalf of this
 	// Redsync's Mutexes, including replies still on their way after an
 	// operation returned (see WithFailFast).
-	inflight sync.WaitGroup
+	inflight inflightCount
 }
 
 // New returns a Redsync over pools, one pool per independent Redis server
@@ -60,9 +59,14 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 	return m
 }
 
-// waitInflight waits until no goroutine started for this Redsync's Mutexes
-// is still talking to a server. Tests use it to check the servers' state
-// after late replies were handled.
-func (r *Redsync) waitInflight() {
-	r.inflight.Wait()
+// Wait blocks until no request sent by this Redsync's Mutexes is still in
+// flight. Operations return as soon as their outcome is decided, and a
+// request to a slow server may complete after that (what it did is then
+// undone if it was not wanted), for at most the Mutex's expiry. Call Wait
+// before closing the clients behind the pools, for example at shutdown or
+// at the end of a test that checks for leaked goroutines. Lock and the
+// other operations may run concurrently with Wait; Wait then also waits for
+// their requests.
+func (r *Redsync) Wait() {
+	r.inflight.wait()
 }

@@ -149,7 +149,7 @@ func TestLockOnMiniredisQuorum(t *testing.T) {
 	rs := New(pools...)
 	m := rs.NewMutex("mini", WithExpiry(time.Second))
 	require.NoError(t, m.Lock())
-	rs.waitInflight() // Lock returns once a quorum answered
+	rs.Wait() // Lock returns once a quorum answered
 	for _, s := range servers {
 		got, err := s.Get("mini")
 		require.NoError(t, err)
@@ -168,7 +168,7 @@ func TestLockOnMiniredisQuorum(t *testing.T) {
 	for _, s := range servers {
 		assert.False(t, s.Exists("mini"))
 	}
-	rs.waitInflight()
+	rs.Wait()
 }
 
 func TestErrorsKeepRedsyncTexts(t *testing.T) {

@@ -54,9 +54,9 @@ func (m *Mutex) round(ctx context.Context, op nodeOp) roundResult {
 	replies := make(chan nodeReply, len(m.pools))
 	remaining := int32(len(m.pools))
 	for node, pool := range m.pools {
-		m.inflight.Add(1)
+		m.inflight.add()
 		go func(node int, pool redis.Pool) {
-			defer m.inflight.Done()
+			defer m.inflight.done()
 			ok, err := op(opCtx, node, pool)
 			replies <- nodeReply{node: node, ok: ok, err: err}
 			if atomic.AddInt32(&remaining, -1) == 0 {
@@ -207,4 +207,39 @@ func (h *holding) giveUp() []int {
 	nodes := h.nodes
 	h.nodes = nil
 	return nodes
+}
+
+// inflightCount counts the goroutines talking to servers for a Redsync.
+// Unlike a sync.WaitGroup, it may go up from zero while somebody waits.
+type inflightCount struct {
+	n int64 // atomic: the goroutines running
+
+	mu   sync.Mutex // guards the wake-ups of idle
+	idle *sync.Cond // broadcast when n drops to zero
+}
+
+func (c *inflightCount) add() {
+	atomic.AddInt64(&c.n, 1)
+}
+
+func (c *inflightCount) done() {
+	if atomic.AddInt64(&c.n, -1) == 0 {
+		c.mu.Lock()
+		if c.idle != nil {
+			c.idle.Broadcast()
+		}
+		c.mu.Unlock()
+	}
+}
+
+// wait blocks until no goroutine is running.
+func (c *inflightCount) wait() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.idle == nil {
+		c.idle = sync.NewCond(&c.mu)
+	}
+	for atomic.LoadInt64(&c.n) > 0 {
+		c.idle.Wait()
+	}
 }

@@ -11,7 +11,11 @@
 // ReadTimeout and WriteTimeout (3 s by default) bound the wait, whatever the
 // context says. Cancelling a context without a deadline never interrupts a
 // command already sent. Set ContextTimeoutEnabled when lock calls must
-// return within their context's deadline.
+// return within their context's deadline. A command cut short by a deadline
+// fails with a net timeout error (matching os.ErrDeadlineExceeded), or with
+// context.DeadlineExceeded when go-redis was about to retry it; either way
+// it is not withdrawn, and a server that was merely slow may still execute
+// it.
 //
 // Errors are go-redis' own, unwrapped, so that its helpers and
 // errors.Is(err, context.DeadlineExceeded) keep working; errors made by this

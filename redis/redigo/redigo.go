@@ -8,6 +8,11 @@
 // redigo then closes the network connection, and Close discards it instead
 // of returning it to the pool. The dial option DialReadTimeout still applies
 // and wins when it is shorter than the time left before the deadline.
+// redigo sets the socket's read deadline to the context's, so a command cut
+// short by a deadline fails with either context.DeadlineExceeded or a net
+// timeout error (matching os.ErrDeadlineExceeded), whichever redigo notices
+// first. A command cut short is not withdrawn: a server that was merely slow
+// may still execute it.
 //
 // A context that can never be done (context.Background, or a nil context
 // given to Get) leaves commands bounded only by DialReadTimeout and
