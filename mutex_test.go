@@ -1,563 +1,94 @@
-package redsync
+package redsync_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	redigolib "github.com/gomodule/redigo/redis"
 	goredislib "github.com/redis/go-redis/v9"
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
-	"github.com/quorumlock/redsync/internal/redistest"
+	"github.com/quorumlock/redsync/internal/mutextest"
 	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
 	"github.com/quorumlock/redsync/redis/redigo"
 )
 
-// adapters are the client libraries the behaviour suite runs on, each with
-// the client's default options, as a user would build it.
-var adapters = []struct {
-	name    string
-	newPool func(t *testing.T, addr string) redis.Pool
-}{
-	{"goredis", func(t *testing.T, addr string) redis.Pool {
-		client := goredislib.NewClient(&goredislib.Options{Addr: addr})
-		t.Cleanup(func() { _ = client.Close() })
-		return goredis.NewPool(client)
-	}},
-	{"redigo", func(t *testing.T, addr string) redis.Pool {
-		pool := &redigolib.Pool{
-			MaxIdle: 16,
-			DialContext: func(ctx context.Context) (redigolib.Conn, error) {
-				return redigolib.DialContext(ctx, "tcp", addr)
-			},
-		}
-		t.Cleanup(func() { _ = pool.Close() })
-		return redigo.NewPool(pool)
-	}},
-	{"custom", func(t *testing.T, addr string) redis.Pool {
-		client := goredislib.NewClient(&goredislib.Options{Addr: addr})
-		t.Cleanup(func() { _ = client.Close() })
-		return &userPool{client: client}
-	}},
-}
-
-// testCluster is a Redsync over real servers, with a client per server to
-// look at what the servers hold.
-type testCluster struct {
-	servers []*redistest.Server
-	inspect []*goredislib.Client
-	rs      *Redsync
-}
-
-func newTestCluster(t *testing.T, servers []*redistest.Server, newPool func(*testing.T, string) redis.Pool) *testCluster {
-	t.Helper()
-	c := &testCluster{servers: servers}
-	pools := make([]redis.Pool, len(servers))
-	for i, s := range servers {
-		pools[i] = newPool(t, s.Addr())
-		c.inspect = append(c.inspect, s.Client(t))
-	}
-	c.rs = New(pools...)
-	// Late replies are handled before the clients close.
-	t.Cleanup(c.rs.Wait)
-	return c
-}
-
-// lock locks m and waits until every server answered: Lock itself returns
-// as soon as a quorum did.
-func (c *testCluster) lock(t *testing.T, m *Mutex) {
-	t.Helper()
-	require.NoError(t, m.Lock())
-	c.rs.Wait()
-}
-
-// values returns what every server holds under name ("" when missing).
-func (c *testCluster) values(t *testing.T, name string) []string {
-	t.Helper()
-	out := make([]string, len(c.inspect))
-	for i, client := range c.inspect {
-		v, err := client.Get(context.Background(), name).Result()
-		if err != goredislib.Nil {
-			require.NoError(t, err, "server %d", i)
-		}
-		out[i] = v
-	}
-	return out
-}
-
-// assertNothingLeft waits for late replies and checks that no server holds name.
-func (c *testCluster) assertNothingLeft(t *testing.T, name string) {
-	t.Helper()
-	c.rs.Wait()
-	assert.Equal(t, make([]string, len(c.servers)), c.values(t, name), "keys left on the servers")
-}
-
-func repeat(s string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = s
-	}
-	return out
-}
-
-// forEachSetup runs fn on every adapter over 1, 3 and 5 real servers.
-func forEachSetup(t *testing.T, fn func(t *testing.T, c *testCluster, name string)) {
-	servers := redistest.Start(t, 5)
-	for _, a := range adapters {
-		for _, n := range []int{1, 3, 5} {
-			a, n := a, n
-			t.Run(fmt.Sprintf("%s/%d", a.name, n), func(t *testing.T) {
-				c := newTestCluster(t, servers[:n], a.newPool)
-				fn(t, c, t.Name())
-			})
-		}
-	}
-}
-
-// forEachAdapter runs fn on every adapter over n fresh real servers, for
-// tests that pause or kill servers.
-func forEachAdapter(t *testing.T, n int, fn func(t *testing.T, c *testCluster, name string)) {
-	for _, a := range adapters {
-		a := a
-		t.Run(a.name, func(t *testing.T) {
-			c := newTestCluster(t, redistest.Start(t, n), a.newPool)
-			fn(t, c, t.Name())
-		})
-	}
-}
-
-func TestLockStoresRedsyncKeyAndValueOnEveryServer(t *testing.T) {
-	forEachSetup(t, func(t *testing.T, c *testCluster, name string) {
-		m := c.rs.NewMutex(name, WithExpiry(5*time.Second))
-		c.lock(t, m)
-		assert.Len(t, m.Value(), 24)
-		assert.WithinDuration(t, time.Now().Add(5*time.Second-50*time.Millisecond), m.Until(), 100*time.Millisecond)
-		assert.Equal(t, repeat(m.Value(), len(c.servers)), c.values(t, name))
-		for _, client := range c.inspect {
-			ttl, err := client.PTTL(context.Background(), name).Result()
-			require.NoError(t, err)
-			assert.InDelta(t, float64(5*time.Second), float64(ttl), float64(time.Second))
-		}
-
-		ok, err := m.Unlock()
-		require.NoError(t, err)
-		assert.True(t, ok)
-		c.assertNothingLeft(t, name)
-	})
-}
-
-func TestMutualExclusionAmongManyGoroutines(t *testing.T) {
-	forEachSetup(t, func(t *testing.T, c *testCluster, name string) {
-		const workers, rounds = 6, 4
-		var (
-			inside, maxInside int32
-			counter           int // guarded by the distributed lock only
-			wg                sync.WaitGroup
-		)
-		errs := make(chan error, workers*rounds)
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for r := 0; r < rounds; r++ {
-					m := c.rs.NewMutex(name, WithTries(1000), WithRetryDelayFunc(func(int) time.Duration {
-						return time.Millisecond
-					}))
-					if err := m.Lock(); err != nil {
-						errs <- err
-						return
-					}
-					now := atomic.AddInt32(&inside, 1)
-					for {
-						prev := atomic.LoadInt32(&maxInside)
-						if now <= prev || atomic.CompareAndSwapInt32(&maxInside, prev, now) {
-							break
-						}
-					}
-					v := counter
-					time.Sleep(200 * time.Microsecond)
-					counter = v + 1
-					atomic.AddInt32(&inside, -1)
-					if ok, err := m.Unlock(); !ok {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
-		assert.EqualValues(t, 1, maxInside, "two holders at once")
-		assert.Equal(t, workers*rounds, counter)
-		c.assertNothingLeft(t, name)
-	})
-}
-
-func TestTryLockOnHeldLockReportsTakenOnEveryNode(t *testing.T) {
-	forEachSetup(t, func(t *testing.T, c *testCluster, name string) {
-		holder := c.rs.NewMutex(name)
-		c.lock(t, holder)
-		defer holder.Unlock()
-
-		err := c.rs.NewMutex(name).TryLock()
-		var taken *ErrTaken
-		require.ErrorAs(t, err, &taken)
-		assert.Len(t, taken.Nodes, len(c.servers))
-		assert.NotErrorIs(t, err, ErrFailed, "redsync returns the try's error, not ErrFailed")
-		c.rs.Wait()
-		assert.Equal(t, repeat(holder.Value(), len(c.servers)), c.values(t, name))
-	})
-}
-
-func TestLockGivesUpAfterItsTries(t *testing.T) {
-	forEachSetup(t, func(t *testing.T, c *testCluster, name string) {
-		holder := c.rs.NewMutex(name)
-		require.NoError(t, holder.Lock())
-		defer holder.Unlock()
-
-		var delays []int
-		m := c.rs.NewMutex(name, WithTries(3), WithRetryDelayFunc(func(tries int) time.Duration {
-			delays = append(delays, tries)
-			return time.Millisecond
-		}))
-		var taken *ErrTaken
-		require.ErrorAs(t, m.Lock(), &taken)
-		assert.Equal(t, []int{1, 2}, delays, "a delay before each retry")
-		assert.Empty(t, m.Value())
-	})
-}
-
-func TestForeignValuesOnSomeServers(t *testing.T) {
-	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
-		ctx := context.Background()
-		// A minority holds somebody else's value: the lock is still ours.
-		for _, i := range []int{1, 3} {
-			require.NoError(t, c.inspect[i].Set(ctx, name, "foreign", 0).Err())
-		}
-		m := c.rs.NewMutex(name)
-		c.lock(t, m)
-		assert.Equal(t, []string{m.Value(), "foreign", m.Value(), "foreign", m.Value()}, c.values(t, name))
-		ok, err := m.Unlock()
-		assert.True(t, ok)
-		assert.NoError(t, err)
-		assert.Equal(t, []string{"", "foreign", "", "foreign", ""}, c.values(t, name))
-
-		// A majority holds it: taken, and nothing of ours stays behind.
-		require.NoError(t, c.inspect[4].Set(ctx, name, "foreign", 0).Err())
-		err = c.rs.NewMutex(name).TryLock()
-		var taken *ErrTaken
-		require.ErrorAs(t, err, &taken)
-		assert.ElementsMatch(t, []int{1, 3, 4}, taken.Nodes)
-		c.rs.Wait()
-		assert.Equal(t, []string{"", "foreign", "", "foreign", "foreign"}, c.values(t, name))
-	})
-}
-
-func TestUnlockAfterExpiryReportsExpired(t *testing.T) {
-	forEachSetup(t, func(t *testing.T, c *testCluster, name string) {
-		m := c.rs.NewMutex(name, WithExpiry(100*time.Millisecond))
-		require.NoError(t, m.Lock())
-		require.Eventually(t, func() bool {
-			return c.values(t, name)[0] == ""
-		}, 2*time.Second, 10*time.Millisecond)
-		time.Sleep(20 * time.Millisecond) // every server's key has expired too
-		ok, err := m.Unlock()
-		assert.False(t, ok)
-		assert.ErrorIs(t, err, ErrLockAlreadyExpired)
-
-		// Another Mutex takes it at once.
-		other := c.rs.NewMutex(name, WithTries(1))
-		require.NoError(t, other.Lock())
-		_, _ = other.Unlock()
-	})
-}
-
-func TestExtendResetsTheExpiry(t *testing.T) {
-	forEachSetup(t, func(t *testing.T, c *testCluster, name string) {
-		m := c.rs.NewMutex(name, WithExpiry(2*time.Second))
-		require.NoError(t, m.Lock())
-		first := m.Until()
-		time.Sleep(50 * time.Millisecond)
-		ok, err := m.Extend()
-		require.NoError(t, err)
-		require.True(t, ok)
-		assert.True(t, m.Until().After(first), "Until moves forward")
-		for _, client := range c.inspect {
-			ttl, err := client.PTTL(context.Background(), name).Result()
-			require.NoError(t, err)
-			assert.Greater(t, ttl, 1900*time.Millisecond)
-		}
-		ok, err = m.Unlock()
-		require.True(t, ok, err)
-
-		// Once the key is gone, Extend fails.
-		ok, err = m.Extend()
-		assert.False(t, ok)
-		var taken *ErrTaken
-		assert.ErrorAs(t, err, &taken)
-	})
-}
-
-func TestSetNXOnExtendRestoresKeysLostByServers(t *testing.T) {
-	forEachAdapter(t, 3, func(t *testing.T, c *testCluster, name string) {
-		ctx := context.Background()
-		plain := c.rs.NewMutex(name+":plain", WithExpiry(time.Second))
-		setNX := c.rs.NewMutex(name+":setnx", WithExpiry(time.Second), WithSetNXOnExtend())
-		for _, m := range []*Mutex{plain, setNX} {
-			c.lock(t, m)
-			// As after a restart without persistence.
-			require.NoError(t, c.inspect[2].Del(ctx, m.Name()).Err())
-			ok, err := m.Extend()
-			require.True(t, ok, err)
-		}
-		assert.Equal(t, []string{plain.Value(), plain.Value(), ""}, c.values(t, plain.Name()))
-		assert.Equal(t, repeat(setNX.Value(), 3), c.values(t, setNX.Name()))
-
-		// A server holding another value is left alone.
-		require.NoError(t, c.inspect[1].Set(ctx, setNX.Name(), "foreign", 0).Err())
-		ok, err := setNX.Extend()
-		require.True(t, ok, err)
-		assert.Equal(t, []string{setNX.Value(), "foreign", setNX.Value()}, c.values(t, setNX.Name()))
-		_, _ = plain.Unlock()
-		_, _ = setNX.Unlock()
-	})
-}
-
-func TestScriptsSurviveScriptFlush(t *testing.T) {
-	forEachSetup(t, func(t *testing.T, c *testCluster, name string) {
-		m := c.rs.NewMutex(name)
-		require.NoError(t, m.Lock())
-		for _, client := range c.inspect {
-			require.NoError(t, client.ScriptFlush(context.Background()).Err())
-		}
-		ok, err := m.Extend()
-		require.True(t, ok, err)
-		for _, client := range c.inspect {
-			require.NoError(t, client.ScriptFlush(context.Background()).Err())
-		}
-		ok, err = m.Unlock()
-		require.True(t, ok, err)
-		c.assertNothingLeft(t, name)
-	})
-}
-
-func TestValidFollowsTheKeys(t *testing.T) {
-	forEachSetup(t, func(t *testing.T, c *testCluster, name string) {
-		m := c.rs.NewMutex(name)
-		ok, err := m.Valid()
-		assert.False(t, ok)
-		assert.NoError(t, err)
-		require.NoError(t, m.Lock())
-		ok, err = m.Valid()
-		assert.True(t, ok)
-		assert.NoError(t, err)
-		_, _ = m.Unlock()
-		ok, _ = m.Valid()
-		assert.False(t, ok)
-	})
-}
-
-func TestWithValueTransfersOwnership(t *testing.T) {
-	forEachSetup(t, func(t *testing.T, c *testCluster, name string) {
-		owner := c.rs.NewMutex(name)
-		c.lock(t, owner)
-		heir := c.rs.NewMutex(name, WithValue(owner.Value()))
-		assert.Equal(t, owner.Value(), heir.Value())
-		ok, err := heir.Extend()
-		require.True(t, ok, err)
-		ok, err = heir.Unlock()
-		require.True(t, ok, err)
-		c.assertNothingLeft(t, name)
-	})
-}
-
-func TestGenValueFuncIsCalledPerTry(t *testing.T) {
-	forEachSetup(t, func(t *testing.T, c *testCluster, name string) {
-		holder := c.rs.NewMutex(name)
-		require.NoError(t, holder.Lock())
-		var calls int
-		m := c.rs.NewMutex(name, WithTries(3), WithRetryDelay(time.Millisecond), WithGenValueFunc(func() (string, error) {
-			calls++
-			return fmt.Sprintf("value-%d", calls), nil
-		}))
-		assert.Error(t, m.Lock())
-		assert.Equal(t, 3, calls)
-		_, _ = holder.Unlock()
-
-		c.lock(t, m)
-		assert.Equal(t, "value-4", m.Value())
-		assert.Equal(t, repeat("value-4", len(c.servers)), c.values(t, name))
-		_, _ = m.Unlock()
-
-		boom := errors.New("no entropy")
-		failing := c.rs.NewMutex(name, WithGenValueFunc(func() (string, error) { return "", boom }))
-		assert.ErrorIs(t, failing.Lock(), boom)
-		c.assertNothingLeft(t, name)
-	})
-}
-
-func TestShuffleAndFailFastKeepTheResults(t *testing.T) {
-	forEachSetup(t, func(t *testing.T, c *testCluster, name string) {
-		for _, opts := range [][]Option{
-			{WithShufflePools(true)},
-			{WithFailFast(true)},
-			{WithShufflePools(true), WithFailFast(true)},
-		} {
-			m := c.rs.NewMutex(name, opts...)
-			require.NoError(t, m.Lock())
-			var taken *ErrTaken
-			require.ErrorAs(t, c.rs.NewMutex(name, opts...).TryLock(), &taken)
-			ok, err := m.Unlock()
-			require.True(t, ok, err)
-			c.assertNothingLeft(t, name)
-		}
-	})
-}
-
-func TestLockContextCancelledReturnsPromptlyAndLeavesNothing(t *testing.T) {
-	forEachSetup(t, func(t *testing.T, c *testCluster, name string) {
-		holder := c.rs.NewMutex(name)
-		c.lock(t, holder)
-
-		ctx, cancel := context.WithTimeout(context.Background(), 80*time.Millisecond)
-		defer cancel()
-		m := c.rs.NewMutex(name, WithRetryDelay(time.Hour))
-		err := m.LockContext(ctx)
-		assert.ErrorIs(t, err, ErrFailed)
-		assert.ErrorIs(t, err, context.DeadlineExceeded)
-		var taken *ErrTaken
-		assert.ErrorAs(t, err, &taken, "the last try's error is kept")
-		c.rs.Wait()
-		assert.Equal(t, repeat(holder.Value(), len(c.servers)), c.values(t, name))
-
-		_, _ = holder.Unlock()
-		done, stop := context.WithCancel(context.Background())
-		stop()
-		err = c.rs.NewMutex(name).LockContext(done)
-		assert.ErrorIs(t, err, ErrFailed)
-		assert.ErrorIs(t, err, context.Canceled)
-		c.assertNothingLeft(t, name)
-	})
-}
-
-func TestQuorumSurvivesKilledMinority(t *testing.T) {
-	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
-		c.servers[0].Kill(t)
-		c.servers[3].Kill(t)
-		// A short expiry bounds how long releases to the dead servers retry.
-		m := c.rs.NewMutex(name, WithExpiry(time.Second))
-		require.NoError(t, m.Lock())
-		ok, err := m.Extend()
-		require.True(t, ok, err)
-		ok, err = m.Unlock()
-		require.True(t, ok, err)
-
-		c.servers[4].Kill(t)
-		err = c.rs.NewMutex(name, WithExpiry(time.Second)).TryLock()
-		var redisErr *RedisError
-		require.ErrorAs(t, err, &redisErr)
-		assert.Contains(t, []int{0, 3, 4}, redisErr.Node)
-		c.rs.Wait()
-		assert.Equal(t, []string{"", ""}, []string{c.values1(t, 1, name), c.values1(t, 2, name)})
-	})
-}
-
-// values1 returns what server i holds under name.
-func (c *testCluster) values1(t *testing.T, i int, name string) string {
-	t.Helper()
-	v, err := c.inspect[i].Get(context.Background(), name).Result()
-	if err != goredislib.Nil {
-		require.NoError(t, err)
-	}
-	return v
-}
-
-func TestPausedMinorityCostsNothing(t *testing.T) {
-	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
-		c.servers[1].Pause(t)
-		c.servers[2].Pause(t)
-		// The per-server deadline is 5 s: returning well before it shows
-		// the round did not wait for the paused servers.
-		m := c.rs.NewMutex(name, WithExpiry(10*time.Second), WithTimeoutFactor(0.5))
-		start := time.Now()
-		require.NoError(t, m.Lock())
-		ok, err := m.Extend()
-		require.True(t, ok, err)
-		ok, err = m.Unlock()
-		require.True(t, ok, err)
-		assert.Less(t, time.Since(start), 2*time.Second)
-
-		// The paused servers run the SET when they resume, after Unlock:
-		// the library releases it.
-		c.servers[1].Resume(t)
-		c.servers[2].Resume(t)
-		c.assertNothingLeft(t, name)
-	})
-}
-
-func TestPausedMajorityFailsAndLeavesNothing(t *testing.T) {
-	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
-		for _, i := range []int{0, 2, 4} {
-			c.servers[i].Pause(t)
-		}
-		m := c.rs.NewMutex(name, WithExpiry(2*time.Second), WithTimeoutFactor(0.1))
-		err := m.TryLock()
-		var redisErr *RedisError
-		require.ErrorAs(t, err, &redisErr)
-		assert.ErrorIs(t, err, context.DeadlineExceeded)
-
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		err = c.rs.NewMutex(name).LockContext(ctx)
-		assert.ErrorIs(t, err, ErrFailed)
-		assert.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.Less(t, time.Since(start), time.Second, "returns at the cancel, not at the 400 ms deadline")
-
-		for _, i := range []int{0, 2, 4} {
-			c.servers[i].Resume(t)
-		}
-		c.assertNothingLeft(t, name)
-	})
-}
-
-func TestUntilAndValueMayBeReadWhileAnotherGoroutineExtends(t *testing.T) {
-	forEachAdapter(t, 3, func(t *testing.T, c *testCluster, name string) {
-		m := c.rs.NewMutex(name, WithExpiry(2*time.Second))
-		require.NoError(t, m.Lock())
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					_ = m.Until()
-					_ = m.Value()
-					_ = m.Name()
-				}
+// TestMutex runs the behaviour suite on real servers through the adapters
+// of this module and through a Pool written by a user, each client built
+// with its default options.
+func TestMutex(t *testing.T) {
+	mutextest.Run(t,
+		mutextest.Adapter{Name: "goredis", NewPool: func(t *testing.T, addr string) redis.Pool {
+			client := goredislib.NewClient(&goredislib.Options{Addr: addr})
+			t.Cleanup(func() { _ = client.Close() })
+			return goredis.NewPool(client)
+		}},
+		mutextest.Adapter{Name: "redigo", NewPool: func(t *testing.T, addr string) redis.Pool {
+			pool := &redigolib.Pool{
+				MaxIdle: 16,
+				DialContext: func(ctx context.Context) (redigolib.Conn, error) {
+					return redigolib.DialContext(ctx, "tcp", addr)
+				},
 			}
-		}()
-		for i := 0; i < 20; i++ {
-			ok, err := m.Extend()
-			require.True(t, ok, err)
-		}
-		close(stop)
-		wg.Wait()
-		ok, err := m.Unlock()
-		require.True(t, ok, err)
-	})
+			t.Cleanup(func() { _ = pool.Close() })
+			return redigo.NewPool(pool)
+		}},
+		mutextest.Adapter{Name: "custom", NewPool: func(t *testing.T, addr string) redis.Pool {
+			client := goredislib.NewClient(&goredislib.Options{Addr: addr})
+			t.Cleanup(func() { _ = client.Close() })
+			return &userPool{client: client}
+		}},
+	)
 }
+
+// userPool is a Pool a user might write on top of a client of their own,
+// to show that the root package needs nothing beyond the redis contract.
+type userPool struct {
+	client *goredislib.Client
+}
+
+func (p *userPool) Get(ctx context.Context) (redis.Conn, error) {
+	return &userConn{client: p.client, ctx: ctx}, nil
+}
+
+type userConn struct {
+	client *goredislib.Client
+	ctx    context.Context
+}
+
+func (c *userConn) Get(name string) (string, error) {
+	v, err := c.client.Get(c.ctx, name).Result()
+	if err == goredislib.Nil {
+		return "", nil
+	}
+	return v, err
+}
+
+func (c *userConn) Set(name, value string) (bool, error) {
+	err := c.client.Set(c.ctx, name, value, 0).Err()
+	return err == nil, err
+}
+
+func (c *userConn) SetNX(name, value string, expiry time.Duration) (bool, error) {
+	return c.client.SetNX(c.ctx, name, value, expiry).Result()
+}
+
+func (c *userConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
+	keys := []string{keysAndArgs[0].(string)}
+	v, err := c.client.Eval(c.ctx, script.Src, keys, keysAndArgs[1:]...).Result()
+	if err == goredislib.Nil {
+		return nil, nil
+	}
+	return v, err
+}
+
+func (c *userConn) ScriptLoad(script *redis.Script) error {
+	return c.client.ScriptLoad(c.ctx, script.Src).Err()
+}
+
+func (c *userConn) PTTL(name string) (time.Duration, error) {
+	return c.client.PTTL(c.ctx, name).Result()
+}
+
+func (c *userConn) Close() error { return nil }

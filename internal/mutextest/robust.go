@@ -1,4 +1,4 @@
-package redsync
+package mutextest
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/quorumlock/redsync"
 )
 
 // These tests pause servers with SIGSTOP: a paused server accepts
@@ -14,8 +16,8 @@ import (
 // clients keep their default options (go-redis: 3 s read timeout, no
 // context deadlines on sockets), as most services run them.
 
-func TestOneStalledServerOfFiveCostsNothing(t *testing.T) {
-	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
+func testOneStalledServerOfFiveCostsNothing(t *testing.T, adapters []Adapter) {
+	forEachAdapter(t, adapters, 5, func(t *testing.T, c *testCluster, name string) {
 		c.servers[2].Pause(t)
 		m := c.rs.NewMutex(name) // default options: 400 ms per-server deadline
 		for i := 0; i < 20; i++ {
@@ -31,8 +33,8 @@ func TestOneStalledServerOfFiveCostsNothing(t *testing.T) {
 	})
 }
 
-func TestCancelWithReachableQuorumAcquiresAtOnce(t *testing.T) {
-	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
+func testCancelWithReachableQuorumAcquiresAtOnce(t *testing.T, adapters []Adapter) {
+	forEachAdapter(t, adapters, 5, func(t *testing.T, c *testCluster, name string) {
 		c.servers[0].Pause(t)
 		c.servers[4].Pause(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -48,9 +50,9 @@ func TestCancelWithReachableQuorumAcquiresAtOnce(t *testing.T) {
 	})
 }
 
-func TestUnlockAndExtendAreBoundedByTheDeadline(t *testing.T) {
-	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
-		m := c.rs.NewMutex(name, WithExpiry(2*time.Second), WithTimeoutFactor(0.1))
+func testUnlockAndExtendAreBoundedByTheDeadline(t *testing.T, adapters []Adapter) {
+	forEachAdapter(t, adapters, 5, func(t *testing.T, c *testCluster, name string) {
+		m := c.rs.NewMutex(name, redsync.WithExpiry(2*time.Second), redsync.WithTimeoutFactor(0.1))
 		c.lock(t, m)
 		for _, i := range []int{1, 2, 3} {
 			c.servers[i].Pause(t)
@@ -62,7 +64,7 @@ func TestUnlockAndExtendAreBoundedByTheDeadline(t *testing.T) {
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 		ok, err = m.Unlock()
 		assert.False(t, ok)
-		var redisErr *RedisError
+		var redisErr *redsync.RedisError
 		assert.ErrorAs(t, err, &redisErr)
 		assert.Less(t, time.Since(start), 2*time.Second)
 
@@ -74,10 +76,10 @@ func TestUnlockAndExtendAreBoundedByTheDeadline(t *testing.T) {
 	})
 }
 
-func TestFailFastLeavesNoOrphans(t *testing.T) {
-	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
+func testFailFastLeavesNoOrphans(t *testing.T, adapters []Adapter) {
+	forEachAdapter(t, adapters, 5, func(t *testing.T, c *testCluster, name string) {
 		for i := 0; i < 200; i++ {
-			m := c.rs.NewMutex(name, WithFailFast(true))
+			m := c.rs.NewMutex(name, redsync.WithFailFast(true))
 			require.NoError(t, m.Lock())
 			ok, err := m.Unlock()
 			require.True(t, ok, err)
@@ -86,8 +88,8 @@ func TestFailFastLeavesNoOrphans(t *testing.T) {
 	})
 }
 
-func TestLateAcquireAfterCancelIsReleased(t *testing.T) {
-	forEachAdapter(t, 5, func(t *testing.T, c *testCluster, name string) {
+func testLateAcquireAfterCancelIsReleased(t *testing.T, adapters []Adapter) {
+	forEachAdapter(t, adapters, 5, func(t *testing.T, c *testCluster, name string) {
 		stalled := []int{0, 1, 3}
 		for _, i := range stalled {
 			c.servers[i].Pause(t)
@@ -95,7 +97,7 @@ func TestLateAcquireAfterCancelIsReleased(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(20*time.Millisecond, cancel)
 		err := c.rs.NewMutex(name).LockContext(ctx)
-		assert.ErrorIs(t, err, ErrFailed)
+		assert.ErrorIs(t, err, redsync.ErrFailed)
 		assert.ErrorIs(t, err, context.Canceled)
 
 		// The stalled servers run the SETs they queued when they resume;
