@@ -21,11 +21,14 @@
 // Every operation gives each server a deadline (the expiry times the
 // timeout factor, 400 ms by default), whatever the client's own timeouts,
 // and returns as soon as its outcome is decided: a stalled server costs
-// nothing while a quorum answers. Replies that arrive after an operation
-// returned are still handled: a late acquire of a try that failed, or of a
-// lock already unlocked, is released, so nothing stays on a server that no
-// caller holds. A caller's context decides how long an operation waits,
-// never whether a request already sent completes.
+// next to nothing while a quorum answers. A request to a server that missed
+// the deadline is not cut off: it stays on its connection, in the
+// background, for up to the expiry, and when it completes what it did is
+// undone if nobody wants it (a late acquire of a try that failed, or of a
+// lock already unlocked, is released). Cutting it off would leave it queued
+// on a stalled server, to run when the server resumes, after any cleanup.
+// A caller's context decides how long an operation waits, never whether a
+// request already sent completes. Redsync.Wait waits for those requests.
 //
 // # Safety
 //

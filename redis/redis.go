@@ -14,7 +14,9 @@
 //     milliseconds, whatever unit the client library uses itself).
 //   - Eval runs a script by EVALSHA and falls back to EVAL when the server
 //     answers NOSCRIPT, so a SCRIPT FLUSH or a restarted server is harmless.
-//   - A nil reply is returned as a nil value with a nil error.
+//   - A nil reply is returned as a nil value with a nil error; an integer
+//     reply as an int64; a bulk string reply as a string or a []byte,
+//     whichever the client library returns.
 //   - The context given to Pool.Get bounds every command of that Conn.
 package redis
 

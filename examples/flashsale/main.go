@@ -78,11 +78,10 @@ func run(addrs []string, tries int, expiry time.Duration, out io.Writer) error {
 	}
 	rs := redsync.New(pools...)
 
-	// Unlock returns once a quorum of servers released the lock; the last
-	// server's reply is handled in the background, within the per-server
-	// deadline (the expiry times the timeout factor, 0.05 by default). Keep
-	// the clients open that long, so that no reply is cut off.
-	defer time.Sleep(expiry / 20)
+	// Operations return once a quorum of servers answered; a reply still on
+	// its way is handled in the background. Wait for those before the
+	// deferred Close calls above run.
+	defer rs.Wait()
 
 	ctx := context.Background()
 	if err := stock.Set(ctx, stockKey, initialStock, 0).Err(); err != nil {

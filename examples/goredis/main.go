@@ -67,12 +67,11 @@ func run(addrs []string, out io.Writer) error {
 	}
 	rs := redsync.New(pools...)
 
-	// Unlock returns once a quorum of servers released the lock; the last
-	// server's reply is handled in the background, within the per-server
-	// deadline (the expiry times the timeout factor, 0.05 by default). Keep
-	// the clients open that long, so that no reply is cut off.
+	// Operations return once a quorum of servers answered; a reply still on
+	// its way is handled in the background. Wait for those before the
+	// deferred Close calls above run.
 	const expiry = 10 * time.Second
-	defer time.Sleep(expiry / 20)
+	defer rs.Wait()
 
 	mutex := rs.NewMutex("example:goredis", redsync.WithExpiry(expiry), redsync.WithTries(8))
 	if err := mutex.Lock(); err != nil {
