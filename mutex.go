@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	mathrand "math/rand"
 	"net"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quorumlock/redsync/redis"
@@ -38,6 +41,10 @@ type Mutex struct {
 	failFast      bool
 	setNXOnExtend bool
 
+	handoff bool   // waiters listen for releases (WithHandoff)
+	channel string // the pub/sub channel announcing releases of name
+
+	rs       *Redsync
 	pools    []redis.Pool
 	inflight *inflightCount
 
@@ -103,76 +110,165 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 	return m.lockContext(ctx, m.tries)
 }
 
-func (m *Mutex) lockContext(ctx context.Context, tries int) error {
+func (m *Mutex) lockContext(ctx context.Context, tries int) (err error) {
 	if err := m.check(ctx); err != nil {
 		return err
 	}
 	var (
 		lastErr error
+		w       *waiter // this call's place in the queue for the name, once it waits
 		timer   *time.Timer
 	)
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
+		if w != nil {
+			w.leave(err == nil)
+		}
 	}()
-	for try := 0; try < tries; try++ {
-		if try > 0 {
-			delay := m.delayFunc(try)
-			if delay < 0 {
-				delay = 0
+	a, err := m.attempt(ctx, false)
+	for try := 1; ; try++ {
+		// Attempts between counted tries: wake-ups by a release, or by
+		// the moment the key must have expired.
+		periodEnd := time.Time{}
+		for {
+			if err != nil {
+				return err
+			}
+			if a.held {
+				return nil
+			}
+			if a.res.ctxErr != nil {
+				return lockAborted(a.res.ctxErr, a.res.err)
+			}
+			lastErr = a.res.err
+			if try >= tries {
+				if lastErr != nil {
+					return lastErr
+				}
+				return ErrFailed
+			}
+			if w == nil && m.handoff && m.rs.canListen {
+				w = m.rs.handoff.join(m.rs, m.name, a.start)
+			}
+			if periodEnd.IsZero() {
+				delay := m.delayFunc(try)
+				if delay < 0 {
+					delay = 0
+				}
+				periodEnd = time.Now().Add(delay)
+			}
+			// The waiter at the head of the queue (or any waiter when
+			// nobody announces releases) also wakes when the key must have
+			// expired on a quorum of servers.
+			wakeAt := periodEnd
+			if a.freeIn >= 0 && (w == nil || w.head()) {
+				free := a.start.Add(a.freeIn + time.Duration(mathrand.Int63n(int64(time.Millisecond))))
+				if free.Before(wakeAt) {
+					wakeAt = free
+				}
 			}
 			if timer == nil {
-				timer = time.NewTimer(delay)
+				timer = time.NewTimer(time.Until(wakeAt))
 			} else {
-				timer.Reset(delay)
+				timer.Reset(time.Until(wakeAt))
+			}
+			var wake chan struct{}
+			if w != nil {
+				wake = w.wake
 			}
 			select {
 			case <-ctx.Done():
 				return lockAborted(ctx.Err(), lastErr)
+			case <-wake:
+				if !timer.Stop() {
+					<-timer.C
+				}
 			case <-timer.C:
+				if !wakeAt.Before(periodEnd) {
+					a, err = m.attempt(ctx, m.handoff)
+					goto counted
+				}
 			}
+			a, err = m.attempt(ctx, m.handoff)
 		}
-		if err := ctx.Err(); err != nil {
-			return lockAborted(err, lastErr)
-		}
-
-		// A fresh value per try: a late release of an earlier try can
-		// never delete the key a later try set.
-		value, err := m.genValueFunc()
-		if err != nil {
-			return fmt.Errorf("redsync: making the lock value: %w", err)
-		}
-		hold := &holding{value: value}
-		start := time.Now()
-		res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
-			ok, err := m.acquire(ctx, pool, value)
-			// Recorded before the reply counts, so that whoever gives the
-			// hold up releases this server or learns it must.
-			if (ok || (err != nil && !neverSent(err))) && !hold.record(node) {
-				// Given up already: nobody waits for this reply.
-				m.releaseLate(pool, value)
-			}
-			return ok, err
-		})
-		until := start.Add(m.expiry - m.drift())
-		if res.n >= m.quorum && res.ctxErr == nil && time.Now().Before(until) {
-			m.mu.Lock()
-			m.value, m.until, m.hold = value, until, hold
-			m.mu.Unlock()
-			return nil
-		}
-
-		m.releaseHold(hold)
-		if res.ctxErr != nil {
-			return lockAborted(res.ctxErr, res.err)
-		}
-		lastErr = res.err
+	counted:
 	}
-	if lastErr != nil {
-		return lastErr
+}
+
+// lockAttempt is the outcome of one attempt to acquire the lock.
+type lockAttempt struct {
+	res   roundResult
+	start time.Time
+	held  bool
+	// freeIn is how long after start a quorum of servers must be free of
+	// the key that refused this attempt, by their replies; -1 if unknown.
+	freeIn time.Duration
+}
+
+// attempt tries once to acquire the lock with a fresh value. A waiter's
+// attempt (afterWait) may take over a released key held for waiters.
+func (m *Mutex) attempt(ctx context.Context, afterWait bool) (lockAttempt, error) {
+	if err := ctx.Err(); err != nil {
+		return lockAttempt{res: roundResult{ctxErr: err}}, nil
 	}
-	return ErrFailed
+	// A fresh value per attempt: a late release of an earlier attempt can
+	// never delete the key a later one set.
+	value, err := m.genValueFunc()
+	if err != nil {
+		return lockAttempt{}, fmt.Errorf("redsync: making the lock value: %w", err)
+	}
+	hold := &holding{value: value}
+	// freeAfter[node] is 1 + the milliseconds until the node is free of the
+	// key (1 when this attempt set it there), or 0 when unknown; written by
+	// the node goroutines, possibly after round returned.
+	freeAfter := make([]int64, len(m.pools))
+	start := time.Now()
+	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+		ok, ttl, err := m.acquire(ctx, pool, value, afterWait)
+		switch {
+		case ok:
+			atomic.StoreInt64(&freeAfter[node], 1)
+		case err == nil && ttl >= 0:
+			atomic.StoreInt64(&freeAfter[node], 1+ttl.Milliseconds())
+		}
+		// Recorded before the reply counts, so that whoever gives the
+		// hold up releases this server or learns it must.
+		if (ok || (err != nil && !neverSent(err))) && !hold.record(node) {
+			// Given up already: nobody waits for this reply.
+			m.releaseLate(pool, value)
+		}
+		return ok, err
+	})
+	a := lockAttempt{res: res, start: start, freeIn: -1}
+	until := start.Add(m.expiry - m.drift())
+	if res.n >= m.quorum && res.ctxErr == nil && time.Now().Before(until) {
+		m.mu.Lock()
+		m.value, m.until, m.hold = value, until, hold
+		m.mu.Unlock()
+		a.held = true
+		return a, nil
+	}
+	m.releaseHold(hold)
+	a.freeIn = quorumFreeIn(freeAfter, m.quorum)
+	return a, nil
+}
+
+// quorumFreeIn returns when a quorum of servers is free by freeAfter (see
+// attempt), or -1 when fewer than a quorum told.
+func quorumFreeIn(freeAfter []int64, quorum int) time.Duration {
+	known := make([]int64, 0, len(freeAfter))
+	for i := range freeAfter {
+		if v := atomic.LoadInt64(&freeAfter[i]); v > 0 {
+			known = append(known, v-1)
+		}
+	}
+	if len(known) < quorum {
+		return -1
+	}
+	sort.Slice(known, func(i, j int) bool { return known[i] < known[j] })
+	return time.Duration(known[quorum-1]) * time.Millisecond
 }
 
 // lockAborted is Lock's error when the caller's context ended.
@@ -296,14 +392,44 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 	return res.n >= m.quorum, res.err
 }
 
-// acquire sets the key on one server if it is missing.
-func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string) (bool, error) {
+// acquire sets the key on one server if it is missing, or, for a waiter
+// (afterWait), also if it holds the hand-off placeholder. When the server
+// refuses, ttl is the key's remaining time to live, or -1 when unknown.
+func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afterWait bool) (ok bool, ttl time.Duration, err error) {
 	conn, err := pool.Get(ctx)
 	if err != nil {
-		return false, err
+		return false, -1, err
 	}
 	defer conn.Close()
-	return conn.SetNX(m.name, value, m.expiry)
+	if !afterWait {
+		// The first try is the plain SET NX of redsync: the fast path of
+		// an uncontended lock, one command.
+		ok, err = conn.SetNX(m.name, value, m.expiry)
+		if ok || err != nil || !m.handoff {
+			return ok, -1, err
+		}
+		ttl, err = conn.PTTL(m.name)
+		if err != nil || ttl < 0 {
+			return false, -1, nil
+		}
+		return false, ttl, nil
+	}
+	reply, err := conn.Eval(acquireAfterWaitScript, m.name, value, m.expiry.Milliseconds(), handoffMarker)
+	if err != nil {
+		return false, -1, err
+	}
+	switch reply := reply.(type) {
+	case int64:
+		if reply < 0 {
+			return false, -1, nil
+		}
+		return false, time.Duration(reply) * time.Millisecond, nil
+	case string:
+		return reply == "OK", -1, nil
+	case []byte:
+		return string(reply) == "OK", -1, nil
+	}
+	return false, -1, fmt.Errorf("redsync: unexpected reply %T to the acquire script", reply)
 }
 
 // release deletes the key on one server if it holds value.
@@ -313,7 +439,7 @@ func (m *Mutex) release(ctx context.Context, pool redis.Pool, value string) (boo
 		return false, err
 	}
 	defer conn.Close()
-	status, err := conn.Eval(releaseScript, m.name, value)
+	status, err := conn.Eval(releaseScript, m.name, value, m.channel, handoffMarker, m.handoffGrace().Milliseconds())
 	if err != nil {
 		return false, err
 	}
@@ -321,6 +447,19 @@ func (m *Mutex) release(ctx context.Context, pool redis.Pool, value string) (boo
 		return false, ErrLockAlreadyExpired
 	}
 	return status != int64(0), nil
+}
+
+// handoffGrace is how long a released key stays reserved for the waiters
+// that were told about it.
+func (m *Mutex) handoffGrace() time.Duration {
+	grace := m.opTimeout()
+	if grace > maxHandoffGrace {
+		grace = maxHandoffGrace
+	}
+	if grace < time.Millisecond {
+		grace = time.Millisecond
+	}
+	return grace
 }
 
 // evalStatus runs script on one server and reports whether it returned a

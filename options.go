@@ -138,6 +138,25 @@ func WithShufflePools(b bool) Option {
 	})
 }
 
+// WithHandoff switches hand-off on (the default) or off. With hand-off, a
+// Lock that finds the lock taken waits for it to be released rather than
+// for the retry delay: the servers announce releases (pub/sub, on pools
+// that are a redis.Subscriber, as every adapter of this project is), the
+// waiters of one process queue per name and take turns, and a refused try
+// tells when the key expires, so the wait never outlasts it. The retry
+// delay stays the upper bound of each wait, and WithTries keeps its
+// meaning: the number of delay periods Lock may wait, wake-ups within a
+// period not counting.
+//
+// WithHandoff(false) makes Lock poll exactly as redsync does: a plain
+// SET NX per try, one try per retry delay, no subscription, no queue.
+// Unlock announces releases either way, for the waiters of other Mutexes.
+func WithHandoff(enabled bool) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.handoff = enabled
+	})
+}
+
 // randomDelay is the default DelayFunc.
 func randomDelay(int) time.Duration {
 	return minRetryDelay + time.Duration(rand.Int63n(int64(maxRetryDelay-minRetryDelay)))

@@ -17,6 +17,11 @@ type Redsync struct {
 	// Redsync's Mutexes, including replies still on their way after an
 	// operation returned (see WithFailFast).
 	inflight inflightCount
+
+	// canListen: some pool is a redis.Subscriber, so releases can be
+	// announced to waiters.
+	canListen bool
+	handoff   handoff
 }
 
 // New returns a Redsync over pools, one pool per independent Redis server
@@ -24,7 +29,13 @@ type Redsync struct {
 // len(pools)/2+1, agree. Bad pools (none, or a nil one) are reported by the
 // first operation of every Mutex as an *ArgumentError.
 func New(pools ...redis.Pool) *Redsync {
-	return &Redsync{pools: pools}
+	r := &Redsync{pools: pools}
+	for _, pool := range pools {
+		if _, ok := pool.(redis.Subscriber); ok {
+			r.canListen = true
+		}
+	}
+	return r
 }
 
 // NewMutex returns a Mutex for name, the key that holds the lock on every
@@ -40,6 +51,9 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 		driftFactor:   0.01,
 		timeoutFactor: 0.05,
 		quorum:        len(r.pools)/2 + 1,
+		handoff:       true,
+		channel:       releaseChannel(name),
+		rs:            r,
 		pools:         r.pools,
 		inflight:      &r.inflight,
 	}

@@ -5,8 +5,12 @@ import "github.com/quorumlock/redsync/redis"
 // The scripts keep redsync v4's meaning on the key, so that a service on
 // redsync and one on this library exclude each other on the same name.
 
-// releaseScript deletes KEYS[1] if it holds ARGV[1] (the lock value).
-// Reply: 1 deleted, 0 the key holds another value, -1 the key is missing.
+// releaseScript releases KEYS[1] if it holds ARGV[1] (the lock value) and
+// announces it on the channel ARGV[2]. When the announcement reached a
+// listener (a waiter of this library), the key is not deleted but set to
+// the placeholder ARGV[3] for ARGV[4] milliseconds, which only a waiter's
+// acquire (acquireAfterWaitScript) takes over: those who waited go first.
+// Reply: 1 released, 0 the key holds another value, -1 the key is missing.
 var releaseScript = redis.NewScript(1, `
 local current = redis.call("GET", KEYS[1])
 if current == false then
@@ -15,7 +19,24 @@ end
 if current ~= ARGV[1] then
 	return 0
 end
-return redis.call("DEL", KEYS[1])
+if redis.call("PUBLISH", ARGV[2], "") > 0 then
+	redis.call("SET", KEYS[1], ARGV[3], "PX", ARGV[4])
+else
+	redis.call("DEL", KEYS[1])
+end
+return 1
+`, "")
+
+// acquireAfterWaitScript sets KEYS[1] to ARGV[1] for ARGV[2] milliseconds
+// if the key is missing or holds the hand-off placeholder ARGV[3]. Reply:
+// OK when set, else the key's remaining time to live in milliseconds (-1
+// when it has no expiry).
+var acquireAfterWaitScript = redis.NewScript(1, `
+local current = redis.call("GET", KEYS[1])
+if current == false or current == ARGV[3] then
+	return redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+end
+return redis.call("PTTL", KEYS[1])
 `, "")
 
 // extendScript resets the expiry of KEYS[1] to ARGV[2] milliseconds if it

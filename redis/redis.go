@@ -80,3 +80,57 @@ func NewScript(keyCount int, src, hash string) *Script {
 	}
 	return &Script{KeyCount: keyCount, Src: src, Hash: hash}
 }
+
+// Subscriber is an optional interface of a Pool: a pool that implements it
+// can open connections that listen on pub/sub channels. The lock uses it to
+// wake waiters the moment a lock is released, instead of polling; a Pool
+// without it keeps working, by polling. Every adapter in this project
+// implements it.
+type Subscriber interface {
+	// Subscribe opens a connection dedicated to pub/sub, bounded by ctx
+	// while it connects.
+	Subscribe(ctx context.Context) (Subscription, error)
+}
+
+// Subscription is a connection dedicated to pub/sub. Subscribe and
+// Unsubscribe send their command and return; the server's confirmation
+// arrives through Receive. They may be called while another goroutine is
+// blocked in Receive, but never concurrently with each other. Close is
+// called by the goroutine that calls Receive, never concurrently with it.
+type Subscription interface {
+	// Subscribe asks the server to start sending the messages published
+	// on channels.
+	Subscribe(ctx context.Context, channels ...string) error
+	// Unsubscribe asks the server to stop sending the messages published
+	// on channels.
+	Unsubscribe(ctx context.Context, channels ...string) error
+	// Receive blocks until the server sends a message or a confirmation.
+	// It returns an error when the connection fails; the subscriptions are
+	// then gone, and the caller closes it and opens a new Subscription.
+	Receive() (Event, error)
+	// Close closes the connection.
+	Close() error
+}
+
+// EventKind tells what an Event reports.
+type EventKind int
+
+const (
+	// Message is a message published on Channel.
+	Message EventKind = iota
+	// Subscribed confirms that the server now sends what is published on
+	// Channel.
+	Subscribed
+	// Unsubscribed confirms that the server no longer sends what is
+	// published on Channel.
+	Unsubscribed
+)
+
+// Event is what Subscription.Receive returns.
+type Event struct {
+	Kind    EventKind
+	Channel string
+	// Count is, for Subscribed and Unsubscribed, the number of channels the
+	// connection is still subscribed to.
+	Count int
+}

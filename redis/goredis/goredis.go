@@ -25,9 +25,9 @@ package goredis
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/scriptkeys"
 	redsyncredis "github.com/quorumlock/redsync/redis"
 	"github.com/redis/go-redis/v9"
 )
@@ -91,9 +91,9 @@ func (c *conn) PTTL(name string) (time.Duration, error) {
 }
 
 func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (any, error) {
-	keys, args, err := splitKeys(script.KeyCount, keysAndArgs)
+	keys, args, err := scriptkeys.Split(script.KeyCount, keysAndArgs)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("goredis: %w", err)
 	}
 	v, err := c.delegate.EvalSha(c.ctx, script.Hash, keys, args...).Result()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
@@ -118,88 +118,4 @@ func (c *conn) ScriptLoad(script *redsyncredis.Script) error {
 // every command.
 func (c *conn) Close() error {
 	return nil
-}
-
-// splitKeys splits keysAndArgs into the keys and the arguments of a script
-// taking keyCount keys (or, when keyCount is negative, as many as the first
-// element says). go-redis wants the keys as strings.
-func splitKeys(keyCount int, keysAndArgs []any) ([]string, []any, error) {
-	if keyCount < 0 {
-		if len(keysAndArgs) == 0 {
-			return nil, nil, fmt.Errorf("goredis: script takes its key count as the first argument, but no arguments were given")
-		}
-		n, ok := keyCountOf(keysAndArgs[0])
-		if !ok {
-			return nil, nil, fmt.Errorf("goredis: script key count (first argument) is %#v, want a non-negative integer", keysAndArgs[0])
-		}
-		keyCount, keysAndArgs = n, keysAndArgs[1:]
-	}
-	if keyCount > len(keysAndArgs) {
-		return nil, nil, fmt.Errorf("goredis: script takes %d keys, but only %d keys and arguments were given", keyCount, len(keysAndArgs))
-	}
-	switch keyCount {
-	case 0:
-		return nil, keysAndArgs, nil
-	case 1:
-		// The common case (every redsync script): no loop, one small slice.
-		return []string{keyString(keysAndArgs[0])}, keysAndArgs[1:], nil
-	}
-	keys := make([]string, keyCount)
-	for i := range keys {
-		keys[i] = keyString(keysAndArgs[i])
-	}
-	return keys, keysAndArgs[keyCount:], nil
-}
-
-// keyString returns key as the string go-redis needs, sending the same bytes
-// that go-redis (and redigo) would send for key as an argument.
-func keyString(key any) string {
-	switch k := key.(type) {
-	case string:
-		return k
-	case []byte:
-		return string(k)
-	default:
-		return fmt.Sprint(k)
-	}
-}
-
-// keyCountOf returns v as a key count if it is a non-negative integer (of
-// any Go integer type, or its decimal text, as Redis would accept it).
-func keyCountOf(v any) (int, bool) {
-	var n int64
-	switch x := v.(type) {
-	case int:
-		n = int64(x)
-	case int8:
-		n = int64(x)
-	case int16:
-		n = int64(x)
-	case int32:
-		n = int64(x)
-	case int64:
-		n = x
-	case uint:
-		n = int64(x)
-	case uint8:
-		n = int64(x)
-	case uint16:
-		n = int64(x)
-	case uint32:
-		n = int64(x)
-	case uint64:
-		n = int64(x)
-	case string:
-		parsed, err := strconv.ParseInt(x, 10, 0)
-		if err != nil {
-			return 0, false
-		}
-		n = parsed
-	default:
-		return 0, false
-	}
-	if n < 0 || n > int64(^uint(0)>>1) {
-		return 0, false
-	}
-	return int(n), true
 }

@@ -1,0 +1,315 @@
+package redsync
+
+import (
+	"context"
+	"math/rand"
+	"sync"
+	"time"
+
+	"github.com/quorumlock/redsync/redis"
+)
+
+// Hand-off: instead of sleeping a random delay between tries, a waiter for
+// a lock learns when to try again.
+//
+//   - A refused acquire reports the key's remaining time to live, so a
+//     waiter never sleeps past the moment a quorum of servers must be free.
+//   - Unlock publishes on the lock's release channel (releaseChannel). The
+//     Redsync keeps, per server whose pool is a redis.Subscriber, one
+//     pub/sub connection (a listener) subscribed to the channels its
+//     waiters need, and wakes them on a message from any server.
+//   - Waiters of one process queue per name, first come first served: only
+//     the head tries on a wake-up, so they do not stampede, and they take
+//     turns.
+//   - When the release reaches a listener, the release script leaves a
+//     short-lived placeholder (handoffMarker) instead of deleting the key:
+//     a waiter's acquire script takes the key over from it, while a plain
+//     SET NX, such as the first try of a newcomer or the releaser trying
+//     again at once, is refused. Those who waited go first.
+
+// handoffMarker is the value the release script leaves in the key for the
+// waiters it notified. It cannot be a lock value: those are base64, or
+// made by WithGenValueFunc, which should not make this one.
+const handoffMarker = "redsync:handoff"
+
+// maxHandoffGrace bounds how long the placeholder keeps a released lock for
+// the waiters that were told about it.
+const maxHandoffGrace = 50 * time.Millisecond
+
+// releaseChannel is the pub/sub channel on which releases of name are
+// announced.
+func releaseChannel(name string) string {
+	return "redsync:released:" + name
+}
+
+// handoff is the per-Redsync state of the waiters and listeners.
+type handoff struct {
+	mu        sync.Mutex // guards names and listeners
+	names     map[string]*nameWaiters
+	listeners []*listener // one per pool given to New; nil for a pool that cannot subscribe
+	started   bool        // listeners was built
+}
+
+// nameWaiters are the waiters of this process for one name, in arrival
+// order, and what the listeners last heard about the name.
+type nameWaiters struct {
+	channel   string
+	queue     []*waiter
+	lastEvent time.Time // the last release or subscription confirmed, any server
+}
+
+// A waiter is one Lock call waiting for a name.
+type waiter struct {
+	h     *handoff
+	name  string
+	since time.Time     // when the try it waits after started
+	wake  chan struct{} // signalled when the head should try again; buffered
+}
+
+// join queues a waiter for name whose failed try started at since, and
+// subscribes to the name's releases on every listener.
+func (h *handoff) join(rs *Redsync, name string, since time.Time) *waiter {
+	w := &waiter{h: h, name: name, since: since, wake: make(chan struct{}, 1)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.started {
+		h.started = true
+		h.listeners = make([]*listener, len(rs.pools))
+		for i, pool := range rs.pools {
+			if sub, ok := pool.(redis.Subscriber); ok {
+				h.listeners[i] = &listener{h: h, sub: sub, inflight: &rs.inflight}
+			}
+		}
+	}
+	if h.names == nil {
+		h.names = make(map[string]*nameWaiters)
+	}
+	nw := h.names[name]
+	if nw == nil {
+		nw = &nameWaiters{channel: releaseChannel(name)}
+		h.names[name] = nw
+		for _, l := range h.listeners {
+			if l != nil {
+				l.want(nw.channel)
+			}
+		}
+	}
+	nw.queue = append(nw.queue, w)
+	if len(nw.queue) == 1 && nw.lastEvent.After(since) {
+		// Released (or newly listened to) after the try started: the try
+		// may have missed it.
+		w.signal()
+	}
+	return w
+}
+
+// listening reports whether some server can announce releases.
+func (h *handoff) listening() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, l := range h.listeners {
+		if l != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// head reports whether w is first in its queue.
+func (w *waiter) head() bool {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	nw := w.h.names[w.name]
+	return nw != nil && len(nw.queue) > 0 && nw.queue[0] == w
+}
+
+// leave takes w out of its queue. When w was the head and did not get the
+// lock, the next waiter is woken to try: the lock may be free.
+func (w *waiter) leave(acquired bool) {
+	h := w.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	nw := h.names[w.name]
+	if nw == nil {
+		return
+	}
+	for i, q := range nw.queue {
+		if q != w {
+			continue
+		}
+		nw.queue = append(nw.queue[:i], nw.queue[i+1:]...)
+		if i == 0 && !acquired && len(nw.queue) > 0 {
+			nw.queue[0].signal()
+		}
+		break
+	}
+	if len(nw.queue) == 0 {
+		delete(h.names, w.name)
+		for _, l := range h.listeners {
+			if l != nil {
+				l.unwant(nw.channel)
+			}
+		}
+	}
+}
+
+func (w *waiter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// heard records a release of, or a new subscription to, channel and wakes
+// the head waiter of its name.
+func (h *handoff) heard(channel string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const prefix = "redsync:released:"
+	if len(channel) < len(prefix) {
+		return
+	}
+	nw := h.names[channel[len(prefix):]]
+	if nw == nil {
+		return
+	}
+	nw.lastEvent = time.Now()
+	if len(nw.queue) > 0 {
+		nw.queue[0].signal()
+	}
+}
+
+// A listener keeps one pub/sub connection to one server, subscribed to the
+// release channels that this process's waiters need, while there are any.
+// Its goroutine reconnects after a failure and stops once nothing is wanted.
+type listener struct {
+	h        *handoff
+	sub      redis.Subscriber
+	inflight *inflightCount
+
+	mu       sync.Mutex // guards the fields below, and every Subscribe/Unsubscribe
+	channels map[string]bool
+	conn     redis.Subscription // nil while not connected
+	running  bool               // the goroutine runs
+}
+
+// want subscribes to channel, starting the goroutine if needed.
+func (l *listener) want(channel string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.channels == nil {
+		l.channels = make(map[string]bool)
+	}
+	l.channels[channel] = true
+	if l.conn != nil {
+		// A failure shows in Receive, which reconnects.
+		_ = l.conn.Subscribe(context.Background(), channel)
+	}
+	if !l.running {
+		l.running = true
+		l.inflight.add()
+		go l.run()
+	}
+}
+
+// unwant unsubscribes from channel; the goroutine stops once the server
+// confirms that nothing is subscribed any more.
+func (l *listener) unwant(channel string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.channels, channel)
+	if l.conn != nil {
+		_ = l.conn.Unsubscribe(context.Background(), channel)
+	}
+}
+
+// listenerBackoff is the pause before reconnecting after a failure.
+const listenerBackoff = 100 * time.Millisecond
+
+func (l *listener) run() {
+	defer l.inflight.done()
+	for {
+		if l.idle() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn, err := l.sub.Subscribe(ctx)
+		cancel()
+		subscribed := false
+		if err == nil {
+			subscribed, err = l.connected(conn)
+		}
+		if subscribed {
+			err = l.receive(conn)
+		}
+		l.mu.Lock()
+		if l.conn == conn {
+			l.conn = nil
+		}
+		l.mu.Unlock()
+		if conn != nil {
+			_ = conn.Close()
+		}
+		if err == nil && subscribed {
+			return // receive found nothing wanted and stopped the listener
+		}
+		if err != nil {
+			time.Sleep(listenerBackoff + time.Duration(rand.Int63n(int64(listenerBackoff))))
+		}
+	}
+}
+
+// idle stops the goroutine when nothing is wanted; it reports whether it did.
+func (l *listener) idle() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.channels) == 0 {
+		l.running = false
+		return true
+	}
+	return false
+}
+
+// connected subscribes a new connection to every wanted channel; it reports
+// whether there was any.
+func (l *listener) connected(conn redis.Subscription) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.channels) == 0 {
+		return false, nil
+	}
+	l.conn = conn
+	channels := make([]string, 0, len(l.channels))
+	for c := range l.channels {
+		channels = append(channels, c)
+	}
+	return true, conn.Subscribe(context.Background(), channels...)
+}
+
+// receive dispatches what the server sends until the connection fails
+// (an error) or nothing is subscribed any more and nothing is wanted (nil).
+func (l *listener) receive(conn redis.Subscription) error {
+	for {
+		ev, err := conn.Receive()
+		if err != nil {
+			return err
+		}
+		switch ev.Kind {
+		case redis.Message, redis.Subscribed:
+			l.h.heard(ev.Channel)
+		case redis.Unsubscribed:
+			if ev.Count == 0 {
+				l.mu.Lock()
+				done := len(l.channels) == 0
+				if done {
+					l.running = false
+					l.conn = nil
+				}
+				l.mu.Unlock()
+				if done {
+					return nil
+				}
+			}
+		}
+	}
+}
