@@ -44,25 +44,31 @@ func releaseChannel(name string) string {
 
 // handoff is the per-Redsync state of the waiters and listeners.
 type handoff struct {
-	mu        sync.Mutex // guards names and listeners
+	mu        sync.Mutex // guards names, listeners and the waiters' since
 	names     map[string]*nameWaiters
 	listeners []*listener // one per pool given to New; nil for a pool that cannot subscribe
 	started   bool        // listeners was built
+	// enough is how many servers must announce a release before the head
+	// waiter tries: a quorum, less the servers that cannot announce.
+	enough int
 }
 
 // nameWaiters are the waiters of this process for one name, in arrival
 // order, and what the listeners last heard about the name.
 type nameWaiters struct {
-	channel   string
-	queue     []*waiter
-	lastEvent time.Time // the last release or subscription confirmed, any server
+	channel string
+	queue   []*waiter
+	// heardAt[node] is when server node last announced a release of the
+	// name, or confirmed a new subscription (a release may have gone
+	// unheard before it).
+	heardAt []time.Time
 }
 
 // A waiter is one Lock call waiting for a name.
 type waiter struct {
 	h     *handoff
 	name  string
-	since time.Time     // when the try it waits after started
+	since time.Time     // when its last attempt started; guarded by h.mu
 	wake  chan struct{} // signalled when the head should try again; buffered
 }
 
@@ -75,10 +81,17 @@ func (h *handoff) join(rs *Redsync, name string, since time.Time) *waiter {
 	if !h.started {
 		h.started = true
 		h.listeners = make([]*listener, len(rs.pools))
+		silent := 0
 		for i, pool := range rs.pools {
 			if sub, ok := pool.(redis.Subscriber); ok {
-				h.listeners[i] = &listener{h: h, sub: sub, inflight: &rs.inflight}
+				h.listeners[i] = &listener{h: h, node: i, sub: sub, inflight: &rs.inflight}
+			} else {
+				silent++
 			}
+		}
+		h.enough = len(rs.pools)/2 + 1 - silent
+		if h.enough < 1 {
+			h.enough = 1
 		}
 	}
 	if h.names == nil {
@@ -86,7 +99,7 @@ func (h *handoff) join(rs *Redsync, name string, since time.Time) *waiter {
 	}
 	nw := h.names[name]
 	if nw == nil {
-		nw = &nameWaiters{channel: releaseChannel(name)}
+		nw = &nameWaiters{channel: releaseChannel(name), heardAt: make([]time.Time, len(h.listeners))}
 		h.names[name] = nw
 		for _, l := range h.listeners {
 			if l != nil {
@@ -95,12 +108,38 @@ func (h *handoff) join(rs *Redsync, name string, since time.Time) *waiter {
 		}
 	}
 	nw.queue = append(nw.queue, w)
-	if len(nw.queue) == 1 && nw.lastEvent.After(since) {
+	if len(nw.queue) == 1 {
 		// Released (or newly listened to) after the try started: the try
 		// may have missed it.
-		w.signal()
+		h.wakeHeadIfFree(nw)
 	}
 	return w
+}
+
+// wakeHeadIfFree signals the head waiter of nw when enough servers
+// announced a release since its last attempt started. h.mu is held.
+func (h *handoff) wakeHeadIfFree(nw *nameWaiters) {
+	if len(nw.queue) == 0 {
+		return
+	}
+	head := nw.queue[0]
+	heard := 0
+	for _, at := range nw.heardAt {
+		if at.After(head.since) {
+			heard++
+		}
+	}
+	if heard >= h.enough {
+		head.signal()
+	}
+}
+
+// attempting records that w starts an attempt: only releases announced
+// from now on count for its next wake-up.
+func (w *waiter) attempting(start time.Time) {
+	w.h.mu.Lock()
+	w.since = start
+	w.h.mu.Unlock()
 }
 
 // listening reports whether some server can announce releases.
@@ -139,6 +178,7 @@ func (w *waiter) leave(acquired bool) {
 		}
 		nw.queue = append(nw.queue[:i], nw.queue[i+1:]...)
 		if i == 0 && !acquired && len(nw.queue) > 0 {
+			// The lock may be free: the new head tries at once.
 			nw.queue[0].signal()
 		}
 		break
@@ -160,9 +200,10 @@ func (w *waiter) signal() {
 	}
 }
 
-// heard records a release of, or a new subscription to, channel and wakes
-// the head waiter of its name.
-func (h *handoff) heard(channel string) {
+// heard records that server node announced a release of channel, or
+// confirmed a new subscription to it, and wakes the head waiter of its name
+// once enough servers did.
+func (h *handoff) heard(node int, channel string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	const prefix = "redsync:released:"
@@ -173,10 +214,8 @@ func (h *handoff) heard(channel string) {
 	if nw == nil {
 		return
 	}
-	nw.lastEvent = time.Now()
-	if len(nw.queue) > 0 {
-		nw.queue[0].signal()
-	}
+	nw.heardAt[node] = time.Now()
+	h.wakeHeadIfFree(nw)
 }
 
 // A listener keeps one pub/sub connection to one server, subscribed to the
@@ -184,6 +223,7 @@ func (h *handoff) heard(channel string) {
 // Its goroutine reconnects after a failure and stops once nothing is wanted.
 type listener struct {
 	h        *handoff
+	node     int // the server's index in the pools given to New
 	sub      redis.Subscriber
 	inflight *inflightCount
 
@@ -296,7 +336,7 @@ func (l *listener) receive(conn redis.Subscription) error {
 		}
 		switch ev.Kind {
 		case redis.Message, redis.Subscribed:
-			l.h.heard(ev.Channel)
+			l.h.heard(l.node, ev.Channel)
 		case redis.Unsubscribed:
 			if ev.Count == 0 {
 				l.mu.Lock()

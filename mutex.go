@@ -127,7 +127,7 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) (err error) {
 			w.leave(err == nil)
 		}
 	}()
-	a, err := m.attempt(ctx, false)
+	a, err := m.attempt(ctx, false, nil)
 	for try := 1; ; try++ {
 		// Attempts between counted tries: wake-ups by a release, or by
 		// the moment the key must have expired.
@@ -187,11 +187,11 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) (err error) {
 				}
 			case <-timer.C:
 				if !wakeAt.Before(periodEnd) {
-					a, err = m.attempt(ctx, m.handoff)
+					a, err = m.attempt(ctx, m.handoff, w)
 					goto counted
 				}
 			}
-			a, err = m.attempt(ctx, m.handoff)
+			a, err = m.attempt(ctx, m.handoff, w)
 		}
 	counted:
 	}
@@ -208,8 +208,9 @@ type lockAttempt struct {
 }
 
 // attempt tries once to acquire the lock with a fresh value. A waiter's
-// attempt (afterWait) may take over a released key held for waiters.
-func (m *Mutex) attempt(ctx context.Context, afterWait bool) (lockAttempt, error) {
+// attempt (afterWait) may take over a released key held for waiters; w,
+// when not nil, is its place in the queue.
+func (m *Mutex) attempt(ctx context.Context, afterWait bool, w *waiter) (lockAttempt, error) {
 	if err := ctx.Err(); err != nil {
 		return lockAttempt{res: roundResult{ctxErr: err}}, nil
 	}
@@ -220,11 +221,14 @@ func (m *Mutex) attempt(ctx context.Context, afterWait bool) (lockAttempt, error
 		return lockAttempt{}, fmt.Errorf("redsync: making the lock value: %w", err)
 	}
 	hold := &holding{value: value}
+	start := time.Now()
+	if w != nil {
+		w.attempting(start)
+	}
 	// freeAfter[node] is 1 + the milliseconds until the node is free of the
 	// key (1 when this attempt set it there), or 0 when unknown; written by
 	// the node goroutines, possibly after round returned.
 	freeAfter := make([]int64, len(m.pools))
-	start := time.Now()
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		ok, ttl, err := m.acquire(ctx, pool, value, afterWait)
 		switch {
