@@ -128,72 +128,80 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) (err error) {
 		}
 	}()
 	a, err := m.attempt(ctx, false, nil)
-	for try := 1; ; try++ {
-		// Attempts between counted tries: wake-ups by a release, or by
-		// the moment the key must have expired.
-		periodEnd := time.Time{}
-		for {
-			if err != nil {
-				return err
-			}
-			if a.held {
-				return nil
-			}
-			if a.res.ctxErr != nil {
-				return lockAborted(a.res.ctxErr, a.res.err)
-			}
-			lastErr = a.res.err
-			if try >= tries {
-				if lastErr != nil {
-					return lastErr
-				}
-				return ErrFailed
-			}
-			if w == nil && m.handoff && m.rs.canListen {
-				w = m.rs.handoff.join(m.rs, m.name, a.start)
-			}
-			if periodEnd.IsZero() {
-				delay := m.delayFunc(try)
-				if delay < 0 {
-					delay = 0
-				}
-				periodEnd = time.Now().Add(delay)
-			}
-			// The waiter at the head of the queue (or any waiter when
-			// nobody announces releases) also wakes when the key must have
-			// expired on a quorum of servers.
-			wakeAt := periodEnd
-			if a.freeIn >= 0 && (w == nil || w.head()) {
-				free := a.start.Add(a.freeIn + time.Duration(mathrand.Int63n(int64(time.Millisecond))))
-				if free.Before(wakeAt) {
-					wakeAt = free
-				}
-			}
-			if timer == nil {
-				timer = time.NewTimer(time.Until(wakeAt))
-			} else {
-				timer.Reset(time.Until(wakeAt))
-			}
-			var wake chan struct{}
-			if w != nil {
-				wake = w.wake
-			}
-			select {
-			case <-ctx.Done():
-				return lockAborted(ctx.Err(), lastErr)
-			case <-wake:
-				if !timer.Stop() {
-					<-timer.C
-				}
-			case <-timer.C:
-				if !wakeAt.Before(periodEnd) {
-					a, err = m.attempt(ctx, m.handoff, w)
-					goto counted
-				}
-			}
-			a, err = m.attempt(ctx, m.handoff, w)
+	// try counts the retry delays waited so far, plus one; attempts made
+	// on a wake-up within a delay do not count.
+	try := 1
+	var periodEnd time.Time
+	for {
+		if err != nil {
+			return err
 		}
-	counted:
+		if a.held {
+			return nil
+		}
+		if a.res.ctxErr != nil {
+			return lockAborted(a.res.ctxErr, a.res.err)
+		}
+		if a.res.err != nil {
+			lastErr = a.res.err
+		}
+		if try >= tries {
+			if lastErr != nil {
+				return lastErr
+			}
+			return ErrFailed
+		}
+		if w == nil && m.handoff && m.rs.canListen {
+			w = m.rs.handoff.join(m.rs, m.name, a.start)
+		}
+		if periodEnd.IsZero() {
+			delay := m.delayFunc(try)
+			if delay < 0 {
+				delay = 0
+			}
+			periodEnd = time.Now().Add(delay)
+		}
+		// The waiter at the head of the queue (or any waiter when nobody
+		// announces releases) also wakes when the key must have expired
+		// on a quorum of servers.
+		head := w == nil || w.head()
+		wakeAt := periodEnd
+		if a.freeIn >= 0 && head {
+			free := a.start.Add(a.freeIn + time.Duration(mathrand.Int63n(int64(time.Millisecond))))
+			if free.Before(wakeAt) {
+				wakeAt = free
+			}
+		}
+		if timer == nil {
+			timer = time.NewTimer(time.Until(wakeAt))
+		} else {
+			timer.Reset(time.Until(wakeAt))
+		}
+		var wake chan struct{}
+		if w != nil {
+			wake = w.wake
+		}
+		select {
+		case <-ctx.Done():
+			return lockAborted(ctx.Err(), lastErr)
+		case <-wake:
+			if !timer.Stop() {
+				<-timer.C
+			}
+		case <-timer.C:
+			if wakeAt.Before(periodEnd) {
+				break // the key expired: an attempt that does not count
+			}
+			try++
+			periodEnd = time.Time{}
+			if !head {
+				// Queued behind other waiters of this process, which
+				// get the lock first: the delay counts, the attempt is
+				// theirs to make.
+				continue
+			}
+		}
+		a, err = m.attempt(ctx, m.handoff, w)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 type testCluster struct {
 	servers []*redistest.Server
 	inspect []*goredislib.Client
+	pools   []redis.Pool
 	rs      *redsync.Redsync
 }
 
@@ -34,6 +35,7 @@ func newTestCluster(t *testing.T, servers []*redistest.Server, newPool func(*tes
 		pools[i] = newPool(t, s.Addr())
 		c.inspect = append(c.inspect, s.Client(t))
 	}
+	c.pools = pools
 	c.rs = redsync.New(pools...)
 	// Late replies are handled before the clients close.
 	t.Cleanup(c.rs.Wait)
@@ -347,7 +349,7 @@ func testValidFollowsTheKeys(t *testing.T, adapters []Adapter) {
 		ok, err := m.Valid()
 		assert.False(t, ok)
 		assert.NoError(t, err)
-		require.NoError(t, m.Lock())
+		c.lock(t, m)
 		ok, err = m.Valid()
 		assert.True(t, ok)
 		assert.NoError(t, err)

@@ -50,6 +50,12 @@ func Run(t *testing.T, adapters ...Adapter) {
 		{"UnlockAndExtendAreBoundedByTheDeadline", testUnlockAndExtendAreBoundedByTheDeadline},
 		{"FailFastLeavesNoOrphans", testFailFastLeavesNoOrphans},
 		{"LateAcquireAfterCancelIsReleased", testLateAcquireAfterCancelIsReleased},
+		{"WaiterWakesWhenTheLockIsReleased", testWaiterWakesWhenTheLockIsReleased},
+		{"WaiterWakesWhenTheKeyExpires", testWaiterWakesWhenTheKeyExpires},
+		{"WaitersOfOneProcessShareOneConnectionPerServer", testWaitersOfOneProcessShareOneConnectionPerServer},
+		{"ReleaserDoesNotJumpTheQueue", testReleaserDoesNotJumpTheQueue},
+		{"ListenerReconnectsAfterRestart", testListenerReconnectsAfterRestart},
+		{"HandoffOffPollsLikeRedsync", testHandoffOffPollsLikeRedsync},
 	}
 	for _, tt := range tests {
 		tt := tt

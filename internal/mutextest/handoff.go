@@ -1,0 +1,240 @@
+package mutextest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quorumlock/redsync"
+	"github.com/quorumlock/redsync/redis"
+)
+
+// subscribes reports whether the adapter's pools announce releases; a Pool
+// without it polls, and the tests of wake-ups skip it.
+func subscribes(t *testing.T, c *testCluster) bool {
+	t.Helper()
+	_, ok := c.pools[0].(redis.Subscriber)
+	return ok
+}
+
+// lockInBackground starts m.LockContext and returns the channel its error
+// arrives on.
+func lockInBackground(ctx context.Context, m *redsync.Mutex) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- m.LockContext(ctx) }()
+	return done
+}
+
+// An hour between tries: a waiter that gets the lock within the test did
+// not poll for it.
+var neverRetry = redsync.WithRetryDelay(time.Hour)
+
+func testWaiterWakesWhenTheLockIsReleased(t *testing.T, adapters []Adapter) {
+	forEachSetup(t, adapters, func(t *testing.T, c *testCluster, name string) {
+		if !subscribes(t, c) {
+			t.Skip("the pool is not a redis.Subscriber: waiters poll")
+		}
+		holder := c.rs.NewMutex(name)
+		c.lock(t, holder)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		waiter := c.rs.NewMutex(name, neverRetry)
+		done := lockInBackground(ctx, waiter)
+		waitForSubscribers(t, c, name)
+
+		select {
+		case err := <-done:
+			t.Fatalf("Lock returned while the lock was held: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		ok, err := holder.Unlock()
+		require.True(t, ok, err)
+		require.NoError(t, <-done, "woken by the release, long before the retry delay")
+		ok, err = waiter.Unlock()
+		require.True(t, ok, err)
+		c.assertNothingLeft(t, name)
+	})
+}
+
+func testWaiterWakesWhenTheKeyExpires(t *testing.T, adapters []Adapter) {
+	forEachSetup(t, adapters, func(t *testing.T, c *testCluster, name string) {
+		// The holder vanishes without Unlock: its key expires.
+		holder := c.rs.NewMutex(name, redsync.WithExpiry(300*time.Millisecond))
+		c.lock(t, holder)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		waiter := c.rs.NewMutex(name, neverRetry)
+		require.NoError(t, waiter.LockContext(ctx), "the refused try told when the key expires")
+		// It woke when a quorum of servers had to be free; the others may
+		// still have held the old key a moment longer.
+		held := 0
+		for _, v := range c.valuesAfterWait(t, name) {
+			if v == waiter.Value() {
+				held++
+			}
+		}
+		assert.GreaterOrEqual(t, held, len(c.servers)/2+1)
+		ok, err := waiter.Unlock()
+		require.True(t, ok, err)
+	})
+}
+
+func testWaitersOfOneProcessShareOneConnectionPerServer(t *testing.T, adapters []Adapter) {
+	forEachSetup(t, adapters, func(t *testing.T, c *testCluster, name string) {
+		if !subscribes(t, c) {
+			t.Skip("the pool is not a redis.Subscriber: waiters poll")
+		}
+		holder := c.rs.NewMutex(name)
+		c.lock(t, holder)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		const waiters = 6
+		dones := make([]<-chan error, waiters)
+		mutexes := make([]*redsync.Mutex, waiters)
+		for i := range dones {
+			mutexes[i] = c.rs.NewMutex(name, neverRetry)
+			dones[i] = lockInBackground(ctx, mutexes[i])
+		}
+		waitForSubscribers(t, c, name)
+		time.Sleep(50 * time.Millisecond) // every waiter has joined
+		for i, client := range c.inspect {
+			n, err := client.PubSubNumSub(ctx, "redsync:released:"+name).Result()
+			require.NoError(t, err)
+			assert.EqualValues(t, 1, n["redsync:released:"+name], "server %d", i)
+		}
+
+		// Each waiter gets its turn as the one before releases.
+		ok, err := holder.Unlock()
+		require.True(t, ok, err)
+		for got := 0; got < waiters; {
+			for i, done := range dones {
+				if done == nil {
+					continue
+				}
+				select {
+				case err := <-done:
+					require.NoError(t, err)
+					dones[i] = nil
+					got++
+					ok, err := mutexes[i].Unlock()
+					require.True(t, ok, err)
+				case <-ctx.Done():
+					t.Fatalf("only %d of %d waiters got the lock", got, waiters)
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}
+		c.assertNothingLeft(t, name)
+		// Nobody waits any more: the listeners unsubscribed.
+		c.rs.Wait()
+		for i, client := range c.inspect {
+			n, err := client.PubSubNumSub(ctx, "redsync:released:"+name).Result()
+			require.NoError(t, err)
+			assert.EqualValues(t, 0, n["redsync:released:"+name], "server %d", i)
+		}
+	})
+}
+
+func testReleaserDoesNotJumpTheQueue(t *testing.T, adapters []Adapter) {
+	forEachSetup(t, adapters, func(t *testing.T, c *testCluster, name string) {
+		if !subscribes(t, c) {
+			t.Skip("the pool is not a redis.Subscriber: waiters poll")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		releaser := c.rs.NewMutex(name, neverRetry)
+		c.lock(t, releaser)
+		waiter := c.rs.NewMutex(name, neverRetry)
+		done := lockInBackground(ctx, waiter)
+		waitForSubscribers(t, c, name)
+		time.Sleep(20 * time.Millisecond)
+
+		// The releaser tries again at once, as a busy loop would.
+		ok, err := releaser.Unlock()
+		require.True(t, ok, err)
+		var taken *redsync.ErrTaken
+		assert.ErrorAs(t, releaser.TryLock(), &taken, "the waiter goes first")
+		require.NoError(t, <-done)
+		ok, err = waiter.Unlock()
+		require.True(t, ok, err)
+	})
+}
+
+func testListenerReconnectsAfterRestart(t *testing.T, adapters []Adapter) {
+	forEachAdapter(t, adapters, 1, func(t *testing.T, c *testCluster, name string) {
+		if !subscribes(t, c) {
+			t.Skip("the pool is not a redis.Subscriber: waiters poll")
+		}
+		holder := c.rs.NewMutex(name, redsync.WithExpiry(time.Minute))
+		c.lock(t, holder)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		waiter := c.rs.NewMutex(name, neverRetry)
+		done := lockInBackground(ctx, waiter)
+		waitForSubscribers(t, c, name)
+
+		// Restarted empty, the server forgot the holder's key; the waiter
+		// finds out when its listener is back and subscribed again.
+		c.servers[0].Restart(t)
+		require.NoError(t, <-done)
+		ok, err := waiter.Unlock()
+		require.True(t, ok, err)
+	})
+}
+
+func testHandoffOffPollsLikeRedsync(t *testing.T, adapters []Adapter) {
+	forEachSetup(t, adapters, func(t *testing.T, c *testCluster, name string) {
+		holder := c.rs.NewMutex(name)
+		c.lock(t, holder)
+		var mu sync.Mutex
+		var delays int
+		waiter := c.rs.NewMutex(name, redsync.WithHandoff(false), redsync.WithTries(3),
+			redsync.WithRetryDelayFunc(func(int) time.Duration {
+				mu.Lock()
+				defer mu.Unlock()
+				delays++
+				return 30 * time.Millisecond
+			}))
+		done := lockInBackground(context.Background(), waiter)
+		time.Sleep(10 * time.Millisecond)
+		ok, err := holder.Unlock()
+		require.True(t, ok, err)
+		require.NoError(t, <-done, "the next poll finds it free")
+		mu.Lock()
+		assert.Equal(t, 1, delays, "no wake-up, one retry")
+		mu.Unlock()
+		ok, err = waiter.Unlock()
+		require.True(t, ok, err)
+		for _, client := range c.inspect {
+			n, err := client.PubSubNumSub(context.Background(), "redsync:released:"+name).Result()
+			require.NoError(t, err)
+			assert.EqualValues(t, 0, n["redsync:released:"+name])
+		}
+	})
+}
+
+// waitForSubscribers waits until every server has a listener for name.
+func waitForSubscribers(t *testing.T, c *testCluster, name string) {
+	t.Helper()
+	channel := "redsync:released:" + name
+	require.Eventually(t, func() bool {
+		for _, client := range c.inspect {
+			n, err := client.PubSubNumSub(context.Background(), channel).Result()
+			if err != nil || n[channel] == 0 {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 2*time.Millisecond, "listeners never subscribed")
+}
+
+// valuesAfterWait is values once every request in flight is done.
+func (c *testCluster) valuesAfterWait(t *testing.T, name string) []string {
+	t.Helper()
+	c.rs.Wait()
+	return c.values(t, name)
+}
