@@ -16,6 +16,15 @@
 // of tries. Unlock deletes the key where it still holds the Mutex's value;
 // Extend resets its expiry there.
 //
+// # Waiting for a lock
+//
+// A Lock that finds the lock taken does not just sleep the retry delay: it
+// waits to be told. Unlock announces the release on a pub/sub channel, a
+// Redsync listens with one connection per server (for pools that implement
+// redis.Subscriber, as every adapter here does), and the waiters of a
+// process queue per name and take turns; a refused try also tells when the
+// key expires. See WithHandoff.
+//
 // # Servers that are slow, stalled or gone
 //
 // Every operation gives each server a deadline (the expiry times the

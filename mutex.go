@@ -127,7 +127,9 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) (err error) {
 			w.leave(err == nil)
 		}
 	}()
-	a, err := m.attempt(ctx, false, nil)
+	// A refused first try asks for the key's time to live only if Lock may
+	// wait for it.
+	a, err := m.attempt(ctx, false, m.handoff && tries > 1, nil)
 	// try counts the retry delays waited so far, plus one; attempts made
 	// on a wake-up within a delay do not count.
 	try := 1
@@ -201,7 +203,7 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) (err error) {
 				continue
 			}
 		}
-		a, err = m.attempt(ctx, m.handoff, w)
+		a, err = m.attempt(ctx, m.handoff, m.handoff, w)
 	}
 }
 
@@ -218,7 +220,7 @@ type lockAttempt struct {
 // attempt tries once to acquire the lock with a fresh value. A waiter's
 // attempt (afterWait) may take over a released key held for waiters; w,
 // when not nil, is its place in the queue.
-func (m *Mutex) attempt(ctx context.Context, afterWait bool, w *waiter) (lockAttempt, error) {
+func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter) (lockAttempt, error) {
 	if err := ctx.Err(); err != nil {
 		return lockAttempt{res: roundResult{ctxErr: err}}, nil
 	}
@@ -238,7 +240,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait bool, w *waiter) (lockAtt
 	// the node goroutines, possibly after round returned.
 	freeAfter := make([]int64, len(m.pools))
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
-		ok, ttl, err := m.acquire(ctx, pool, value, afterWait)
+		ok, ttl, err := m.acquire(ctx, pool, value, afterWait, wantTTL)
 		switch {
 		case ok:
 			atomic.StoreInt64(&freeAfter[node], 1)
@@ -406,8 +408,9 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 
 // acquire sets the key on one server if it is missing, or, for a waiter
 // (afterWait), also if it holds the hand-off placeholder. When the server
-// refuses, ttl is the key's remaining time to live, or -1 when unknown.
-func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afterWait bool) (ok bool, ttl time.Duration, err error) {
+// refuses, ttl is the key's remaining time to live, or -1 when unknown (or
+// not asked for: a first try asks only when wantTTL).
+func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afterWait, wantTTL bool) (ok bool, ttl time.Duration, err error) {
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, -1, err
@@ -417,7 +420,7 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afte
 		// The first try is the plain SET NX of redsync: the fast path of
 		// an uncontended lock, one command.
 		ok, err = conn.SetNX(m.name, value, m.expiry)
-		if ok || err != nil || !m.handoff {
+		if ok || err != nil || !wantTTL {
 			return ok, -1, err
 		}
 		ttl, err = conn.PTTL(m.name)
