@@ -52,10 +52,13 @@ type Mutex struct {
 	// returned by every operation.
 	invalid error
 
-	mu    sync.Mutex // guards value, until and hold
-	value string
-	until time.Time
-	hold  *holding // the try that acquired the lock; nil after Unlock
+	mu     sync.Mutex // guards value, until, hold and keeper
+	value  string
+	until  time.Time
+	hold   *holding // the servers that may hold value; nil after Unlock
+	keeper *keeper  // the background extension, while KeepAlive runs
+
+	keepAliveInterval time.Duration // WithKeepAliveInterval; 0: a third of the expiry
 }
 
 // Name returns the mutex's name, the key that holds the lock.
@@ -305,6 +308,8 @@ func (m *Mutex) UnlockContext(ctx context.Context) (bool, error) {
 	if err := m.check(ctx); err != nil {
 		return false, err
 	}
+	// Nothing extends the key from now on.
+	m.stopKeepAlive(ErrUnlocked)
 	m.mu.Lock()
 	value, hold := m.value, m.hold
 	m.hold = nil
@@ -313,7 +318,8 @@ func (m *Mutex) UnlockContext(ctx context.Context) (bool, error) {
 		return false, ErrNotHeld
 	}
 	if hold != nil {
-		// Replies to the acquire still on their way now release themselves.
+		// Requests still on their way (a late acquire, or an extend that
+		// sets a missing key) now release what they set themselves.
 		hold.giveUp()
 	}
 	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
@@ -341,35 +347,50 @@ func (m *Mutex) ExtendContext(ctx context.Context) (bool, error) {
 	if err := m.check(ctx); err != nil {
 		return false, err
 	}
-	value := m.Value()
+	_, err := m.extend(ctx, m.setNXOnExtend)
+	return err == nil, err
+}
+
+// extend runs one extend round on the Mutex's value; setNX also sets the
+// key where it is missing. It moves Until on success.
+func (m *Mutex) extend(ctx context.Context, setNX bool) (roundResult, error) {
+	m.mu.Lock()
+	value, hold := m.value, m.hold
+	m.mu.Unlock()
 	if value == "" {
-		return false, ErrNotHeld
+		return roundResult{}, ErrNotHeld
 	}
 	script := extendScript
-	if m.setNXOnExtend {
+	if setNX {
 		script = extendOrSetScript
 	}
 	expiryMillis := m.expiry.Milliseconds()
 	start := time.Now()
-	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
-		return m.evalStatus(ctx, pool, script, value, expiryMillis)
+	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+		ok, err := m.evalStatus(ctx, pool, script, value, expiryMillis)
+		// A key set on a server after Unlock gave the hold up is released
+		// again; a plain extend cannot bring a released key back.
+		if setNX && ok && hold != nil && !hold.record(node) {
+			m.releaseLate(pool, value)
+		}
+		return ok, err
 	})
 	if res.ctxErr != nil {
-		return false, errors.Join(res.err, res.ctxErr)
+		return res, errors.Join(res.err, res.ctxErr)
 	}
 	if res.n < m.quorum {
-		return false, res.err
+		return res, res.err
 	}
 	until := start.Add(m.expiry - m.drift())
 	if !time.Now().Before(until) {
-		return false, ErrExtendFailed
+		return res, ErrExtendFailed
 	}
 	m.mu.Lock()
 	if m.value == value {
 		m.until = until
 	}
 	m.mu.Unlock()
-	return true, nil
+	return res, nil
 }
 
 // Valid reports whether a quorum of servers holds the Mutex's value. It
@@ -566,6 +587,10 @@ func (m *Mutex) checkConfig() error {
 		return &ArgumentError{Arg: "WithDriftFactor", Problem: fmt.Sprintf("factor must be in [0, 1), got %v", m.driftFactor)}
 	case math.IsNaN(m.timeoutFactor) || m.timeoutFactor <= 0 || m.timeoutFactor >= 1:
 		return &ArgumentError{Arg: "WithTimeoutFactor", Problem: fmt.Sprintf("factor must be in (0, 1), got %v", m.timeoutFactor)}
+	case m.keepAliveInterval < 0:
+		return &ArgumentError{Arg: "WithKeepAliveInterval", Problem: "the interval must be positive"}
+	case m.keepAliveInterval >= m.expiry:
+		return &ArgumentError{Arg: "WithKeepAliveInterval", Problem: fmt.Sprintf("the interval must be shorter than the expiry (%v), got %v", m.expiry, m.keepAliveInterval)}
 	}
 	return nil
 }

@@ -62,6 +62,11 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 			o.Apply(m)
 		}
 	}
+	if m.value != "" {
+		// WithValue: the lock was taken elsewhere; track what this Mutex
+		// may set (an extend that sets a missing key) like its own.
+		m.hold = &holding{value: m.value}
+	}
 	m.invalid = m.checkConfig()
 	if m.shuffle && m.invalid == nil {
 		// A copy, so that shuffling never races with other Mutexes.

@@ -69,6 +69,8 @@ func TestBadArgumentsAreReportedBeforeAnyServerIsContacted(t *testing.T) {
 		{"NaN drift", pools, "lock", []Option{WithDriftFactor(math.NaN())}, "WithDriftFactor"},
 		{"zero timeout factor", pools, "lock", []Option{WithTimeoutFactor(0)}, "WithTimeoutFactor"},
 		{"timeout factor of one", pools, "lock", []Option{WithTimeoutFactor(1)}, "WithTimeoutFactor"},
+		{"zero keep-alive interval", pools, "lock", []Option{WithKeepAliveInterval(0)}, "WithKeepAliveInterval"},
+		{"keep-alive interval of the expiry", pools, "lock", []Option{WithExpiry(time.Second), WithKeepAliveInterval(time.Second)}, "WithKeepAliveInterval"},
 	}
 	for _, tt := range tests {
 		tt := tt
@@ -80,6 +82,13 @@ func TestBadArgumentsAreReportedBeforeAnyServerIsContacted(t *testing.T) {
 				"Unlock":  func() error { _, err := m.Unlock(); return err },
 				"Extend":  func() error { _, err := m.Extend(); return err },
 				"Valid":   func() error { _, err := m.Valid(); return err },
+				"KeepAlive": func() error {
+					_, err := m.KeepAlive(context.Background())
+					return err
+				},
+				"RunLocked": func() error {
+					return m.RunLocked(context.Background(), func(context.Context) error { return nil })
+				},
 			}
 			for call, fn := range calls {
 				err := fn()

@@ -194,6 +194,11 @@ func (h *holding) record(node int) bool {
 	if h.givenUp {
 		return false
 	}
+	for _, n := range h.nodes {
+		if n == node {
+			return true
+		}
+	}
 	h.nodes = append(h.nodes, node)
 	return true
 }

@@ -56,6 +56,13 @@ func Run(t *testing.T, adapters ...Adapter) {
 		{"ReleaserDoesNotJumpTheQueue", testReleaserDoesNotJumpTheQueue},
 		{"ListenerReconnectsAfterRestart", testListenerReconnectsAfterRestart},
 		{"HandoffOffPollsLikeRedsync", testHandoffOffPollsLikeRedsync},
+		{"KeepAliveHoldsALockForManyExpiries", testKeepAliveHoldsALockForManyExpiries},
+		{"KeepAliveStopsForGoodAtUnlock", testKeepAliveStopsForGoodAtUnlock},
+		{"KeepAliveReportsALostQuorumBeforeUntil", testKeepAliveReportsALostQuorumBeforeUntil},
+		{"KeepAliveReportsAnotherHolder", testKeepAliveReportsAnotherHolder},
+		{"KeepAliveRestoresTheKeyOnARestartedServer", testKeepAliveRestoresTheKeyOnARestartedServer},
+		{"KeepAliveFollowsTheCallersContext", testKeepAliveFollowsTheCallersContext},
+		{"RunLockedAlwaysReleases", testRunLockedAlwaysReleases},
 	}
 	for _, tt := range tests {
 		tt := tt

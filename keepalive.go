@@ -1,0 +1,204 @@
+package redsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrLockLost is the cause (context.Cause) of a KeepAlive context cancelled
+// because the lock could no longer be proven held; the cause wraps it and
+// says why.
+var ErrLockLost = errors.New("redsync: lock lost")
+
+// ErrUnlocked is the cause (context.Cause) of a KeepAlive context cancelled
+// by Unlock.
+var ErrUnlocked = errors.New("redsync: lock released by Unlock")
+
+// WithKeepAliveInterval sets how often KeepAlive extends the lock. It must
+// be positive and shorter than the expiry. The default is a third of the
+// expiry.
+func WithKeepAliveInterval(interval time.Duration) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.keepAliveInterval = interval
+		if interval <= 0 {
+			// 0 means "the default" inside; keep a bad value visible.
+			m.keepAliveInterval = -1
+		}
+	})
+}
+
+// keeper extends a held lock in the background; see KeepAlive.
+type keeper struct {
+	ctx    context.Context // the holder's context, returned by KeepAlive
+	cancel context.CancelCauseFunc
+	stop   chan struct{} // closed by stopKeepAlive
+	done   chan struct{} // closed when run returns
+}
+
+// KeepAlive keeps the lock held by m alive until Unlock: it extends it in
+// the background every keep-alive interval (a third of the expiry by
+// default, see WithKeepAliveInterval), retries a failed extension while the
+// lock is still valid, and sets the key again on a server that lost it (as
+// WithSetNXOnExtend does).
+//
+// It returns a context for the holder, derived from ctx, that is cancelled
+// the moment the lock can no longer be proven held: when Until, less the
+// drift allowance, passes without a successful extension, when a quorum of
+// servers holds another value, or when Unlock is called. context.Cause
+// tells which: an error wrapping ErrLockLost, ErrUnlocked, or the cause of
+// ctx when ctx ended first (the extension then stops, and the lock lapses at
+// its expiry unless Unlock releases it first). Work done under the lock
+// should stop when that context is done.
+//
+// KeepAlive returns ErrNotHeld when m holds no value, an error wrapping
+// ErrLockLost when the lock's validity is already over, and the same
+// context again when called twice. Unlock stops the extension and waits
+// for it to stop: after Unlock nothing extends the key again.
+func (m *Mutex) KeepAlive(ctx context.Context) (context.Context, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.value == "" {
+		return nil, ErrNotHeld
+	}
+	if m.keeper != nil {
+		return m.keeper.ctx, nil
+	}
+	if !time.Now().Before(m.until.Add(-m.keepAliveMargin())) {
+		return nil, fmt.Errorf("%w: its validity is already over", ErrLockLost)
+	}
+	held, cancel := context.WithCancelCause(ctx)
+	k := &keeper{ctx: held, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{})}
+	m.keeper = k
+	go m.keepAlive(k)
+	return held, nil
+}
+
+// stopKeepAlive stops the background extension, if any, with cause, and
+// waits until it has stopped.
+func (m *Mutex) stopKeepAlive(cause error) {
+	m.mu.Lock()
+	k := m.keeper
+	m.keeper = nil
+	m.mu.Unlock()
+	if k == nil {
+		return
+	}
+	k.cancel(cause)
+	close(k.stop)
+	<-k.done
+}
+
+// keepAliveMargin is how long before Until the holder's context is
+// cancelled when no extension succeeded: the drift allowance, at least a
+// millisecond.
+func (m *Mutex) keepAliveMargin() time.Duration {
+	margin := m.drift()
+	if margin < time.Millisecond {
+		margin = time.Millisecond
+	}
+	return margin
+}
+
+// keepAliveEvery is the pause between extensions.
+func (m *Mutex) keepAliveEvery() time.Duration {
+	if m.keepAliveInterval > 0 {
+		return m.keepAliveInterval
+	}
+	return m.expiry / 3
+}
+
+// keepAlive is the goroutine behind KeepAlive. It owns no lock state but
+// the keeper; Unlock stops it through stopKeepAlive.
+func (m *Mutex) keepAlive(k *keeper) {
+	defer close(k.done)
+	// A failed extension is retried after a short pause, as long as the
+	// lock is valid.
+	retry := m.opTimeout()
+	if every := m.keepAliveEvery(); retry > every {
+		retry = every
+	}
+	next := time.Now().Add(m.keepAliveEvery())
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for {
+		lost := m.Until().Add(-m.keepAliveMargin())
+		wakeAt := next
+		if lost.Before(wakeAt) {
+			wakeAt = lost
+		}
+		timer.Reset(time.Until(wakeAt))
+		select {
+		case <-k.stop:
+			return
+		case <-k.ctx.Done():
+			return
+		case <-timer.C:
+		}
+		if !time.Now().Before(lost) {
+			k.cancel(fmt.Errorf("%w: no extension succeeded before its validity ran out", ErrLockLost))
+			return
+		}
+		// k.ctx ends the wait when Unlock or the caller stops us; the
+		// requests sent complete on their own either way.
+		res, err := m.extend(k.ctx, true)
+		var taken *ErrTaken
+		switch {
+		case err == nil:
+			next = time.Now().Add(m.keepAliveEvery())
+		case errors.As(res.err, &taken):
+			k.cancel(fmt.Errorf("%w: a quorum of servers holds another value (nodes %v)", ErrLockLost, taken.Nodes))
+			return
+		case errors.Is(err, ErrNotHeld):
+			k.cancel(fmt.Errorf("%w: the Mutex no longer holds a value", ErrLockLost))
+			return
+		default:
+			next = time.Now().Add(retry)
+		}
+	}
+}
+
+// RunLocked acquires the lock (LockContext), keeps it alive (KeepAlive)
+// while fn runs with the holder's context, and releases it (Unlock) when fn
+// returns or panics, or once ctx or the lock is lost and fn returned. It
+// returns fn's error joined with the lock's: the error of Lock (fn does not
+// run), the cause of a lost lock (wrapping ErrLockLost), or Unlock's error.
+// A panic in fn is re-raised after the release.
+func (m *Mutex) RunLocked(ctx context.Context, fn func(ctx context.Context) error) (err error) {
+	if fn == nil {
+		return &ArgumentError{Arg: "fn", Problem: "RunLocked was given a nil function"}
+	}
+	if err := m.LockContext(ctx); err != nil {
+		return err
+	}
+	held, err := m.KeepAlive(ctx)
+	if err != nil {
+		_, _ = m.UnlockContext(detach(ctx))
+		return err
+	}
+	defer func() {
+		var lost error
+		if cause := context.Cause(held); errors.Is(cause, ErrLockLost) {
+			lost = cause
+		}
+		// Released on a context of its own: ctx may be done by now.
+		_, unlockErr := m.UnlockContext(detach(ctx))
+		if lost != nil {
+			// After a loss Unlock only confirms it.
+			unlockErr = nil
+		}
+		err = errors.Join(err, lost, unlockErr)
+	}()
+	return fn(held)
+}
+
+// RunLocked is NewMutex(name, options...).RunLocked(ctx, fn): it runs fn
+// under the lock on name, kept alive while fn runs, and always releases it.
+func (r *Redsync) RunLocked(ctx context.Context, name string, fn func(ctx context.Context) error, options ...Option) error {
+	return r.NewMutex(name, options...).RunLocked(ctx, fn)
+}
