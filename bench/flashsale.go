@@ -138,6 +138,11 @@ func runFlashSale(ctx context.Context, e *env) ([]section, error) {
 		f := figs[i]
 		sec.addRow(s.n, s.label, fmtCount(f.giveUps), fmtCount(f.sold), fmtDurRange(f.total),
 			sig3(f.oversold.max()), sig3(f.overlaps.max()), fmtCount(f.errs))
+		if s.label == labelRedislockRetry && f.giveUps.max() > 0 {
+			sec.notes = append(sec.notes, labelRedislockRetry+": ExponentialBackoff has no jitter, so buyers that start together "+
+				"retry in lockstep (16, 32, 64 … 256 ms): at each tick one wins and the others find the key taken, "+
+				"until Obtain's default deadline (the lock's TTL, 8 s) ends the wait.")
+		}
 	}
 	return []section{sec}, nil
 }

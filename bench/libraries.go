@@ -270,8 +270,11 @@ func (m *floorMutex) lock(ctx context.Context) error {
 		return err
 	}
 	m.value = base64.StdEncoding.EncodeToString(b[:])
+	// The requests get copies: with atQuorum, stragglers may still run
+	// when the next Lock sets a new value.
+	name, value := m.name, m.value
 	n := m.locker.onEveryServer(ctx, func(ctx context.Context, c *redis.Client) bool {
-		cmd := redis.NewStatusCmd(ctx, "set", m.name, m.value, "nx", "px", lockExpiry.Milliseconds())
+		cmd := redis.NewStatusCmd(ctx, "set", name, value, "nx", "px", lockExpiry.Milliseconds())
 		_ = c.Process(ctx, cmd)
 		return cmd.Err() == nil
 	})
@@ -283,8 +286,9 @@ func (m *floorMutex) lock(ctx context.Context) error {
 }
 
 func (m *floorMutex) unlock(ctx context.Context) error {
+	name, value := m.name, m.value
 	n := m.locker.onEveryServer(ctx, func(ctx context.Context, c *redis.Client) bool {
-		status, err := floorRelease.Run(ctx, c, []string{m.name}, m.value).Int64()
+		status, err := floorRelease.Run(ctx, c, []string{name}, value).Int64()
 		return err == nil && status == 1
 	})
 	if n < m.locker.quorum {
@@ -295,7 +299,9 @@ func (m *floorMutex) unlock(ctx context.Context) error {
 
 // onEveryServer runs op on every server and returns how many answered ok:
 // inline for one server, otherwise one goroutine per server, waiting for
-// all of them or, with atQuorum, only until a quorum answered ok.
+// all of them or, with atQuorum, only until a quorum answered ok (the other
+// goroutines then end on their own, when their server answers or the
+// client's read timeout passes).
 func (l *floorLocker) onEveryServer(ctx context.Context, op func(context.Context, *redis.Client) bool) int {
 	if len(l.clients) == 1 {
 		if op(ctx, l.clients[0]) {

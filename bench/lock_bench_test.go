@@ -9,7 +9,8 @@ import (
 // BenchmarkLockUnlock is scenario 1 as a standard benchmark: one goroutine
 // locks and unlocks one key, for every library on 1, 3 and 5 servers. Each
 // sub-benchmark has go-redis clients of its own with default options and
-// reuses one Mutex. Compare runs with benchstat:
+// reuses one Mutex; besides time and allocations it reports the goroutines
+// started per Lock+Unlock. Compare runs with benchstat:
 //
 //	go test -run '^$' -bench LockUnlock -benchmem -count 6 ./... | tee new.txt
 //	benchstat old.txt new.txt
@@ -26,6 +27,7 @@ func BenchmarkLockUnlock(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.ReportAllocs()
+				created := goroutinesCreated()
 				for b.Loop() {
 					if err := m.lock(ctx); err != nil {
 						b.Fatalf("Lock: %v", err)
@@ -34,6 +36,7 @@ func BenchmarkLockUnlock(b *testing.B) {
 						b.Fatalf("Unlock: %v", err)
 					}
 				}
+				b.ReportMetric(float64(goroutinesCreated()-created)/float64(b.N), "goroutines/op")
 			})
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"time"
 )
 
@@ -13,9 +14,24 @@ const maxSamples = 1 << 18
 // uncontendedRound is what one round of Lock+Unlock on one goroutine
 // measured.
 type uncontendedRound struct {
-	p50, p99      time.Duration
-	allocs, bytes float64 // per Lock+Unlock
-	ops, errs     int
+	p50, p99                  time.Duration
+	allocs, bytes, goroutines float64 // per Lock+Unlock
+	ops, errs                 int
+}
+
+// goroutinesCreatedMetric counts the goroutines started since the program
+// began.
+const goroutinesCreatedMetric = "/sched/goroutines-created:goroutines"
+
+// goroutinesCreated returns how many goroutines the program has started, or
+// 0 when the runtime does not say.
+func goroutinesCreated() uint64 {
+	sample := []metrics.Sample{{Name: goroutinesCreatedMetric}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return sample[0].Value.Uint64()
 }
 
 // measureLockUnlock locks and unlocks m for d (or until lat is full), one
@@ -26,6 +42,7 @@ func measureLockUnlock(ctx context.Context, m mutex, d time.Duration, lat []time
 	var res uncontendedRound
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
+	goBefore := goroutinesCreated()
 	deadline := time.Now().Add(d)
 	for len(lat) < cap(lat) {
 		start := time.Now()
@@ -41,12 +58,14 @@ func measureLockUnlock(ctx context.Context, m mutex, d time.Duration, lat []time
 			res.errs++
 		}
 	}
+	goAfter := goroutinesCreated()
 	runtime.ReadMemStats(&after)
 	res.ops = len(lat)
 	res.p50, res.p99 = latencies(lat)
 	if res.ops > 0 {
 		res.allocs = float64(after.Mallocs-before.Mallocs) / float64(res.ops)
 		res.bytes = float64(after.TotalAlloc-before.TotalAlloc) / float64(res.ops)
+		res.goroutines = float64(goAfter-goBefore) / float64(res.ops)
 	}
 	return res
 }
@@ -70,9 +89,9 @@ func runUncontended(ctx context.Context, e *env) ([]section, error) {
 	}
 
 	type figures struct {
-		p50, p99      durSeries
-		allocs, bytes series
-		ops, errs     int
+		p50, p99                  durSeries
+		allocs, bytes, goroutines series
+		ops, errs                 int
 	}
 	figs := make([]figures, len(subjects))
 	lat := make([]time.Duration, 0, maxSamples)
@@ -89,6 +108,7 @@ func runUncontended(ctx context.Context, e *env) ([]section, error) {
 			f.p99 = append(f.p99, res.p99)
 			f.allocs = append(f.allocs, res.allocs)
 			f.bytes = append(f.bytes, res.bytes)
+			f.goroutines = append(f.goroutines, res.goroutines)
 			f.ops += res.ops
 			f.errs += res.errs
 		}
@@ -98,9 +118,9 @@ func runUncontended(ctx context.Context, e *env) ([]section, error) {
 		title: "1. Uncontended Lock+Unlock (one goroutine)",
 		about: fmt.Sprintf("One goroutine locks and unlocks one key for %v per round; every Lock+Unlock is timed. "+
 			"Allocations are runtime.MemStats deltas over the round divided by the Lock+Unlock count; they include go-redis's own allocations, "+
-			"which every library pays alike. One Mutex is reused for the whole round. "+
+			"which every library pays alike. Goroutines/op counts the goroutines started per Lock+Unlock (runtime/metrics), go-redis's included. One Mutex is reused for the whole round. "+
 			"Ratios compare the median p50 with the floor's and redsync's on the same N.", e.cfg.UncontendedTime),
-		header: []string{"N", "library", "p50", "p99", "allocs/op", "B/op", "p50 ÷ floor", "p50 ÷ redsync", "ops", "errors"},
+		header: []string{"N", "library", "p50", "p99", "allocs/op", "B/op", "goroutines/op", "p50 ÷ floor", "p50 ÷ redsync", "ops", "errors"},
 	}
 	ratio := func(i int, label string) string {
 		j, ok := findSubject(subjects, label, subjects[i].n)
@@ -112,7 +132,7 @@ func runUncontended(ctx context.Context, e *env) ([]section, error) {
 	for i, s := range subjects {
 		f := figs[i]
 		sec.addRow(s.n, s.label, fmtDurRange(f.p50), fmtDurRange(f.p99),
-			sig3(f.allocs.median()), sig3(f.bytes.median()),
+			sig3(f.allocs.median()), sig3(f.bytes.median()), sig3(f.goroutines.median()),
 			ratio(i, libFloor), ratio(i, libRedsync), f.ops, f.errs)
 	}
 	return []section{sec}, nil
