@@ -59,6 +59,12 @@ type Mutex struct {
 	keeper *keeper  // the background extension, while KeepAlive runs
 
 	keepAliveInterval time.Duration // WithKeepAliveInterval; 0: a third of the expiry
+
+	// args are script arguments that do not change, converted to
+	// interfaces once rather than on every request.
+	args struct {
+		name, channel, expiryMillis, graceMillis any
+	}
 }
 
 // Name returns the mutex's name, the key that holds the lock.
@@ -233,7 +239,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter)
 	if err != nil {
 		return lockAttempt{}, fmt.Errorf("redsync: making the lock value: %w", err)
 	}
-	hold := &holding{value: value}
+	hold := newHolding(value)
 	start := time.Now()
 	if w != nil {
 		w.attempting(start)
@@ -322,8 +328,9 @@ func (m *Mutex) UnlockContext(ctx context.Context) (bool, error) {
 		// sets a missing key) now release what they set themselves.
 		hold.giveUp()
 	}
+	var valueArg any = value
 	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
-		return m.release(ctx, pool, value)
+		return m.release(ctx, pool, valueArg)
 	})
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, res.ctxErr)
@@ -364,10 +371,10 @@ func (m *Mutex) extend(ctx context.Context, setNX bool) (roundResult, error) {
 	if setNX {
 		script = extendOrSetScript
 	}
-	expiryMillis := m.expiry.Milliseconds()
+	var valueArg any = value
 	start := time.Now()
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
-		ok, err := m.evalStatus(ctx, pool, script, value, expiryMillis)
+		ok, err := m.evalStatus(ctx, pool, script, m.args.name, valueArg, m.args.expiryMillis)
 		// A key set on a server after Unlock gave the hold up is released
 		// again; a plain extend cannot bring a released key back.
 		if setNX && ok && hold != nil && !hold.record(node) {
@@ -450,7 +457,7 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afte
 		}
 		return false, ttl, nil
 	}
-	reply, err := conn.Eval(acquireAfterWaitScript, m.name, value, m.expiry.Milliseconds(), handoffMarker)
+	reply, err := conn.Eval(acquireAfterWaitScript, m.args.name, value, m.args.expiryMillis, handoffMarker)
 	if err != nil {
 		return false, -1, err
 	}
@@ -469,13 +476,13 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afte
 }
 
 // release deletes the key on one server if it holds value.
-func (m *Mutex) release(ctx context.Context, pool redis.Pool, value string) (bool, error) {
+func (m *Mutex) release(ctx context.Context, pool redis.Pool, value any) (bool, error) {
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer conn.Close()
-	status, err := conn.Eval(releaseScript, m.name, value, m.channel, handoffMarker, m.handoffGrace().Milliseconds())
+	status, err := conn.Eval(releaseScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis)
 	if err != nil {
 		return false, err
 	}
@@ -500,13 +507,13 @@ func (m *Mutex) handoffGrace() time.Duration {
 
 // evalStatus runs script on one server and reports whether it returned a
 // non-zero status.
-func (m *Mutex) evalStatus(ctx context.Context, pool redis.Pool, script *redis.Script, args ...any) (bool, error) {
+func (m *Mutex) evalStatus(ctx context.Context, pool redis.Pool, script *redis.Script, keysAndArgs ...any) (bool, error) {
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer conn.Close()
-	status, err := conn.Eval(script, append([]any{m.name}, args...)...)
+	status, err := conn.Eval(script, keysAndArgs...)
 	if err != nil {
 		return false, err
 	}

@@ -112,13 +112,12 @@ func WithValue(v string) Option {
 	})
 }
 
-// WithFailFast makes every operation return as soon as its outcome is
-// decided: a quorum of servers agreed, or a quorum can no longer agree.
-// The default is false: a failed operation then waits for every server (up
-// to the per-server deadline) so that its error names each of them, and a
-// successful one waits for the servers that did not answer yet as long
-// again as the quorum took, so that on healthy servers every server has
-// answered when it returns while a stalled one costs at most that much.
+// WithFailFast makes a failed operation return as soon as its failure is
+// decided (a quorum of servers refused or failed) instead of waiting for
+// every server, up to the per-server deadline, so that its error names
+// each of them. The default is false. A successful operation returns as
+// soon as a quorum agreed, with or without this option, so a stalled server
+// costs nothing while the others answer.
 //
 // Either way nothing is left behind: replies that arrive after an
 // operation returned are still handled (a late successful acquire of a try

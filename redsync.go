@@ -65,9 +65,13 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 	if m.value != "" {
 		// WithValue: the lock was taken elsewhere; track what this Mutex
 		// may set (an extend that sets a missing key) like its own.
-		m.hold = &holding{value: m.value}
+		m.hold = newHolding(m.value)
 	}
 	m.invalid = m.checkConfig()
+	m.args.name = m.name
+	m.args.channel = m.channel
+	m.args.expiryMillis = m.expiry.Milliseconds()
+	m.args.graceMillis = m.handoffGrace().Milliseconds()
 	if m.shuffle && m.invalid == nil {
 		// A copy, so that shuffling never races with other Mutexes.
 		m.pools = append([]redis.Pool(nil), m.pools...)

@@ -34,11 +34,10 @@ type roundResult struct {
 }
 
 // round runs op on every server in parallel and returns as soon as the
-// outcome is decided. Once a quorum answered ok it waits for the other
-// servers as long again as the quorum took (not at all with WithFailFast).
-// Once a quorum can no longer answer ok it returns at once with
-// WithFailFast, and otherwise when every server answered or the per-server
-// deadline passed. It also returns when ctx ends.
+// outcome is decided: at once when a quorum answered ok. When a quorum can
+// no longer answer ok it returns at once with WithFailFast, and otherwise
+// when every server answered or the per-server deadline passed, so that the
+// error names each server. It also returns when ctx ends.
 //
 // A server that misses the deadline counts as failed, but its request is
 // not cut off: the operations run on a context detached from ctx and
@@ -48,48 +47,24 @@ type roundResult struct {
 // leave the request queued on a stalled server, to run whenever it resumes
 // and after anything sent to clean up.
 func (m *Mutex) round(ctx context.Context, op nodeOp) roundResult {
-	start := time.Now()
-	// The last goroutine to get its reply cancels opCtx, freeing its timer.
-	opCtx, cancel := detachedWithTimeout(ctx, m.expiry)
-	replies := make(chan nodeReply, len(m.pools))
-	remaining := int32(len(m.pools))
+	r := &roundState{op: op, replies: make(chan nodeReply, len(m.pools)), remaining: int32(len(m.pools)), inflight: m.inflight}
+	r.ctx, r.cancel = detachedWithTimeout(ctx, m.expiry)
 	for node, pool := range m.pools {
 		m.inflight.add()
-		go func(node int, pool redis.Pool) {
-			defer m.inflight.done()
-			ok, err := op(opCtx, node, pool)
-			replies <- nodeReply{node: node, ok: ok, err: err}
-			if atomic.AddInt32(&remaining, -1) == 0 {
-				cancel()
-			}
-		}(node, pool)
+		go r.serve(node, pool)
 	}
 
 	timeout := m.opTimeout()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	var (
-		t     = tally{quorum: m.quorum, nodes: len(m.pools)}
-		grace <-chan time.Time
-	)
+	deadline := getTimer(timeout)
+	defer putTimer(deadline)
+	t := tally{quorum: m.quorum, nodes: len(m.pools)}
 	for t.answered < t.nodes {
 		select {
-		case r := <-replies:
-			t.add(r)
-			if m.failFast && (t.n >= m.quorum || t.failed()) {
+		case reply := <-r.replies:
+			t.add(reply)
+			if t.n >= m.quorum || (m.failFast && t.failed()) {
 				return t.result(nil)
 			}
-			if t.n >= m.quorum && grace == nil && t.answered < t.nodes {
-				// Healthy servers answer within about the same time:
-				// wait for the others as long again as the quorum
-				// took, so that they are done too, while a stalled
-				// server costs no more than that.
-				graceTimer := time.NewTimer(time.Since(start))
-				defer graceTimer.Stop()
-				grace = graceTimer.C
-			}
-		case <-grace:
-			return t.result(nil)
 		case <-deadline.C:
 			t.noReply(timeout)
 			return t.result(nil)
@@ -98,6 +73,49 @@ func (m *Mutex) round(ctx context.Context, op nodeOp) roundResult {
 		}
 	}
 	return t.result(nil)
+}
+
+// roundState is what the goroutines of one round share.
+type roundState struct {
+	op        nodeOp
+	ctx       context.Context // detached from the caller, bounded by the expiry
+	cancel    context.CancelFunc
+	replies   chan nodeReply // buffered: a goroutine never blocks on it
+	remaining int32          // atomic: goroutines still waiting for their server
+	inflight  *inflightCount
+}
+
+// serve runs the operation on one server and reports the reply.
+func (r *roundState) serve(node int, pool redis.Pool) {
+	defer r.inflight.done()
+	ok, err := r.op(r.ctx, node, pool)
+	r.replies <- nodeReply{node: node, ok: ok, err: err}
+	if atomic.AddInt32(&r.remaining, -1) == 0 {
+		// The last reply is in: free the context's timer now.
+		r.cancel()
+	}
+}
+
+// timers recycles the per-server deadline timers of rounds.
+var timers sync.Pool
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+// putTimer stops t, drains it and recycles it.
+func putTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	timers.Put(t)
 }
 
 // tally sums up the replies of one round the way redsync v4 reports them.
@@ -184,6 +202,13 @@ type holding struct {
 	mu      sync.Mutex // guards givenUp and nodes
 	givenUp bool
 	nodes   []int // servers whose acquire succeeded or failed with an error
+	few     [8]int // backs nodes for up to 8 servers, saving allocations
+}
+
+func newHolding(value string) *holding {
+	h := &holding{value: value}
+	h.nodes = h.few[:0]
+	return h
 }
 
 // record notes that node may hold the value. It returns false when the hold
