@@ -201,7 +201,7 @@ type holding struct {
 
 	mu      sync.Mutex // guards givenUp and nodes
 	givenUp bool
-	nodes   []int // servers whose acquire succeeded or failed with an error
+	nodes   []int  // servers whose acquire succeeded or failed with an error
 	few     [8]int // backs nodes for up to 8 servers, saving allocations
 }
 
