@@ -174,10 +174,10 @@ func TestLockOnMiniredisQuorum(t *testing.T) {
 	ok, err := m.Unlock()
 	require.NoError(t, err)
 	assert.True(t, ok)
+	rs.Wait() // Unlock returns once a quorum answered
 	for _, s := range servers {
 		assert.False(t, s.Exists("mini"))
 	}
-	rs.Wait()
 }
 
 func TestErrorsKeepRedsyncTexts(t *testing.T) {
