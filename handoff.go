@@ -218,6 +218,23 @@ func (h *handoff) heard(node int, channel string) {
 	h.wakeHeadIfFree(nw)
 }
 
+// releasedHere records that a Mutex of this process released name on a
+// quorum of servers: the head waiter here need not wait for the servers'
+// announcements to reach it.
+func (h *handoff) releasedHere(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	nw := h.names[name]
+	if nw == nil {
+		return
+	}
+	now := time.Now()
+	for i := range nw.heardAt {
+		nw.heardAt[i] = now
+	}
+	h.wakeHeadIfFree(nw)
+}
+
 // A listener keeps one pub/sub connection to one server, subscribed to the
 // release channels that this process's waiters need, while there are any.
 // Its goroutine reconnects after a failure and stops once nothing is wanted.

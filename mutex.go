@@ -338,6 +338,9 @@ func (m *Mutex) UnlockContext(ctx context.Context) (bool, error) {
 	if res.n < m.quorum {
 		return false, res.err
 	}
+	if m.rs.canListen {
+		m.rs.handoff.releasedHere(m.name)
+	}
 	return true, nil
 }
 
