@@ -22,6 +22,7 @@ type Redsync struct {
 	// announced to waiters.
 	canListen bool
 	handoff   handoff
+	workers   workers
 }
 
 // New returns a Redsync over pools, one pool per independent Redis server
@@ -30,6 +31,7 @@ type Redsync struct {
 // first operation of every Mutex as an *ArgumentError.
 func New(pools ...redis.Pool) *Redsync {
 	r := &Redsync{pools: pools}
+	r.workers.tasks = make(chan task)
 	for _, pool := range pools {
 		if _, ok := pool.(redis.Subscriber); ok {
 			r.canListen = true
@@ -83,13 +85,14 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 }
 
 // Wait blocks until no request sent by this Redsync's Mutexes is still in
-// flight. Operations return as soon as their outcome is decided, and a
-// request to a slow server may complete after that (what it did is then
-// undone if it was not wanted), for at most the Mutex's expiry. Call Wait
-// before closing the clients behind the pools, for example at shutdown or
-// at the end of a test that checks for leaked goroutines. Lock and the
-// other operations may run concurrently with Wait; Wait then also waits for
-// their requests.
+// flight, and its idle goroutines have exited. Operations return as soon as
+// their outcome is decided, and a request to a slow server may complete
+// after that (what it did is then undone if it was not wanted), for at
+// most the Mutex's expiry. Call Wait before closing the clients behind the
+// pools, for example at shutdown or at the end of a test that checks for
+// leaked goroutines. Lock and the other operations may run concurrently
+// with Wait; Wait then also waits for their requests.
 func (r *Redsync) Wait() {
 	r.inflight.wait()
+	r.workers.stopIdle()
 }

@@ -51,7 +51,7 @@ func (m *Mutex) round(ctx context.Context, op nodeOp) roundResult {
 	r.ctx, r.cancel = detachedWithTimeout(ctx, m.expiry)
 	for node, pool := range m.pools {
 		m.inflight.add()
-		go r.serve(node, pool)
+		m.rs.workers.run(task{round: r, node: node, pool: pool})
 	}
 
 	timeout := m.opTimeout()
@@ -94,6 +94,82 @@ func (r *roundState) serve(node int, pool redis.Pool) {
 		// The last reply is in: free the context's timer now.
 		r.cancel()
 	}
+}
+
+// A task is one server's part of a round.
+type task struct {
+	round *roundState
+	node  int
+	pool  redis.Pool
+}
+
+// workers runs tasks on goroutines that outlive one task: a client call
+// grows a fresh goroutine's stack several times, which costs more than the
+// call itself on a fast network. An idle worker exits after workerIdle, or
+// when Redsync.Wait asks.
+type workers struct {
+	tasks chan task // unbuffered: a send succeeds only when a worker is idle
+
+	mu      sync.Mutex    // guards quit
+	quit    chan struct{} // closed to make the idle workers exit
+	running inflightCount // the worker goroutines
+}
+
+// workerIdle is how long a worker waits for another task before it exits.
+const workerIdle = 100 * time.Millisecond
+
+// run hands t to an idle worker, or starts one.
+func (w *workers) run(t task) {
+	select {
+	case w.tasks <- t:
+	default:
+		w.running.add()
+		go w.work(t)
+	}
+}
+
+func (w *workers) work(t task) {
+	defer w.running.done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		t.round.serve(t.node, t.pool)
+		if !idle.Stop() {
+			select {
+			case <-idle.C:
+			default:
+			}
+		}
+		idle.Reset(workerIdle)
+		select {
+		case t = <-w.tasks:
+		case <-idle.C:
+			return
+		case <-w.quitting():
+			return
+		}
+	}
+}
+
+func (w *workers) quitting() chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.quit == nil {
+		w.quit = make(chan struct{})
+	}
+	return w.quit
+}
+
+// stopIdle makes the idle workers exit and waits until no worker runs.
+// Workers started meanwhile are waited for too.
+func (w *workers) stopIdle() {
+	w.mu.Lock()
+	if w.quit != nil {
+		close(w.quit)
+	}
+	w.quit = make(chan struct{})
+	w.mu.Unlock()
+	w.running.wait()
 }
 
 // timers recycles the per-server deadline timers of rounds.

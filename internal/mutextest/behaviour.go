@@ -128,9 +128,13 @@ func forEachAdapter(t *testing.T, adapters []Adapter, n int, fn func(t *testing.
 func testLockStoresRedsyncKeyAndValueOnEveryServer(t *testing.T, adapters []Adapter) {
 	forEachSetup(t, adapters, func(t *testing.T, c *testCluster, name string) {
 		m := c.rs.NewMutex(name, redsync.WithExpiry(5*time.Second))
+		before := time.Now()
 		c.lock(t, m)
 		assert.Len(t, m.Value(), 24)
-		assert.WithinDuration(t, time.Now().Add(5*time.Second-50*time.Millisecond), m.Until(), 100*time.Millisecond)
+		// Until is the try's start plus the expiry less the drift (1%).
+		validity := 5*time.Second - 50*time.Millisecond
+		assert.False(t, m.Until().Before(before.Add(validity)), "Until %v starts before Lock was called", m.Until())
+		assert.False(t, m.Until().After(time.Now().Add(validity)), "Until %v is too late", m.Until())
 		assert.Equal(t, repeat(m.Value(), len(c.servers)), c.values(t, name))
 		for _, client := range c.inspect {
 			ttl, err := client.PTTL(context.Background(), name).Result()

@@ -122,6 +122,10 @@ type Server struct {
 	gen    int      // number of processes started, names the log files
 	paused bool
 	closed bool
+
+	// Set before the first start and never changed (see topology.go).
+	conf      string   // when not empty, written to a config file that is the first argument
+	extraArgs []string // given after the default arguments
 }
 
 // process is one redis-server child process.
@@ -174,12 +178,16 @@ func NewServer() (*Server, error) {
 }
 
 // newServer starts a server using the given binary.
-func newServer(bin string) (*Server, error) {
+// The options, if any, configure the server before its first start.
+func newServer(bin string, options ...func(*Server)) (*Server, error) {
 	dir, err := os.MkdirTemp("", "redistest-")
 	if err != nil {
 		return nil, fmt.Errorf("redistest: %w", err)
 	}
 	s := &Server{bin: bin, dir: dir}
+	for _, option := range options {
+		option(s)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for attempt := 1; ; attempt++ {
@@ -544,6 +552,10 @@ func (s *Server) spawnLocked() error {
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = sysProcAttr()
+	if err := s.configure(cmd); err != nil {
+		_ = logFile.Close()
+		return err
+	}
 	err = cmd.Start()
 	_ = logFile.Close() // the child has its own descriptor
 	if err != nil {

@@ -5,9 +5,10 @@
 // for go-redis v9 use github.com/quorumlock/redsync/redis/goredis.
 //
 // go-redis v7's command methods take no context; this package sends every
-// command through ProcessContext with the context given to Pool.Get, which
-// works for every client (redsync's adapter switches to WithContext, which
-// *redis.Ring and wrappers of the client did not get). A context that is
+// command through the UniversalClient's ProcessContext with the context
+// given to Pool.Get, so that the context bounds the commands of every kind
+// of client (redsync's adapter called WithContext on a *redis.Client or a
+// *redis.ClusterClient only; a *redis.Ring went without). A context that is
 // already done fails the command before anything is written to the server.
 // go-redis v7 applies a context's deadline to socket reads and writes (the
 // earlier of it and ReadTimeout or WriteTimeout wins), so a command to a

@@ -1,0 +1,35 @@
+// Package faults is a fault suite for the redsync lock: it checks that
+// the lock keeps mutual exclusion while servers pause, crash and restart and
+// while links are slow, cut or partitioned, and shows where Redlock's
+// guarantee ends.
+//
+// A run (Run) starts five real redis-server processes, puts a fault proxy
+// (toxiproxy, in-process) in front of each, and starts several client
+// processes; every client runs many goroutines that lock a few shared names
+// through the proxies with this library. Meanwhile faults are injected at
+// random from a seed that the run prints, so that a run can be replayed:
+// servers paused (SIGSTOP) for less and for more than the expiry, servers
+// killed and restarted empty (at once, or after the longest expiry, the
+// Redlock remedy), latency and timeouts on links, a partition that isolates
+// two of the five servers, and a client process paused past the validity
+// of the locks it holds.
+//
+// Every holder records, on CLOCK_MONOTONIC (comparable across processes on
+// one host), when Lock returned, its Until, every extension and when it
+// called Unlock (a Holding). After the run the checker (Check) reports
+// every pair of holders of one name whose validity windows overlap, the
+// lock keys left on the servers once every client stopped and waited for
+// its requests (orphans), the goroutines each client leaked, and whether
+// the KeepAlive contexts of holders that lost their lock were cancelled.
+// Fencing tokens are checked to only grow once the library hands them out
+// (see FencingToken).
+//
+// RunScenario runs the one documented way Redlock breaks, deterministically:
+// a server restarted empty at once lets a second holder in while the first
+// still holds (the checker finds the overlap), while the same restart
+// delayed past the expiry does not.
+//
+// The suite needs Linux (SIGSTOP of processes, CLOCK_MONOTONIC, a parent
+// death signal for the processes it starts) and a redis-server binary (see
+// internal/redistest).
+package faults

@@ -1,0 +1,130 @@
+// Package valkeygo adapts github.com/valkey-io/valkey-go, through its
+// go-redis style API valkeycompat, to redsync's redis.Pool. Build the
+// Cmdable with valkeycompat.NewAdapter around any valkey.Client (standalone,
+// cluster or sentinel); it works with Valkey and with Redis servers.
+//
+// This package is a module of its own,
+// github.com/quorumlock/redsync/redis/valkeygo, because valkey-go needs a
+// newer Go than the root module:
+//
+//	go get github.com/quorumlock/redsync/redis/valkeygo
+//
+// The context given to Pool.Get is passed to every command of the returned
+// Conn. A context that is already done fails the command before anything is
+// written to the server, and valkey-go stops waiting for a reply the moment
+// the context is done (cancelled or past its deadline), returning ctx.Err().
+// A command cut short is not withdrawn: a server that was merely slow may
+// still execute it.
+//
+// Errors are valkey-go's own, unwrapped (a server error reply is a
+// *valkey.ValkeyError); errors made by this package start with "valkeygo:".
+package valkeygo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+	"github.com/valkey-io/valkey-go/valkeycompat"
+
+	"github.com/quorumlock/redsync/internal/scriptkeys"
+	redsyncredis "github.com/quorumlock/redsync/redis"
+)
+
+// NewPool returns a redsync Pool whose connections send their commands
+// through delegate. It never closes delegate (or its valkey.Client): the
+// caller owns it.
+func NewPool(delegate valkeycompat.Cmdable) redsyncredis.Pool {
+	return &pool{delegate: delegate}
+}
+
+type pool struct {
+	delegate valkeycompat.Cmdable
+}
+
+// Get returns a Conn bound to ctx (context.Background() when ctx is nil).
+// valkey-go manages its own connections, so Get does no I/O and never fails.
+func (p *pool) Get(ctx context.Context) (redsyncredis.Conn, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return &conn{delegate: p.delegate, ctx: ctx}, nil
+}
+
+type conn struct {
+	delegate valkeycompat.Cmdable
+	ctx      context.Context
+}
+
+func (c *conn) Get(name string) (string, error) {
+	value, err := c.delegate.Get(c.ctx, name).Result()
+	if valkey.IsValkeyNil(err) {
+		return "", nil
+	}
+	return value, err
+}
+
+func (c *conn) Set(name string, value string) (bool, error) {
+	reply, err := c.delegate.Set(c.ctx, name, value, 0).Result()
+	return reply == "OK", err
+}
+
+// SetNX always sends SET NX PX, through the underlying valkey.Client:
+// valkeycompat's SetNX switches to EX for whole seconds and to SETNX (no
+// expiry at all) for a zero expiry.
+func (c *conn) SetNX(name string, value string, expiry time.Duration) (bool, error) {
+	client := c.delegate.Client()
+	cmd := client.B().Set().Key(name).Value(value).Nx().PxMilliseconds(int64(expiry / time.Millisecond)).Build()
+	reply, err := client.Do(c.ctx, cmd).ToString()
+	if valkey.IsValkeyNil(err) {
+		return false, nil // the key exists
+	}
+	return reply == "OK", err
+}
+
+func (c *conn) PTTL(name string) (time.Duration, error) {
+	ttl, err := c.delegate.PTTL(c.ctx, name).Result()
+	// valkeycompat, like go-redis, passes Redis' -1 and -2 through as bare
+	// nanoseconds; every positive reply it has already scaled.
+	switch ttl {
+	case -1:
+		ttl = -time.Millisecond
+	case -2:
+		ttl = -2 * time.Millisecond
+	}
+	return ttl, err
+}
+
+func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (any, error) {
+	keys, args, err := scriptkeys.Split(script.KeyCount, keysAndArgs)
+	if err != nil {
+		return nil, fmt.Errorf("valkeygo: %w", err)
+	}
+	v, err := c.delegate.EvalSha(c.ctx, script.Hash, keys, args...).Result()
+	if reply, ok := valkey.IsValkeyErr(err); ok && reply.IsNoScript() {
+		v, err = c.delegate.Eval(c.ctx, script.Src, keys, args...).Result()
+	}
+	if valkey.IsValkeyNil(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func (c *conn) ScriptLoad(script *redsyncredis.Script) error {
+	hash, err := c.delegate.ScriptLoad(c.ctx, script.Src).Result()
+	if err != nil {
+		return err
+	}
+	script.Hash = hash
+	return nil
+}
+
+// Close does nothing: valkey-go multiplexes its connections and needs
+// nothing back.
+func (c *conn) Close() error {
+	return nil
+}

@@ -1,0 +1,58 @@
+package valkeygo_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+	"github.com/valkey-io/valkey-go/valkeycompat"
+	"go.uber.org/goleak"
+
+	"github.com/quorumlock/redsync/internal/adaptertest"
+	"github.com/quorumlock/redsync/internal/mutextest"
+	redsyncredis "github.com/quorumlock/redsync/redis"
+	adapter "github.com/quorumlock/redsync/redis/valkeygo"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// newPool builds the client as a user would, with valkey-go's defaults.
+func newPool(t *testing.T, addr string) redsyncredis.Pool {
+	client, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{addr}})
+	if err != nil {
+		t.Fatalf("valkey.NewClient(%s): %v", addr, err)
+	}
+	t.Cleanup(client.Close)
+	warmUp(t, client)
+	return adapter.NewPool(valkeycompat.NewAdapter(client))
+}
+
+func TestConformance(t *testing.T) {
+	adaptertest.Run(t, newPool)
+}
+
+func TestMutex(t *testing.T) {
+	mutextest.Run(t, mutextest.Adapter{Name: "valkeygo", NewPool: newPool})
+}
+
+// warmUp sends enough commands through client that all its connections
+// are dialled. valkey-go keeps several pipelined connections per server (4 at
+// most by default) and dials all but the first lazily, at the first command
+// it routes to each, at random. Such a dial (with its handshake) takes a
+// few milliseconds under -race, about the 5 ms per-server deadline that the
+// behaviour suite's 100 ms expiries allow, so a cold connection made a
+// server miss its deadline in about one run in ten. Users' expiries (8 s by
+// default: 400 ms per server) leave plenty of room.
+func warmUp(t *testing.T, client valkey.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// (3/4)^64 < 1e-7 is the chance that a given connection stays cold.
+	for i := 0; i < 64; i++ {
+		if err := client.Do(ctx, client.B().Get().Key("warm-up").Build()).Error(); err != nil && !valkey.IsValkeyNil(err) {
+			t.Fatalf("warm-up: %v", err)
+		}
+	}
+}
