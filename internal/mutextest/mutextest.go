@@ -50,6 +50,7 @@ func Run(t *testing.T, adapters ...Adapter) {
 		{"UnlockAndExtendAreBoundedByTheDeadline", testUnlockAndExtendAreBoundedByTheDeadline},
 		{"FailFastLeavesNoOrphans", testFailFastLeavesNoOrphans},
 		{"LateAcquireAfterCancelIsReleased", testLateAcquireAfterCancelIsReleased},
+		{"FailFastOnlyChangesHowSoonAFailureReturns", testFailFastOnlyChangesHowSoonAFailureReturns},
 		{"WaiterWakesWhenTheLockIsReleased", testWaiterWakesWhenTheLockIsReleased},
 		{"WaiterWakesWhenTheKeyExpires", testWaiterWakesWhenTheKeyExpires},
 		{"WaitersOfOneProcessShareOneConnectionPerServer", testWaitersOfOneProcessShareOneConnectionPerServer},

@@ -108,3 +108,43 @@ func testLateAcquireAfterCancelIsReleased(t *testing.T, adapters []Adapter) {
 		c.assertNothingLeft(t, name)
 	})
 }
+
+func testFailFastOnlyChangesHowSoonAFailureReturns(t *testing.T, adapters []Adapter) {
+	forEachAdapter(t, adapters, 5, func(t *testing.T, c *testCluster, name string) {
+		// Two names set up alike: a quorum of servers holds another value.
+		fastName, slowName := name+":fast", name+":slow"
+		for _, n := range []string{fastName, slowName} {
+			for _, i := range []int{0, 1, 2} {
+				require.NoError(t, c.inspect[i].Set(context.Background(), n, "foreign", 0).Err())
+			}
+		}
+		c.servers[3].Pause(t)
+		defer c.servers[3].Resume(t)
+		// A 1 s per-server deadline; a quorum refuses at once.
+		opts := []redsync.Option{redsync.WithExpiry(10 * time.Second), redsync.WithTimeoutFactor(0.1), redsync.WithTries(1)}
+
+		start := time.Now()
+		err := c.rs.NewMutex(fastName, append(opts, redsync.WithFailFast(true))...).Lock()
+		fast := time.Since(start)
+		var taken *redsync.ErrTaken
+		require.ErrorAs(t, err, &taken)
+		assert.ElementsMatch(t, []int{0, 1, 2}, taken.Nodes)
+
+		start = time.Now()
+		err = c.rs.NewMutex(slowName, opts...).Lock()
+		waited := time.Since(start)
+		require.ErrorAs(t, err, &taken, "the same result")
+		assert.ElementsMatch(t, []int{0, 1, 2}, taken.Nodes)
+
+		assert.Less(t, fast, 500*time.Millisecond, "fail-fast returns when a quorum refused")
+		assert.GreaterOrEqual(t, waited, time.Second, "without it, the paused server gets its deadline")
+		c.servers[3].Resume(t)
+		c.rs.Wait()
+		for _, n := range []string{fastName, slowName} {
+			for _, i := range []int{0, 1, 2} {
+				require.NoError(t, c.inspect[i].Del(context.Background(), n).Err())
+			}
+			c.assertNothingLeft(t, n)
+		}
+	})
+}
