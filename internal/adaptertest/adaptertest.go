@@ -41,15 +41,19 @@ const (
 )
 
 // Run runs the conformance suite. newPool must return a Pool for the server
-// at addr ("host:port") and release whatever it opened in t.Cleanup; it is
-// called once, and the Pool is shared by all subtests, which run one after
-// the other (some flush the script cache or pause the server).
+// at addr ("host:port") and release whatever it opened in t.Cleanup. The
+// Pool it returns for the suite's server is shared by all subtests, which
+// run one after the other (some flush the script cache or pause the
+// server); the subtest that kills a server calls newPool again, for a server
+// of its own.
 //
 // For the deadline subtest to pass, the client must honour context
 // deadlines on socket I/O (for go-redis: Options.ContextTimeoutEnabled).
+//
+// When the Pool is a redis.Subscriber, Run also checks its Subscriptions.
 func Run(t *testing.T, newPool func(t *testing.T, addr string) redsyncredis.Pool) {
 	srv := redistest.Start(t, 1)[0]
-	s := &suite{srv: srv, client: srv.Client(t), pool: newPool(t, srv.Addr())}
+	s := &suite{srv: srv, client: srv.Client(t), pool: newPool(t, srv.Addr()), newPool: newPool}
 
 	t.Run("GetOfMissingKeyReturnsEmptyString", s.testGetMissing)
 	t.Run("GetReturnsWhatSetStored", s.testSetThenGet)
@@ -67,6 +71,10 @@ func Run(t *testing.T, newPool func(t *testing.T, addr string) redsyncredis.Pool
 	t.Run("CancelledContextFailsCommandWithoutSendingIt", s.testCancelledContext)
 	t.Run("GetWithCancelledContextFails", s.testGetCancelledContext)
 	t.Run("DeadlineBoundsCommandsToPausedServer", s.testDeadlineWhilePaused)
+	if _, ok := s.pool.(redsyncredis.Subscriber); ok {
+		t.Run("SubscriptionConfirmsAndDeliversMessages", s.testSubscription)
+		t.Run("SubscriptionReceiveFailsWhenTheServerDies", s.testSubscriptionServerKilled)
+	}
 }
 
 // suite holds what the subtests share.
@@ -74,6 +82,9 @@ type suite struct {
 	srv    *redistest.Server
 	client *goredis.Client // inspects the server behind the adapter's back
 	pool   redsyncredis.Pool
+	// newPool is Run's argument, for subtests that need a server of their
+	// own.
+	newPool func(t *testing.T, addr string) redsyncredis.Pool
 }
 
 // conn returns a connection from the pool bounded by opTimeout, closed in

@@ -35,6 +35,15 @@ import (
 // NewPool returns a redsync Pool whose connections send their commands
 // through delegate. It never closes delegate (or its valkey.Client): the
 // caller owns it.
+//
+// The Pool is a redis.Subscriber, so that waiters wake when a lock is
+// released: each Subscription is a connection that delegate.Client()
+// dedicates to pub/sub. Its dial, in Dedicate, takes no context and is
+// bounded by ClientOption.Dialer.Timeout (a cluster client dials later,
+// within the Subscribe context). valkeycompat's PubSub is not used: it
+// subscribes again behind the caller's back after a failed connection, so
+// a release published meanwhile goes unheard, and it drops what its buffer
+// cannot hold.
 func NewPool(delegate valkeycompat.Cmdable) redsyncredis.Pool {
 	return &pool{delegate: delegate}
 }

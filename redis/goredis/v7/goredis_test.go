@@ -91,3 +91,29 @@ func TestContextBoundsRingCommands(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n, "the command must not reach the server")
 }
+
+// TestOnlyARingPoolCannotSubscribe pins NewPool's rule: a Client's pool is
+// a redis.Subscriber, so that waiters wake on a release; a Ring's is not,
+// as its pub/sub connection would sit on one shard only.
+func TestOnlyARingPoolCannotSubscribe(t *testing.T) {
+	srv := redistest.Start(t, 1)[0]
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = client.Close() })
+	assert.Implements(t, (*redsyncredis.Subscriber)(nil), goredis.NewPool(client))
+
+	ring := redis.NewRing(&redis.RingOptions{
+		Addrs: map[string]string{"shard": srv.Addr()},
+		// The Ring's heartbeat goroutine notices Close only at its next
+		// beat (500 ms by default), later than goleak looks.
+		HeartbeatFrequency: 10 * time.Millisecond,
+	})
+	t.Cleanup(func() { _ = ring.Close() })
+	pool := goredis.NewPool(ring)
+	_, subscribes := pool.(redsyncredis.Subscriber)
+	assert.False(t, subscribes, "a Ring pool must not be a redis.Subscriber")
+	conn, err := pool.Get(context.Background())
+	require.NoError(t, err)
+	ok, err := conn.Set("k", "v")
+	require.NoError(t, err)
+	assert.True(t, ok, "the Ring pool still locks")
+}

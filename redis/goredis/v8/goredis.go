@@ -34,8 +34,27 @@ import (
 
 // NewPool returns a redsync Pool whose connections send their commands
 // through delegate. It never closes delegate: the caller owns it.
+//
+// The Pool is a redis.Subscriber, so that waiters wake when a lock is
+// released, except for a *redis.Ring: a Ring puts a pub/sub connection on
+// the shard of its first channel, while a release publishes on the shard of
+// its key, so most releases would go unheard (and go-redis panics on a Ring
+// subscription without channels). Waiters on a Ring poll instead.
 func NewPool(delegate redis.UniversalClient) redsyncredis.Pool {
-	return &pool{delegate: delegate}
+	p := &pool{delegate: delegate}
+	if _, ok := delegate.(*redis.Ring); ok {
+		return pollingPool{p}
+	}
+	return p
+}
+
+// pollingPool is a pool without Subscribe.
+type pollingPool struct {
+	pool *pool
+}
+
+func (p pollingPool) Get(ctx context.Context) (redsyncredis.Conn, error) {
+	return p.pool.Get(ctx)
 }
 
 type pool struct {

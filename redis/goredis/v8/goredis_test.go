@@ -69,3 +69,17 @@ func TestNilContextUsesTheClientsContext(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, ok)
 }
+
+// TestOnlyARingPoolCannotSubscribe pins NewPool's rule: a Client's pool is
+// a redis.Subscriber, so that waiters wake on a release; a Ring's is not,
+// as its pub/sub connection would sit on one shard only.
+func TestOnlyARingPoolCannotSubscribe(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"}) // never dialled
+	t.Cleanup(func() { _ = client.Close() })
+	assert.Implements(t, (*redsyncredis.Subscriber)(nil), goredis.NewPool(client))
+
+	// Not NewRing: the heartbeat goroutine of a go-redis v8.11.5 Ring never
+	// stops, Close or not. NewPool looks at the type only.
+	_, subscribes := goredis.NewPool(&redis.Ring{}).(redsyncredis.Subscriber)
+	assert.False(t, subscribes, "a Ring pool must not be a redis.Subscriber")
+}
