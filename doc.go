@@ -50,6 +50,17 @@
 // replicated primary counts as one server, and a failover with asynchronous
 // replication can lose it.
 //
+// # Observing locks
+//
+// An Observer, set for a Redsync with SetObserver or for one Mutex with
+// WithObserver, is told about every Lock, Unlock and Extend, every attempt
+// to acquire, every server's reply with its latency (late ones too), and
+// every lock that KeepAlive finds lost: enough to see which lock is hot,
+// how long callers wait and which server fails. The nested modules
+// github.com/quorumlock/redsync/contrib/prometheus and .../contrib/otel
+// turn those events into Prometheus metrics and OpenTelemetry spans and
+// metrics. A Mutex without an Observer pays nothing for them.
+//
 // # Concurrency
 //
 // A Redsync is safe for concurrent use. A Mutex stands for one holder: use

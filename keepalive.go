@@ -141,26 +141,34 @@ func (m *Mutex) keepAlive(k *keeper) {
 		case <-timer.C:
 		}
 		if !time.Now().Before(lost) {
-			k.cancel(fmt.Errorf("%w: no extension succeeded before its validity ran out", ErrLockLost))
+			m.lose(k, fmt.Errorf("%w: no extension succeeded before its validity ran out", ErrLockLost))
 			return
 		}
 		// k.ctx ends the wait when Unlock or the caller stops us; the
 		// requests sent complete on their own either way.
-		res, err := m.extend(k.ctx, true)
+		res, err := m.extend(k.ctx, OpKeepAlive, true)
 		var taken *ErrTaken
 		switch {
 		case err == nil:
 			next = time.Now().Add(m.keepAliveEvery())
 		case errors.As(res.err, &taken):
-			k.cancel(fmt.Errorf("%w: a quorum of servers holds another value (nodes %v)", ErrLockLost, taken.Nodes))
+			m.lose(k, fmt.Errorf("%w: a quorum of servers holds another value (nodes %v)", ErrLockLost, taken.Nodes))
 			return
 		case errors.Is(err, ErrNotHeld):
-			k.cancel(fmt.Errorf("%w: the Mutex no longer holds a value", ErrLockLost))
+			m.lose(k, fmt.Errorf("%w: the Mutex no longer holds a value", ErrLockLost))
 			return
 		default:
 			next = time.Now().Add(retry)
 		}
 	}
+}
+
+// lose tells the Observer that the lock is lost, and cancels the holder's
+// context of k with cause, which wraps ErrLockLost. The Observer comes
+// first, so that it sees the loss before what the holder does about it.
+func (m *Mutex) lose(k *keeper, cause error) {
+	m.observeLost(k.ctx, cause)
+	k.cancel(cause)
 }
 
 // RunLocked acquires the lock (LockContext), keeps it alive (KeepAlive)

@@ -52,11 +52,15 @@ type Mutex struct {
 	// returned by every operation.
 	invalid error
 
-	mu     sync.Mutex // guards value, until, hold and keeper
-	value  string
-	until  time.Time
-	hold   *holding // the servers that may hold value; nil after Unlock
-	keeper *keeper  // the background extension, while KeepAlive runs
+	mu         sync.Mutex // guards value, until, acquiredAt, hold and keeper
+	value      string
+	until      time.Time
+	acquiredAt time.Time // the start of the attempt that acquired value; zero with WithValue
+	hold       *holding  // the servers that may hold value; nil after Unlock
+	keeper     *keeper   // the background extension, while KeepAlive runs
+
+	// obs observes the Mutex's operations; nil when nobody does.
+	obs Observer
 
 	keepAliveInterval time.Duration // WithKeepAliveInterval; 0: a third of the expiry
 
@@ -119,10 +123,36 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 	return m.lockContext(ctx, m.tries)
 }
 
-func (m *Mutex) lockContext(ctx context.Context, tries int) (err error) {
+func (m *Mutex) lockContext(ctx context.Context, tries int) error {
 	if err := m.check(ctx); err != nil {
 		return err
 	}
+	if m.obs == nil {
+		_, err := m.acquireLoop(ctx, tries)
+		return err
+	}
+	start := time.Now()
+	ctx = m.observeStart(ctx, OpLock, tries)
+	count, err := m.acquireLoop(ctx, tries)
+	e := DoneEvent{Op: OpLock, Name: m.name, Err: err, Canceled: canceledBy(ctx, err), Tries: count.tries, Attempts: count.attempts}
+	now := time.Now()
+	e.Duration = now.Sub(start)
+	if err == nil {
+		e.Validity = m.Until().Sub(now)
+	}
+	m.obs.Done(ctx, e)
+	return err
+}
+
+// lockCount counts the tries (as WithTries counts them: the retry delays
+// waited, plus one) and the attempts of a Lock call.
+type lockCount struct {
+	tries, attempts int
+}
+
+// acquireLoop is the Redlock acquire loop of lockContext: it attempts to
+// acquire the lock until an attempt does, the tries run out or ctx ends.
+func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, err error) {
 	var (
 		lastErr error
 		w       *waiter // this call's place in the queue for the name, once it waits
@@ -136,37 +166,40 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) (err error) {
 			w.leave(err == nil)
 		}
 	}()
+	// count.tries counts the retry delays waited so far, plus one;
+	// attempts made on a wake-up within a delay do not count.
+	count.tries = 1
 	// A refused first try asks for the key's time to live only if Lock may
 	// wait for it.
-	a, err := m.attempt(ctx, false, m.handoff && tries > 1, nil)
-	// try counts the retry delays waited so far, plus one; attempts made
-	// on a wake-up within a delay do not count.
-	try := 1
+	a, err := m.attempt(ctx, false, m.handoff && tries > 1, nil, count)
 	var periodEnd time.Time
 	for {
+		if !a.start.IsZero() {
+			count.attempts++
+		}
 		if err != nil {
-			return err
+			return count, err
 		}
 		if a.held {
-			return nil
+			return count, nil
 		}
 		if a.res.ctxErr != nil {
-			return lockAborted(a.res.ctxErr, a.res.err)
+			return count, lockAborted(a.res.ctxErr, a.res.err)
 		}
 		if a.res.err != nil {
 			lastErr = a.res.err
 		}
-		if try >= tries {
+		if count.tries >= tries {
 			if lastErr != nil {
-				return lastErr
+				return count, lastErr
 			}
-			return ErrFailed
+			return count, ErrFailed
 		}
 		if w == nil && m.handoff && m.rs.canListen {
 			w = m.rs.handoff.join(m.rs, m.name, a.start)
 		}
 		if periodEnd.IsZero() {
-			delay := m.delayFunc(try)
+			delay := m.delayFunc(count.tries)
 			if delay < 0 {
 				delay = 0
 			}
@@ -194,7 +227,7 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) (err error) {
 		}
 		select {
 		case <-ctx.Done():
-			return lockAborted(ctx.Err(), lastErr)
+			return count, lockAborted(ctx.Err(), lastErr)
 		case <-wake:
 			if !timer.Stop() {
 				<-timer.C
@@ -203,7 +236,7 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) (err error) {
 			if wakeAt.Before(periodEnd) {
 				break // the key expired: an attempt that does not count
 			}
-			try++
+			count.tries++
 			periodEnd = time.Time{}
 			if !head {
 				// Queued behind other waiters of this process, which
@@ -212,14 +245,14 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) (err error) {
 				continue
 			}
 		}
-		a, err = m.attempt(ctx, m.handoff, m.handoff, w)
+		a, err = m.attempt(ctx, m.handoff, m.handoff, w, count)
 	}
 }
 
 // lockAttempt is the outcome of one attempt to acquire the lock.
 type lockAttempt struct {
 	res   roundResult
-	start time.Time
+	start time.Time // zero when no server was contacted
 	held  bool
 	// freeIn is how long after start a quorum of servers must be free of
 	// the key that refused this attempt, by their replies; -1 if unknown.
@@ -228,8 +261,9 @@ type lockAttempt struct {
 
 // attempt tries once to acquire the lock with a fresh value. A waiter's
 // attempt (afterWait) may take over a released key held for waiters; w,
-// when not nil, is its place in the queue.
-func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter) (lockAttempt, error) {
+// when not nil, is its place in the queue. count is the Lock call's count
+// before this attempt, for the Observer.
+func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter, count lockCount) (lockAttempt, error) {
 	if err := ctx.Err(); err != nil {
 		return lockAttempt{res: roundResult{ctxErr: err}}, nil
 	}
@@ -248,6 +282,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter)
 	// key (1 when this attempt set it there), or 0 when unknown; written by
 	// the node goroutines, possibly after round returned.
 	freeAfter := make([]int64, len(m.pools))
+	watch := m.watchRound(ctx, OpLock, count.attempts+1)
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		ok, ttl, err := m.acquire(ctx, pool, value, afterWait, wantTTL)
 		switch {
@@ -263,19 +298,46 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter)
 			m.releaseLate(pool, value)
 		}
 		return ok, err
-	})
+	}, watch)
 	a := lockAttempt{res: res, start: start, freeIn: -1}
 	until := start.Add(m.expiry - m.drift())
 	if res.n >= m.quorum && res.ctxErr == nil && time.Now().Before(until) {
 		m.mu.Lock()
-		m.value, m.until, m.hold = value, until, hold
+		m.value, m.until, m.acquiredAt, m.hold = value, until, start, hold
 		m.mu.Unlock()
 		a.held = true
-		return a, nil
+	} else {
+		m.releaseHold(hold)
+		a.freeIn = quorumFreeIn(freeAfter, m.quorum)
 	}
-	m.releaseHold(hold)
-	a.freeIn = quorumFreeIn(freeAfter, m.quorum)
+	if m.obs != nil {
+		m.observeAttempt(ctx, a, count)
+	}
 	return a, nil
+}
+
+// observeAttempt reports a decided attempt; m.obs is not nil.
+func (m *Mutex) observeAttempt(ctx context.Context, a lockAttempt, count lockCount) {
+	e := AttemptEvent{
+		Name:     m.name,
+		Attempt:  count.attempts + 1,
+		Try:      count.tries,
+		Duration: time.Since(a.start),
+		Agreed:   a.res.n,
+		Quorum:   m.quorum,
+		Acquired: a.held,
+		Canceled: a.res.ctxErr != nil,
+	}
+	switch {
+	case a.held:
+	case a.res.ctxErr != nil:
+		e.Err = errors.Join(a.res.ctxErr, a.res.err)
+	case a.res.err != nil:
+		e.Err = a.res.err
+	default:
+		e.Err = ErrFailed // a quorum agreed too late
+	}
+	m.obs.Attempt(ctx, e)
 }
 
 // quorumFreeIn returns when a quorum of servers is free by freeAfter (see
@@ -314,6 +376,19 @@ func (m *Mutex) UnlockContext(ctx context.Context) (bool, error) {
 	if err := m.check(ctx); err != nil {
 		return false, err
 	}
+	if m.obs == nil {
+		return m.unlock(ctx)
+	}
+	start := time.Now()
+	held := m.heldFor(start)
+	ctx = m.observeStart(ctx, OpUnlock, 0)
+	ok, err := m.unlock(ctx)
+	m.obs.Done(ctx, DoneEvent{Op: OpUnlock, Name: m.name, Duration: time.Since(start), Err: err, Canceled: canceledBy(ctx, err), Held: held})
+	return ok, err
+}
+
+// unlock is UnlockContext once its arguments are checked.
+func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 	// Nothing extends the key from now on.
 	m.stopKeepAlive(ErrUnlocked)
 	m.mu.Lock()
@@ -331,7 +406,7 @@ func (m *Mutex) UnlockContext(ctx context.Context) (bool, error) {
 	var valueArg any = value
 	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
 		return m.release(ctx, pool, valueArg)
-	})
+	}, m.watchRound(ctx, OpUnlock, 0))
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, res.ctxErr)
 	}
@@ -357,13 +432,31 @@ func (m *Mutex) ExtendContext(ctx context.Context) (bool, error) {
 	if err := m.check(ctx); err != nil {
 		return false, err
 	}
-	_, err := m.extend(ctx, m.setNXOnExtend)
+	_, err := m.extend(ctx, OpExtend, m.setNXOnExtend)
 	return err == nil, err
 }
 
 // extend runs one extend round on the Mutex's value; setNX also sets the
-// key where it is missing. It moves Until on success.
-func (m *Mutex) extend(ctx context.Context, setNX bool) (roundResult, error) {
+// key where it is missing. It moves Until on success. op is OpExtend or
+// OpKeepAlive, for the Observer.
+func (m *Mutex) extend(ctx context.Context, op Op, setNX bool) (roundResult, error) {
+	if m.obs == nil {
+		return m.extendOnce(ctx, op, setNX)
+	}
+	start := time.Now()
+	ctx = m.observeStart(ctx, op, 0)
+	res, err := m.extendOnce(ctx, op, setNX)
+	now := time.Now()
+	e := DoneEvent{Op: op, Name: m.name, Duration: now.Sub(start), Err: err, Canceled: canceledBy(ctx, err)}
+	if err == nil {
+		e.Validity = m.Until().Sub(now)
+	}
+	m.obs.Done(ctx, e)
+	return res, err
+}
+
+// extendOnce is extend, unobserved.
+func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult, error) {
 	m.mu.Lock()
 	value, hold := m.value, m.hold
 	m.mu.Unlock()
@@ -384,7 +477,7 @@ func (m *Mutex) extend(ctx context.Context, setNX bool) (roundResult, error) {
 			m.releaseLate(pool, value)
 		}
 		return ok, err
-	})
+	}, m.watchRound(ctx, op, 0))
 	if res.ctxErr != nil {
 		return res, errors.Join(res.err, res.ctxErr)
 	}
@@ -430,7 +523,7 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 		defer conn.Close()
 		current, err := conn.Get(m.name)
 		return err == nil && current == value, err
-	})
+	}, nil)
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, res.ctxErr)
 	}

@@ -156,6 +156,15 @@ func WithHandoff(enabled bool) Option {
 	})
 }
 
+// WithObserver makes o observe the Mutex, instead of the observer of its
+// Redsync (see Redsync.SetObserver); WithObserver(nil) observes nothing.
+// See Observer for when its methods are called.
+func WithObserver(o Observer) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.obs = o
+	})
+}
+
 // randomDelay is the default DelayFunc.
 func randomDelay(int) time.Duration {
 	return minRetryDelay + time.Duration(rand.Int63n(int64(maxRetryDelay-minRetryDelay)))

@@ -2,6 +2,7 @@ package redsync
 
 import (
 	"math/rand"
+	"sync/atomic"
 	"time"
 
 	"github.com/quorumlock/redsync/redis"
@@ -23,6 +24,9 @@ type Redsync struct {
 	canListen bool
 	handoff   handoff
 	workers   workers
+
+	// observer is what SetObserver set; NewMutex gives it to each Mutex.
+	observer atomic.Pointer[observerBox]
 }
 
 // New returns a Redsync over pools, one pool per independent Redis server
@@ -58,6 +62,7 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 		rs:            r,
 		pools:         r.pools,
 		inflight:      &r.inflight,
+		obs:           r.redsyncObserver(),
 	}
 	for _, o := range options {
 		if o != nil {

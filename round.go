@@ -46,7 +46,13 @@ type roundResult struct {
 // connection the request went out on. Cutting the connection instead would
 // leave the request queued on a stalled server, to run whenever it resumes
 // and after anything sent to clean up.
-func (m *Mutex) round(ctx context.Context, op nodeOp) roundResult {
+//
+// w, when not nil, reports every reply to the Mutex's Observer: those the
+// round counts as it counts them, the others as late (see roundWatch).
+func (m *Mutex) round(ctx context.Context, op nodeOp, w *roundWatch) roundResult {
+	if w != nil {
+		op = w.wrap(op)
+	}
 	r := &roundState{op: op, replies: make(chan nodeReply, len(m.pools)), remaining: int32(len(m.pools)), inflight: m.inflight}
 	r.ctx, r.cancel = detachedWithTimeout(ctx, m.expiry)
 	for node, pool := range m.pools {
@@ -58,21 +64,33 @@ func (m *Mutex) round(ctx context.Context, op nodeOp) roundResult {
 	deadline := getTimer(timeout)
 	defer putTimer(deadline)
 	t := tally{quorum: m.quorum, nodes: len(m.pools)}
+	var ctxErr error
+collect:
 	for t.answered < t.nodes {
 		select {
 		case reply := <-r.replies:
 			t.add(reply)
+			if w != nil {
+				w.reply(reply)
+			}
 			if t.n >= m.quorum || (m.failFast && t.failed()) {
-				return t.result(nil)
+				break collect
 			}
 		case <-deadline.C:
-			t.noReply(timeout)
-			return t.result(nil)
+			errNoReply := t.noReply(timeout)
+			if w != nil {
+				w.noReply(&t, errNoReply, timeout)
+			}
+			break collect
 		case <-ctx.Done():
-			return t.result(ctx.Err())
+			ctxErr = ctx.Err()
+			break collect
 		}
 	}
-	return t.result(nil)
+	if w != nil {
+		w.decide(r.replies)
+	}
+	return t.result(ctxErr)
 }
 
 // roundState is what the goroutines of one round share.
@@ -227,15 +245,22 @@ func (t *tally) failed() bool {
 	return t.answered-t.n > t.nodes-t.quorum
 }
 
-// noReply records the servers that did not answer within timeout.
-func (t *tally) noReply(timeout time.Duration) {
+// noReply records the servers that did not answer within timeout, and
+// returns the error they are recorded with.
+func (t *tally) noReply(timeout time.Duration) error {
 	errNoReply := fmt.Errorf("no reply within %v: %w", timeout, context.DeadlineExceeded)
 	for node := 0; node < t.nodes; node++ {
-		if node < 64 && t.seen&(1<<uint(node)) != 0 {
-			continue
+		if t.missed(node) {
+			t.err = errors.Join(t.err, &RedisError{Node: node, Err: errNoReply})
 		}
-		t.err = errors.Join(t.err, &RedisError{Node: node, Err: errNoReply})
 	}
+	return errNoReply
+}
+
+// missed reports whether node has not answered (always true beyond the
+// first 64 nodes).
+func (t *tally) missed(node int) bool {
+	return node >= 64 || t.seen&(1<<uint(node)) == 0
 }
 
 func (t *tally) result(ctxErr error) roundResult {

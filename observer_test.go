@@ -1,0 +1,549 @@
+package redsync_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	goredislib "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quorumlock/redsync"
+	"github.com/quorumlock/redsync/internal/redistest"
+	"github.com/quorumlock/redsync/redis"
+	"github.com/quorumlock/redsync/redis/goredis"
+)
+
+// recorder is an Observer that records every event with the operation it
+// belongs to, found through the context that its Start returned.
+type recorder struct {
+	mu      sync.Mutex // guards the fields below
+	events  []event
+	ops     int
+	attempt chan redsync.AttemptEvent // every Attempt, when not nil; never blocks
+}
+
+// opKey is the key of a recorder's operation numbers in contexts.
+type opKey struct{ r *recorder }
+
+// event is one recorded call; op is the number of the operation it
+// belongs to, from 1, by the context it was given (0: none).
+type event struct {
+	ctx     context.Context
+	op      int
+	start   *redsync.StartEvent
+	attempt *redsync.AttemptEvent
+	node    *redsync.NodeEvent
+	done    *redsync.DoneEvent
+	lost    *redsync.LostEvent
+}
+
+func (r *recorder) record(ctx context.Context, e event) {
+	e.ctx = ctx
+	e.op, _ = ctx.Value(opKey{r}).(int)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) Start(ctx context.Context, e redsync.StartEvent) context.Context {
+	r.mu.Lock()
+	r.ops++
+	ctx = context.WithValue(ctx, opKey{r}, r.ops)
+	r.mu.Unlock()
+	r.record(ctx, event{start: &e})
+	return ctx
+}
+
+func (r *recorder) Attempt(ctx context.Context, e redsync.AttemptEvent) {
+	r.record(ctx, event{attempt: &e})
+	if r.attempt != nil {
+		select {
+		case r.attempt <- e:
+		default:
+		}
+	}
+}
+
+func (r *recorder) Node(ctx context.Context, e redsync.NodeEvent) { r.record(ctx, event{node: &e}) }
+func (r *recorder) Done(ctx context.Context, e redsync.DoneEvent) { r.record(ctx, event{done: &e}) }
+func (r *recorder) Lost(ctx context.Context, e redsync.LostEvent) { r.record(ctx, event{lost: &e}) }
+
+// recorded returns a copy of the events so far.
+func (r *recorder) recorded() []event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]event(nil), r.events...)
+}
+
+// lines renders the events in the order they came, one line per event,
+// except that the node events of an attempt (or of an Unlock or Extend)
+// make one line, sorted by node, in the place of the first of them:
+// replies come in any order. With late, the line also has the replies that
+// came after the attempt was decided (shown like the others); without, they
+// are left out. A reply that is not late but comes after its attempt was
+// decided gets a line of its own, which no expected output has.
+func (r *recorder) lines(late bool) []string {
+	events := r.recorded()
+	type round struct{ op, attempt int }
+	nodes := map[round]map[int][]string{}
+	for _, e := range events {
+		if e.node == nil || (e.node.Late && !late) {
+			continue
+		}
+		k := round{e.op, e.node.Attempt}
+		if nodes[k] == nil {
+			nodes[k] = map[int][]string{}
+		}
+		nodes[k][e.node.Node] = append(nodes[k][e.node.Node], e.node.Outcome.String())
+	}
+	var out []string
+	written := map[round]bool{}
+	decided := map[round]bool{}
+	for _, e := range events {
+		switch {
+		case e.start != nil:
+			line := e.start.Op.String() + " start"
+			if e.start.Op == redsync.OpLock {
+				line += fmt.Sprintf(" tries=%d", e.start.Tries)
+			}
+			out = append(out, line)
+		case e.node != nil && !e.node.Late:
+			k := round{e.op, e.node.Attempt}
+			if decided[k] {
+				out = append(out, fmt.Sprintf("reply after the decision: %+v", *e.node))
+				continue
+			}
+			if written[k] {
+				continue
+			}
+			written[k] = true
+			var nodeList []int
+			for n := range nodes[k] {
+				nodeList = append(nodeList, n)
+			}
+			sort.Ints(nodeList)
+			var parts []string
+			for _, n := range nodeList {
+				parts = append(parts, fmt.Sprintf("%d=%s", n, strings.Join(nodes[k][n], "+")))
+			}
+			line := e.node.Op.String()
+			if e.node.Op == redsync.OpLock {
+				line += fmt.Sprintf(" attempt %d", e.node.Attempt)
+			}
+			out = append(out, line+" nodes: "+strings.Join(parts, " "))
+		case e.attempt != nil:
+			decided[round{e.op, e.attempt.Attempt}] = true
+			out = append(out, fmt.Sprintf("lock attempt %d try %d: %s", e.attempt.Attempt, e.attempt.Try, e.attempt.Outcome()))
+		case e.done != nil:
+			decided[round{e.op, 0}] = true
+			line := fmt.Sprintf("%s done: %s", e.done.Op, e.done.Outcome())
+			if e.done.Op == redsync.OpLock {
+				line += fmt.Sprintf(" tries=%d attempts=%d", e.done.Tries, e.done.Attempts)
+			}
+			out = append(out, line)
+		case e.lost != nil:
+			out = append(out, "lost")
+		}
+	}
+	return out
+}
+
+// observedCluster is a Redsync over n real servers (go-redis clients
+// with their default options), and a client per server to look at them.
+type observedCluster struct {
+	servers []*redistest.Server
+	inspect []*goredislib.Client
+	rs      *redsync.Redsync
+}
+
+func newObservedCluster(t *testing.T, n int) *observedCluster {
+	c := &observedCluster{servers: redistest.Start(t, n)}
+	pools := make([]redis.Pool, n)
+	for i, s := range c.servers {
+		client := goredislib.NewClient(&goredislib.Options{Addr: s.Addr()})
+		t.Cleanup(func() { _ = client.Close() })
+		pools[i] = goredis.NewPool(client)
+		c.inspect = append(c.inspect, s.Client(t))
+	}
+	c.rs = redsync.New(pools...)
+	t.Cleanup(c.rs.Wait)
+	return c
+}
+
+// roomy is a per-server deadline that a healthy server always meets, even
+// with a fresh connection under the race detector.
+var roomy = redsync.WithTimeoutFactor(0.5)
+
+// checkEvents checks what every event of rec carries besides what lines
+// shows: the operation's context reached each of them, late replies
+// included, and the durations and counts add up.
+func checkEvents(t *testing.T, rec *recorder, name string, quorum int) {
+	t.Helper()
+	for _, e := range rec.recorded() {
+		if e.lost == nil {
+			require.NotZero(t, e.op, "an event without the context Start returned: %+v", e)
+		}
+		switch {
+		case e.start != nil:
+			assert.Equal(t, name, e.start.Name)
+		case e.node != nil:
+			assert.Equal(t, name, e.node.Name)
+			if e.node.Outcome == redsync.NodeOK || e.node.Outcome == redsync.NodeRefused {
+				assert.NoError(t, e.node.Err)
+			} else {
+				assert.Error(t, e.node.Err)
+			}
+			if e.node.Outcome == redsync.NodeTimeout {
+				assert.ErrorIs(t, e.node.Err, context.DeadlineExceeded)
+				assert.False(t, e.node.Late)
+			}
+			assert.Positive(t, e.node.Latency)
+		case e.attempt != nil:
+			assert.Equal(t, name, e.attempt.Name)
+			assert.Equal(t, quorum, e.attempt.Quorum)
+			assert.Positive(t, e.attempt.Duration)
+			if e.attempt.Acquired {
+				assert.GreaterOrEqual(t, e.attempt.Agreed, quorum)
+				assert.NoError(t, e.attempt.Err)
+			} else {
+				assert.Error(t, e.attempt.Err)
+			}
+		case e.done != nil:
+			assert.Equal(t, name, e.done.Name)
+			assert.Positive(t, e.done.Duration)
+			ok := e.done.Err == nil
+			if e.done.Op != redsync.OpUnlock {
+				assert.Equal(t, ok, e.done.Validity > 0, "validity %v with error %v", e.done.Validity, e.done.Err)
+			}
+			if e.done.Op == redsync.OpUnlock {
+				assert.Positive(t, e.done.Held)
+			}
+		case e.lost != nil:
+			assert.Equal(t, name, e.lost.Name)
+			assert.ErrorIs(t, e.lost.Cause, redsync.ErrLockLost)
+			assert.Positive(t, e.lost.Held)
+		}
+	}
+}
+
+func TestObserverSeesASuccessfulLockAndUnlock(t *testing.T) {
+	c := newObservedCluster(t, 3)
+	rec := &recorder{}
+	m := c.rs.NewMutex("observed:success", redsync.WithObserver(rec), redsync.WithExpiry(2*time.Second), roomy)
+	require.NoError(t, m.Lock())
+	c.rs.Wait() // the slowest server's reply is in
+	ok, err := m.Extend()
+	require.True(t, ok, err)
+	c.rs.Wait()
+	ok, err = m.Unlock()
+	require.True(t, ok, err)
+	c.rs.Wait()
+
+	assert.Equal(t, []string{
+		"lock start tries=32",
+		"lock attempt 1 nodes: 0=ok 1=ok 2=ok",
+		"lock attempt 1 try 1: ok",
+		"lock done: ok tries=1 attempts=1",
+		"extend start",
+		"extend nodes: 0=ok 1=ok 2=ok",
+		"extend done: ok",
+		"unlock start",
+		"unlock nodes: 0=ok 1=ok 2=ok",
+		"unlock done: ok",
+	}, rec.lines(true))
+	checkEvents(t, rec, m.Name(), 2)
+}
+
+func TestObserverSeesContention(t *testing.T) {
+	c := newObservedCluster(t, 3)
+	const name = "observed:contention"
+	holder := c.rs.NewMutex(name)
+	require.NoError(t, holder.Lock())
+	c.rs.Wait() // every server holds the holder's value
+
+	t.Run("polling", func(t *testing.T) {
+		// Without hand-off the waiter tries once per retry delay: the
+		// holder releases during the first delay.
+		rec := &recorder{attempt: make(chan redsync.AttemptEvent, 8)}
+		waiter := c.rs.NewMutex(name, redsync.WithObserver(rec), redsync.WithHandoff(false),
+			redsync.WithTries(5), redsync.WithRetryDelay(300*time.Millisecond))
+		done := make(chan error, 1)
+		go func() { done <- waiter.Lock() }()
+		<-rec.attempt
+		ok, err := holder.Unlock()
+		require.True(t, ok, err)
+		require.NoError(t, <-done)
+		c.rs.Wait()
+
+		assert.Equal(t, []string{
+			"lock start tries=5",
+			"lock attempt 1 nodes: 0=refused 1=refused 2=refused",
+			"lock attempt 1 try 1: taken",
+			"lock attempt 2 nodes: 0=ok 1=ok 2=ok",
+			"lock attempt 2 try 2: ok",
+			"lock done: ok tries=2 attempts=2",
+		}, rec.lines(true))
+		checkEvents(t, rec, name, 2)
+		holder = waiter
+	})
+
+	t.Run("handoff", func(t *testing.T) {
+		// With hand-off the waiter is woken by the release, within its
+		// first retry delay; it may also try when its subscriptions are
+		// confirmed (a release may have gone unheard before).
+		rec := &recorder{attempt: make(chan redsync.AttemptEvent, 8)}
+		waiter := c.rs.NewMutex(name, redsync.WithObserver(rec), redsync.WithRetryDelay(time.Hour))
+		done := make(chan error, 1)
+		go func() { done <- waiter.Lock() }()
+		<-rec.attempt
+		time.Sleep(50 * time.Millisecond) // subscribed
+		ok, err := holder.Unlock()
+		require.True(t, ok, err)
+		require.NoError(t, <-done)
+		c.rs.Wait()
+
+		lines := rec.lines(true)
+		require.GreaterOrEqual(t, len(lines), 6)
+		attempts := (len(lines) - 2) / 2
+		want := []string{"lock start tries=32"}
+		for i := 1; i < attempts; i++ {
+			want = append(want,
+				fmt.Sprintf("lock attempt %d nodes: 0=refused 1=refused 2=refused", i),
+				fmt.Sprintf("lock attempt %d try 1: taken", i))
+		}
+		want = append(want,
+			fmt.Sprintf("lock attempt %d nodes: 0=ok 1=ok 2=ok", attempts),
+			fmt.Sprintf("lock attempt %d try 1: ok", attempts),
+			fmt.Sprintf("lock done: ok tries=1 attempts=%d", attempts))
+		assert.Equal(t, want, lines)
+		checkEvents(t, rec, name, 2)
+		ok, err = waiter.Unlock()
+		require.True(t, ok, err)
+	})
+}
+
+func TestObserverSeesAStalledServer(t *testing.T) {
+	c := newObservedCluster(t, 3)
+	const name = "observed:stalled"
+	// A 200 ms per-server deadline, met by connections already open.
+	opts := []redsync.Option{redsync.WithExpiry(4 * time.Second), redsync.WithTimeoutFactor(0.05)}
+	warmUp := c.rs.NewMutex(name)
+	require.NoError(t, warmUp.Lock())
+	_, _ = warmUp.Unlock()
+	c.rs.Wait()
+	rec := &recorder{}
+	c.rs.SetObserver(rec)
+	c.servers[1].Pause(t)
+	holder := c.rs.NewMutex(name, opts...)
+	require.NoError(t, holder.Lock())
+	var taken *redsync.ErrTaken
+	require.ErrorAs(t, c.rs.NewMutex(name, opts...).TryLock(), &taken)
+	ok, err := holder.Unlock()
+	require.True(t, ok, err)
+
+	// The healthy servers decide at once; a refused TryLock waits for the
+	// deadline of the stalled one, to name every server in its error.
+	assert.Equal(t, []string{
+		"lock start tries=32",
+		"lock attempt 1 nodes: 0=ok 2=ok",
+		"lock attempt 1 try 1: ok",
+		"lock done: ok tries=1 attempts=1",
+		"lock start tries=1",
+		"lock attempt 1 nodes: 0=refused 1=timeout 2=refused",
+		"lock attempt 1 try 1: taken",
+		"lock done: taken tries=1 attempts=1",
+		"unlock start",
+		"unlock nodes: 0=ok 2=ok",
+		"unlock done: ok",
+	}, rec.lines(false))
+
+	// Once it resumes, the stalled server's replies to the three
+	// operations come in late, each with the context of its operation.
+	c.servers[1].Resume(t)
+	c.rs.Wait()
+	var late []redsync.NodeEvent
+	var lateOps []int
+	for _, e := range rec.recorded() {
+		if e.node != nil && e.node.Late {
+			late = append(late, *e.node)
+			lateOps = append(lateOps, e.op)
+		}
+	}
+	require.Len(t, late, 3, "one late reply per operation: %+v", late)
+	sort.Ints(lateOps)
+	assert.Equal(t, []int{1, 2, 3}, lateOps)
+	for _, e := range late {
+		assert.Equal(t, 1, e.Node)
+		assert.Contains(t, []redsync.NodeOutcome{redsync.NodeOK, redsync.NodeRefused, redsync.NodeExpired}, e.Outcome, "%+v", e)
+	}
+	checkEvents(t, rec, name, 2)
+}
+
+func TestObserverSeesADeadServer(t *testing.T) {
+	c := newObservedCluster(t, 3)
+	const name = "observed:dead"
+	rec := &recorder{}
+	c.rs.SetObserver(rec)
+	c.servers[2].Kill(t)
+	m := c.rs.NewMutex(name, redsync.WithExpiry(time.Second), roomy)
+	require.NoError(t, m.Lock())
+	ok, err := m.Unlock()
+	require.True(t, ok, err)
+	// go-redis dials a dead server again until the request's context,
+	// bounded by the expiry, ends: the errors may come in late.
+	c.rs.Wait()
+
+	assert.Equal(t, []string{
+		"lock start tries=32",
+		"lock attempt 1 nodes: 0=ok 1=ok 2=error",
+		"lock attempt 1 try 1: ok",
+		"lock done: ok tries=1 attempts=1",
+		"unlock start",
+		"unlock nodes: 0=ok 1=ok 2=error",
+		"unlock done: ok",
+	}, rec.lines(true))
+	checkEvents(t, rec, name, 2)
+}
+
+func TestObserverSeesALostLock(t *testing.T) {
+	c := newObservedCluster(t, 3)
+	const name = "observed:lost"
+	rec := &recorder{}
+	m := c.rs.NewMutex(name, redsync.WithObserver(rec), redsync.WithExpiry(time.Second), roomy, redsync.WithKeepAliveInterval(20*time.Millisecond))
+	require.NoError(t, m.Lock())
+	c.rs.Wait()
+	// Somebody else holds the key now, on every server.
+	for _, client := range c.inspect {
+		require.NoError(t, client.Set(context.Background(), name, "somebody else", time.Second).Err())
+	}
+	held, err := m.KeepAlive(context.Background())
+	require.NoError(t, err)
+	<-held.Done()
+	ok, err := m.Unlock()
+	assert.False(t, ok)
+	var taken *redsync.ErrTaken
+	assert.ErrorAs(t, err, &taken)
+	c.rs.Wait()
+
+	assert.Equal(t, []string{
+		"lock start tries=32",
+		"lock attempt 1 nodes: 0=ok 1=ok 2=ok",
+		"lock attempt 1 try 1: ok",
+		"lock done: ok tries=1 attempts=1",
+		"keepalive start",
+		"keepalive nodes: 0=refused 1=refused 2=refused",
+		"keepalive done: taken",
+		"lost",
+		"unlock start",
+		"unlock nodes: 0=refused 1=refused 2=refused",
+		"unlock done: taken",
+	}, rec.lines(true))
+	checkEvents(t, rec, name, 2)
+	for _, e := range rec.recorded() {
+		if e.lost != nil {
+			assert.Equal(t, context.Cause(held), e.lost.Cause, "the cause the holder sees")
+		}
+	}
+}
+
+// miniredisPools starts n embedded miniredis servers and returns a
+// go-redis pool for each.
+func miniredisPools(t *testing.T, n int) []redis.Pool {
+	pools := make([]redis.Pool, n)
+	for i := range pools {
+		client := goredislib.NewClient(&goredislib.Options{Addr: miniredis.RunT(t).Addr()})
+		t.Cleanup(func() { _ = client.Close() })
+		pools[i] = goredis.NewPool(client)
+	}
+	return pools
+}
+
+func TestObserverSetOnRedsyncOrMutex(t *testing.T) {
+	pools := miniredisPools(t, 1)
+	rs := redsync.New(pools...)
+	defer rs.Wait()
+	before := rs.NewMutex("made-before")
+	onRedsync, onMutex := &recorder{}, &recorder{}
+	rs.SetObserver(onRedsync)
+	cases := []struct {
+		m    *redsync.Mutex
+		want *recorder
+	}{
+		{before, nil},
+		{rs.NewMutex("redsync's"), onRedsync},
+		{rs.NewMutex("mutex's", redsync.WithObserver(onMutex)), onMutex},
+		{rs.NewMutex("none", redsync.WithObserver(nil)), nil},
+	}
+	for _, tc := range cases {
+		n1, n2 := len(onRedsync.recorded()), len(onMutex.recorded())
+		require.NoError(t, tc.m.Lock())
+		_, err := tc.m.Unlock()
+		require.NoError(t, err)
+		rs.Wait()
+		assert.Equal(t, tc.want == onRedsync, len(onRedsync.recorded()) > n1, tc.m.Name())
+		assert.Equal(t, tc.want == onMutex, len(onMutex.recorded()) > n2, tc.m.Name())
+	}
+	rs.SetObserver(nil)
+	m := rs.NewMutex("after")
+	require.NoError(t, m.Lock())
+	n := len(onRedsync.recorded())
+	_, _ = m.Unlock()
+	assert.Len(t, onRedsync.recorded(), n, "SetObserver(nil) observes nothing")
+}
+
+func TestObserverSeesArgumentErrorsNotAndNotHeldAsDone(t *testing.T) {
+	pools := miniredisPools(t, 1)
+	rs := redsync.New(pools...)
+	rec := &recorder{}
+	rs.SetObserver(rec)
+	_ = rs.NewMutex("").Lock() // *ArgumentError: not observed
+	_, err := rs.NewMutex("never-locked").Unlock()
+	require.ErrorIs(t, err, redsync.ErrNotHeld)
+	assert.Equal(t, []string{"unlock start", "unlock done: not_held"}, rec.lines(true))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = rs.NewMutex("cancelled").LockContext(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	lines := rec.lines(true)
+	assert.Equal(t, []string{"lock start tries=32", "lock done: canceled tries=1 attempts=0"}, lines[2:])
+	events := rec.recorded()
+	assert.True(t, events[len(events)-1].done.Canceled)
+	assert.True(t, errors.Is(events[len(events)-1].done.Err, redsync.ErrFailed))
+}
+
+func TestMultiObserverPassesEveryEventToEachInTurn(t *testing.T) {
+	pools := miniredisPools(t, 3)
+	rs := redsync.New(pools...)
+	first, second := &recorder{}, &recorder{}
+	rs.SetObserver(redsync.MultiObserver(first, nil, second))
+	m := rs.NewMutex("multi")
+	require.NoError(t, m.Lock())
+	rs.Wait()
+	_, err := m.Unlock()
+	require.NoError(t, err)
+	rs.Wait()
+	want := []string{
+		"lock start tries=32",
+		"lock attempt 1 nodes: 0=ok 1=ok 2=ok",
+		"lock attempt 1 try 1: ok",
+		"lock done: ok tries=1 attempts=1",
+		"unlock start",
+		"unlock nodes: 0=ok 1=ok 2=ok",
+		"unlock done: ok",
+	}
+	assert.Equal(t, want, first.lines(true))
+	assert.Equal(t, want, second.lines(true))
+	// The second observer got the context the first returned.
+	for _, e := range second.recorded() {
+		assert.NotNil(t, e.ctx.Value(opKey{first}), "%+v", e)
+	}
+}
