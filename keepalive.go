@@ -44,8 +44,9 @@ type keeper struct {
 // WithSetNXOnExtend does).
 //
 // It returns a context for the holder, derived from ctx, that is cancelled
-// the moment the lock can no longer be proven held: when Until, less the
-// drift allowance, passes without a successful extension, when a quorum of
+// the moment the lock can no longer be proven held: when Until, less a
+// margin (the drift allowance or the per-server deadline, whichever is
+// longer), passes without a successful extension, when a quorum of
 // servers holds another value, or when Unlock is called. context.Cause
 // tells which: an error wrapping ErrLockLost, ErrUnlocked, or the cause of
 // ctx when ctx ended first (the extension then stops, and the lock lapses at
@@ -94,10 +95,14 @@ func (m *Mutex) stopKeepAlive(cause error) {
 }
 
 // keepAliveMargin is how long before Until the holder's context is
-// cancelled when no extension succeeded: the drift allowance, at least a
-// millisecond.
+// cancelled when no extension succeeded: the drift allowance, and at least
+// the per-server deadline, so that a late timer or a slow last extension
+// on a busy machine still leaves the cancellation before Until.
 func (m *Mutex) keepAliveMargin() time.Duration {
 	margin := m.drift()
+	if op := m.opTimeout(); margin < op {
+		margin = op
+	}
 	if margin < time.Millisecond {
 		margin = time.Millisecond
 	}
@@ -146,7 +151,10 @@ func (m *Mutex) keepAlive(k *keeper) {
 		}
 		// k.ctx ends the wait when Unlock or the caller stops us; the
 		// requests sent complete on their own either way.
-		res, err := m.extend(k.ctx, OpKeepAlive, true)
+		// The extension gives up at the moment the lock would be lost.
+		extendCtx, cancel := context.WithDeadline(k.ctx, lost)
+		res, err := m.extend(extendCtx, OpKeepAlive, true)
+		cancel()
 		var taken *ErrTaken
 		switch {
 		case err == nil:

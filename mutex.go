@@ -172,7 +172,12 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 	// A refused first try asks for the key's time to live only if Lock may
 	// wait for it.
 	a, err := m.attempt(ctx, false, m.handoff && tries > 1, nil, count)
-	var periodEnd time.Time
+	var (
+		periodEnd time.Time
+		// retriedErrors: this delay period already had an early attempt
+		// because a server failed (see below).
+		retriedErrors bool
+	)
 	for {
 		if !a.start.IsZero() {
 			count.attempts++
@@ -204,6 +209,7 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 				delay = 0
 			}
 			periodEnd = time.Now().Add(delay)
+			retriedErrors = false
 		}
 		// The waiter at the head of the queue (or any waiter when nobody
 		// announces releases) also wakes when the key must have expired
@@ -214,6 +220,16 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 			free := a.start.Add(a.freeIn + time.Duration(mathrand.Int63n(int64(time.Millisecond))))
 			if free.Before(wakeAt) {
 				wakeAt = free
+			}
+		}
+		// A server that failed the attempt (a connection broken by a
+		// restart, say) may not announce the next release either: try
+		// again soon, once per delay period, rather than only at its end.
+		var failed *RedisError
+		if w != nil && !retriedErrors && errors.As(a.res.err, &failed) {
+			if soon := time.Now().Add(errorRetryPause); soon.Before(wakeAt) {
+				wakeAt = soon
+				retriedErrors = true
 			}
 		}
 		if timer == nil {
@@ -405,7 +421,18 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 	}
 	var valueArg any = value
 	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
-		return m.release(ctx, pool, valueArg)
+		ok, err := m.release(ctx, pool, valueArg)
+		if err != nil && err != ErrLockAlreadyExpired && !neverSent(err) {
+			// A connection broken before the request went out (by a
+			// server restart, say) fails it: release once more, on the
+			// side. Releasing twice is harmless.
+			m.inflight.add()
+			go func() {
+				defer m.inflight.done()
+				m.releaseLate(pool, value)
+			}()
+		}
+		return ok, err
 	}, m.watchRound(ctx, OpUnlock, 0))
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, res.ctxErr)
@@ -635,6 +662,10 @@ func (m *Mutex) releaseLate(pool redis.Pool, value string) {
 	defer cancel()
 	_, _ = m.release(ctx, pool, value)
 }
+
+// errorRetryPause is how soon a waiter tries again after a server failed
+// its attempt.
+const errorRetryPause = 200 * time.Millisecond
 
 // neverSent reports whether err says the request could not even reach the
 // server (the connection was refused), so it cannot have run there.
