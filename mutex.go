@@ -174,9 +174,9 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 	a, err := m.attempt(ctx, false, m.handoff && tries > 1, nil, count)
 	var (
 		periodEnd time.Time
-		// retriedErrors: this delay period already had an early attempt
-		// because a server failed (see below).
-		retriedErrors bool
+		// errorRetries counts the early attempts made in a row because a
+		// server failed (see below).
+		errorRetries uint
 	)
 	for {
 		if !a.start.IsZero() {
@@ -209,7 +209,6 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 				delay = 0
 			}
 			periodEnd = time.Now().Add(delay)
-			retriedErrors = false
 		}
 		// The waiter at the head of the queue (or any waiter when nobody
 		// announces releases) also wakes when the key must have expired
@@ -224,13 +223,19 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 		}
 		// A server that failed the attempt (a connection broken by a
 		// restart, say) may not announce the next release either: try
-		// again soon, once per delay period, rather than only at its end.
+		// again soon rather than only at the end of the delay, backing off
+		// while servers keep failing.
 		var failed *RedisError
-		if w != nil && !retriedErrors && errors.As(a.res.err, &failed) {
-			if soon := time.Now().Add(errorRetryPause); soon.Before(wakeAt) {
-				wakeAt = soon
-				retriedErrors = true
+		if w != nil && errors.As(a.res.err, &failed) {
+			if errorRetries > 5 {
+				errorRetries = 5
 			}
+			if soon := time.Now().Add(errorRetryPause << errorRetries); soon.Before(wakeAt) {
+				wakeAt = soon
+			}
+			errorRetries++
+		} else {
+			errorRetries = 0
 		}
 		if timer == nil {
 			timer = time.NewTimer(time.Until(wakeAt))
@@ -664,7 +669,7 @@ func (m *Mutex) releaseLate(pool redis.Pool, value string) {
 }
 
 // errorRetryPause is how soon a waiter tries again after a server failed
-// its attempt.
+// its attempt; it doubles while servers keep failing, up to 32 times.
 const errorRetryPause = 200 * time.Millisecond
 
 // neverSent reports whether err says the request could not even reach the
