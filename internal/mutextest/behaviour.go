@@ -288,6 +288,7 @@ func testExtendResetsTheExpiry(t *testing.T, adapters []Adapter) {
 		require.NoError(t, err)
 		require.True(t, ok)
 		assert.True(t, m.Until().After(first), "Until moves forward")
+		c.rs.Wait() // Extend returns once a quorum answered
 		for _, client := range c.inspect {
 			ttl, err := client.PTTL(context.Background(), name).Result()
 			require.NoError(t, err)
@@ -316,6 +317,7 @@ func testSetNXOnExtendRestoresKeysLostByServers(t *testing.T, adapters []Adapter
 			ok, err := m.Extend()
 			require.True(t, ok, err)
 		}
+		c.rs.Wait() // Extend returns once a quorum answered
 		assert.Equal(t, []string{plain.Value(), plain.Value(), ""}, c.values(t, plain.Name()))
 		assert.Equal(t, repeat(setNX.Value(), 3), c.values(t, setNX.Name()))
 
@@ -323,6 +325,7 @@ func testSetNXOnExtendRestoresKeysLostByServers(t *testing.T, adapters []Adapter
 		require.NoError(t, c.inspect[1].Set(ctx, setNX.Name(), "foreign", 0).Err())
 		ok, err := setNX.Extend()
 		require.True(t, ok, err)
+		c.rs.Wait()
 		assert.Equal(t, []string{setNX.Value(), "foreign", setNX.Value()}, c.values(t, setNX.Name()))
 		_, _ = plain.Unlock()
 		_, _ = setNX.Unlock()
