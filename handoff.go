@@ -142,18 +142,6 @@ func (w *waiter) attempting(start time.Time) {
 	w.h.mu.Unlock()
 }
 
-// listening reports whether some server can announce releases.
-func (h *handoff) listening() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, l := range h.listeners {
-		if l != nil {
-			return true
-		}
-	}
-	return false
-}
-
 // head reports whether w is first in its queue.
 func (w *waiter) head() bool {
 	w.h.mu.Lock()

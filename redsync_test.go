@@ -106,7 +106,6 @@ func TestBadArgumentsAreReportedBeforeAnyServerIsContacted(t *testing.T) {
 func TestNilContextIsRejected(t *testing.T) {
 	_, pools := miniPools(t, 1)
 	m := New(pools...).NewMutex("nil-ctx")
-	//lint:ignore SA1012 the nil context is the point of the test
 	var nilCtx context.Context
 	err := m.LockContext(nilCtx)
 	var argErr *ArgumentError

@@ -353,14 +353,17 @@ func testScriptsSurviveScriptFlush(t *testing.T, adapters []Adapter) {
 func testValidFollowsTheKeys(t *testing.T, adapters []Adapter) {
 	forEachSetup(t, adapters, func(t *testing.T, c *testCluster, name string) {
 		m := c.rs.NewMutex(name)
+		//lint:ignore SA1019 Valid is redsync API, tested as such
 		ok, err := m.Valid()
 		assert.False(t, ok)
 		assert.NoError(t, err)
 		c.lock(t, m)
+		//lint:ignore SA1019 Valid is redsync API, tested as such
 		ok, err = m.Valid()
 		assert.True(t, ok)
 		assert.NoError(t, err)
 		_, _ = m.Unlock()
+		//lint:ignore SA1019 Valid is redsync API, tested as such
 		ok, _ = m.Valid()
 		assert.False(t, ok)
 	})
