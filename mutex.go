@@ -302,7 +302,12 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 	// freeAfter[node] is 1 + the milliseconds until the node is free of the
 	// key (1 when this attempt set it there), or 0 when unknown; written by
 	// the node goroutines, possibly after round returned.
-	freeAfter := make([]int64, len(m.pools))
+	var freeAfter []int64
+	if len(m.pools) <= len(hold.freeAfter) {
+		freeAfter = hold.freeAfter[:len(m.pools)]
+	} else {
+		freeAfter = make([]int64, len(m.pools))
+	}
 	watch := m.watchRound(ctx, OpLock, count.attempts+1)
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		ok, ttl, err := m.acquire(ctx, pool, value, afterWait, wantTTL)

@@ -79,7 +79,7 @@ func (c *memConn) Close() error                       { return nil }
 // not add to it: an unobserved Mutex pays a nil check per event, nothing
 // more. If this test fails after another change, look at the hot path with
 // go build -gcflags=-m.
-const unobservedLockUnlockAllocs = 21
+const unobservedLockUnlockAllocs = 20
 
 func TestUnobservedLockAndUnlockAllocateNothingForObservers(t *testing.T) {
 	rs := New(newMemServer())

@@ -304,6 +304,10 @@ type holding struct {
 	givenUp bool
 	nodes   []int  // servers whose acquire succeeded or failed with an error
 	few     [8]int // backs nodes for up to 8 servers, saving allocations
+
+	// freeAfter backs the acquire's per-server free times (see attempt)
+	// for up to 8 servers; written atomically by the node goroutines.
+	freeAfter [8]int64
 }
 
 func newHolding(value string) *holding {
