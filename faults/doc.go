@@ -24,10 +24,16 @@
 // Fencing tokens are checked to only grow once the library hands them out
 // (see FencingToken).
 //
+// The checker also measures what a holder may not expect: Lock returning
+// after its own Until, Unlock taking longer than the per-server deadline,
+// and KeepAlive contexts ending after Until.
+//
 // RunScenario runs the one documented way Redlock breaks, deterministically:
 // a server restarted empty at once lets a second holder in while the first
 // still holds (the checker finds the overlap), while the same restart
-// delayed past the expiry does not.
+// delayed past the expiry does not. Another scenario measures Lock and
+// Unlock while the hand-off listener of a cut-off server cannot connect.
+// Recheck runs the checker again on the records of an earlier run.
 //
 // The suite needs Linux (SIGSTOP of processes, CLOCK_MONOTONIC, a parent
 // death signal for the processes it starts) and a redis-server binary (see

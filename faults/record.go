@@ -1,3 +1,5 @@
+//go:build linux
+
 package faults
 
 import (
@@ -26,9 +28,11 @@ type Holding struct {
 	Until int64 `json:"until"`
 	// Extensions are the Untils that extensions set later, in order.
 	Extensions []Extension `json:"ext,omitempty"`
-	// Released is when Unlock was called; 0 if it was not.
-	Released  int64  `json:"released,omitempty"`
-	UnlockErr string `json:"unlock_err,omitempty"`
+	// Released is when Unlock was called, UnlockDone when it returned;
+	// 0 if it was not called.
+	Released   int64  `json:"released,omitempty"`
+	UnlockDone int64  `json:"unlock_done,omitempty"`
+	UnlockErr  string `json:"unlock_err,omitempty"`
 	// Lost tells how the holder found out it no longer held the lock
 	// before it unlocked; nil when it held until Unlock.
 	Lost *Loss `json:"lost,omitempty"`
@@ -60,7 +64,8 @@ type Loss struct {
 	// KeepAlive context ended first).
 	Reason string `json:"reason"`
 	// CtxDone is when the holder saw its KeepAlive context done; 0 when it
-	// was not (or the holder did not use KeepAlive).
+	// was not (or the holder did not use KeepAlive, or KeepAlive refused
+	// because the validity was already over).
 	CtxDone int64 `json:"ctx_done,omitempty"`
 	// Cause is context.Cause of the KeepAlive context, and CauseLockLost
 	// whether it matches redsync.ErrLockLost.

@@ -1,0 +1,344 @@
+//go:build linux
+
+package faults
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// A HoldingRef names a holding in a report.
+type HoldingRef struct {
+	Client   int    `json:"client"`
+	Worker   int    `json:"worker"`
+	Seq      int    `json:"seq"`
+	Mode     string `json:"mode"`
+	Value    string `json:"value"`
+	Acquired int64  `json:"acquired"`
+	End      int64  `json:"end"` // when its validity window ended
+}
+
+func refOf(h *Holding) HoldingRef {
+	return HoldingRef{Client: h.Client, Worker: h.Worker, Seq: h.Seq, Mode: h.Mode, Value: h.Value, Acquired: h.Acquired, End: h.End()}
+}
+
+func (r HoldingRef) String() string {
+	return fmt.Sprintf("client %d worker %d #%d (%s)", r.Client, r.Worker, r.Seq, r.Mode)
+}
+
+// An Overlap is a time when two holders of one name both held the lock by
+// their own account: the one thing a lock must never allow.
+type Overlap struct {
+	Name string     `json:"name"`
+	A    HoldingRef `json:"a"` // the earlier holder
+	B    HoldingRef `json:"b"`
+	// From and To bound the overlap (CLOCK_MONOTONIC nanoseconds).
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+	// Faults are the faults in progress from one longest expiry before
+	// the earlier holder acquired to the end of the overlap.
+	Faults []string `json:"faults,omitempty"`
+}
+
+// Duration is how long the two holders overlapped.
+func (o Overlap) Duration() time.Duration { return time.Duration(o.To - o.From) }
+
+// CheckResult is what the checker found in the holdings of a run.
+type CheckResult struct {
+	Holdings int `json:"holdings"`
+	// Overlaps lists every pair of holders of one name whose validity
+	// windows (Holding.Window) overlap.
+	Overlaps []Overlap `json:"overlaps"`
+
+	// KeepAliveLost counts the holders using KeepAlive that lost the lock
+	// before Unlock; KeepAliveCancelled those of them whose KeepAlive
+	// context ended with a cause matching redsync.ErrLockLost, and
+	// KeepAliveRefused those whose KeepAlive call returned ErrLockLost
+	// (Lock had returned after its Until).
+	KeepAliveLost      int `json:"keepalive_lost"`
+	KeepAliveCancelled int `json:"keepalive_cancelled"`
+	KeepAliveRefused   int `json:"keepalive_refused"`
+	// KeepAliveNotCancelled are the holders that saw Until pass while
+	// their KeepAlive context stayed live (for two seconds more, or for
+	// good): KeepAlive broke its contract.
+	KeepAliveNotCancelled []HoldingRef `json:"keepalive_not_cancelled,omitempty"`
+	// KeepAliveLate counts holders, not stopped by a client pause, whose
+	// KeepAlive context ended after their Until (its contract is to end
+	// before); MaxKeepAliveLate is the worst delay.
+	KeepAliveLate    int           `json:"keepalive_late"`
+	MaxKeepAliveLate time.Duration `json:"max_keepalive_late"`
+
+	// LateLocks counts the Lock calls that returned success at or after
+	// the Until they set, their process not stopped (FaultClientPause):
+	// a holder that does not look at Until would work without the lock.
+	// MaxLockReturn is the longest time from the start of a successful
+	// attempt (Until less the expiry and the 1% drift) to Lock's return.
+	LateLocks     int           `json:"late_locks"`
+	MaxLockReturn time.Duration `json:"max_lock_return"`
+	// SlowUnlocks counts the Unlock calls, their process not stopped, that
+	// took longer than slowUnlock: an Unlock waits at most the per-server
+	// deadline (5% of the expiry, 100 ms for 2 s) for the servers.
+	// MaxUnlock is the slowest.
+	SlowUnlocks int           `json:"slow_unlocks"`
+	MaxUnlock   time.Duration `json:"max_unlock"`
+
+	// PausedPastValidity counts holders whose validity ended while their
+	// client process was stopped (FaultClientPause); every one of them
+	// noticed when it resumed. Superseded counts those of them whose lock
+	// another holder acquired before their process resumed: had they
+	// acted on resuming without looking at Until or their context, only
+	// fencing tokens would have stopped them.
+	PausedPastValidity int `json:"paused_past_validity"`
+	PausedNoticed      int `json:"paused_noticed"`
+	Superseded         int `json:"superseded"`
+	// PausedKeepAlive counts the holders paused past their validity that
+	// used KeepAlive, PausedKeepAliveCancelled those of them whose context
+	// was cancelled with a cause matching redsync.ErrLockLost.
+	PausedKeepAlive          int `json:"paused_keepalive"`
+	PausedKeepAliveCancelled int `json:"paused_keepalive_cancelled"`
+
+	// Fencing says whether fencing tokens were checked; FencingViolations
+	// lists the holders whose token did not exceed every earlier one.
+	Fencing           string       `json:"fencing"`
+	FencingViolations []HoldingRef `json:"fencing_violations,omitempty"`
+}
+
+// Check checks the holdings of a run against the faults injected in it.
+// maxTTL is the longest expiry, used to relate overlaps to faults.
+func Check(holdings []Holding, faults []FaultEvent, maxTTL time.Duration) CheckResult {
+	res := CheckResult{Holdings: len(holdings)}
+	res.Overlaps = findOverlaps(holdings, faults, maxTTL)
+	checkLatency(&res, holdings, faults)
+	checkKeepAlive(&res, holdings, faults)
+	checkPaused(&res, holdings, faults)
+	checkFencing(&res, holdings)
+	return res
+}
+
+// findOverlaps sweeps the windows of each name in order of their start.
+func findOverlaps(holdings []Holding, faults []FaultEvent, maxTTL time.Duration) []Overlap {
+	type interval struct {
+		from, to int64
+		h        int // index in holdings
+	}
+	byName := map[string][]interval{}
+	for i := range holdings {
+		for _, w := range holdings[i].Window() {
+			byName[holdings[i].Name] = append(byName[holdings[i].Name], interval{w[0], w[1], i})
+		}
+	}
+	names := make([]string, 0, len(byName))
+	for name := range byName {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var out []Overlap
+	for _, name := range names {
+		ivs := byName[name]
+		sort.Slice(ivs, func(i, j int) bool { return ivs[i].from < ivs[j].from })
+		var active []interval // intervals that may still overlap the next
+		seen := map[[2]int]bool{}
+		for _, iv := range ivs {
+			kept := active[:0]
+			for _, a := range active {
+				if a.to > iv.from {
+					kept = append(kept, a)
+				}
+			}
+			active = kept
+			for _, a := range active {
+				pair := [2]int{a.h, iv.h}
+				if pair[0] > pair[1] {
+					pair[0], pair[1] = pair[1], pair[0]
+				}
+				if a.h == iv.h || seen[pair] {
+					continue
+				}
+				seen[pair] = true
+				to := a.to
+				if iv.to < to {
+					to = iv.to
+				}
+				ha, hb := &holdings[a.h], &holdings[iv.h]
+				if hb.Acquired < ha.Acquired {
+					ha, hb = hb, ha
+				}
+				out = append(out, Overlap{
+					Name: name, A: refOf(ha), B: refOf(hb), From: iv.from, To: to,
+					Faults: faultsDuring(faults, ha.Acquired-int64(maxTTL), to),
+				})
+			}
+			active = append(active, iv)
+		}
+	}
+	return out
+}
+
+// faultsDuring describes the faults in progress at some time in [from, to].
+func faultsDuring(faults []FaultEvent, from, to int64) []string {
+	var out []string
+	for _, f := range faults {
+		if f.Start <= to && f.Healed >= from {
+			out = append(out, fmt.Sprintf("#%d %s %s", f.Seq, f.Kind, f.Target))
+		}
+	}
+	return out
+}
+
+// pausedAt reports whether client was stopped by a FaultClientPause at t,
+// and when it was resumed.
+func pausedAt(faults []FaultEvent, client int, t int64) (bool, int64) {
+	for _, f := range faults {
+		if f.Kind == FaultClientPause && f.Client == client && f.Start <= t && t <= f.End {
+			return true, f.End
+		}
+	}
+	return false, 0
+}
+
+// slowUnlock is the Unlock duration past which the checker counts an
+// Unlock as slow: well above the per-server deadline of the suite's
+// expiries (at most 100 ms) and the scheduling delays of a loaded host.
+const slowUnlock = 250 * time.Millisecond
+
+// driftFactor is the library's default drift factor, which the clients
+// use: Until is the attempt's start plus the expiry less 1%.
+const driftFactor = 0.01
+
+// pausedDuring reports whether client was stopped at some time in [from, to].
+func pausedDuring(faults []FaultEvent, client int, from, to int64) bool {
+	for _, f := range faults {
+		if f.Kind == FaultClientPause && f.Client == client && f.Start <= to && f.End >= from {
+			return true
+		}
+	}
+	return false
+}
+
+func checkLatency(res *CheckResult, holdings []Holding, faults []FaultEvent) {
+	for i := range holdings {
+		h := &holdings[i]
+		attemptStart := h.Until - int64(float64(h.ExpiryMS)*float64(time.Millisecond)*(1-driftFactor))
+		if !pausedDuring(faults, h.Client, attemptStart, h.Acquired) {
+			if d := time.Duration(h.Acquired - attemptStart); d > res.MaxLockReturn {
+				res.MaxLockReturn = d
+			}
+			if h.Acquired >= h.Until {
+				res.LateLocks++
+			}
+		}
+		if h.UnlockDone != 0 && !pausedDuring(faults, h.Client, h.Released, h.UnlockDone) {
+			d := time.Duration(h.UnlockDone - h.Released)
+			if d > slowUnlock {
+				res.SlowUnlocks++
+			}
+			if d > res.MaxUnlock {
+				res.MaxUnlock = d
+			}
+		}
+	}
+}
+
+func checkKeepAlive(res *CheckResult, holdings []Holding, faults []FaultEvent) {
+	for i := range holdings {
+		h := &holdings[i]
+		if h.Mode != ModeKeepAlive || h.Lost == nil {
+			continue
+		}
+		res.KeepAliveLost++
+		switch {
+		case h.Lost.CtxDone == 0 && h.Lost.CauseLockLost:
+			res.KeepAliveRefused++
+			continue
+		case h.Lost.CtxDone == 0:
+			res.KeepAliveNotCancelled = append(res.KeepAliveNotCancelled, refOf(h))
+			continue
+		case h.Lost.CauseLockLost:
+			res.KeepAliveCancelled++
+		}
+		// Ended after Until: late, unless the process was stopped across
+		// Until.
+		until := lastUntil(h)
+		if h.Lost.CtxDone <= until {
+			continue
+		}
+		if paused, _ := pausedAt(faults, h.Client, until); paused {
+			continue
+		}
+		res.KeepAliveLate++
+		if late := time.Duration(h.Lost.CtxDone - until); late > res.MaxKeepAliveLate {
+			res.MaxKeepAliveLate = late
+		}
+	}
+}
+
+// lastUntil is the last Until the holder knew of.
+func lastUntil(h *Holding) int64 {
+	until := h.Until
+	for _, e := range h.Extensions {
+		if e.Until > until {
+			until = e.Until
+		}
+	}
+	return until
+}
+
+func checkPaused(res *CheckResult, holdings []Holding, faults []FaultEvent) {
+	byName := map[string][]*Holding{}
+	for i := range holdings {
+		byName[holdings[i].Name] = append(byName[holdings[i].Name], &holdings[i])
+	}
+	for i := range holdings {
+		h := &holdings[i]
+		end := h.End()
+		if end == 0 || (h.Released != 0 && h.Released <= end) {
+			continue // it unlocked before its validity ended
+		}
+		paused, resumed := pausedAt(faults, h.Client, end)
+		if !paused {
+			continue
+		}
+		res.PausedPastValidity++
+		if h.Lost != nil && h.Lost.At >= resumed {
+			res.PausedNoticed++
+		}
+		if h.Mode == ModeKeepAlive {
+			res.PausedKeepAlive++
+			if h.Lost != nil && h.Lost.CauseLockLost {
+				res.PausedKeepAliveCancelled++
+			}
+		}
+		for _, o := range byName[h.Name] {
+			if o != h && o.Acquired > end && o.Acquired < resumed {
+				res.Superseded++
+				break
+			}
+		}
+	}
+}
+
+func checkFencing(res *CheckResult, holdings []Holding) {
+	var tokened []*Holding
+	for i := range holdings {
+		if holdings[i].Token != nil {
+			tokened = append(tokened, &holdings[i])
+		}
+	}
+	if len(tokened) == 0 {
+		res.Fencing = "not checked: the library hands out no fencing tokens yet"
+		return
+	}
+	sort.Slice(tokened, func(i, j int) bool { return tokened[i].Acquired < tokened[j].Acquired })
+	highest := map[string]uint64{}
+	for _, h := range tokened {
+		if last, ok := highest[h.Name]; ok && *h.Token <= last {
+			res.FencingViolations = append(res.FencingViolations, refOf(h))
+		}
+		if *h.Token > highest[h.Name] {
+			highest[h.Name] = *h.Token
+		}
+	}
+	res.Fencing = fmt.Sprintf("%d of %d holdings had a token; %d did not exceed every earlier token of their name",
+		len(tokened), len(holdings), len(res.FencingViolations))
+}

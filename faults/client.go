@@ -1,0 +1,507 @@
+//go:build linux
+
+package faults
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/quorumlock/redsync"
+	"github.com/quorumlock/redsync/redis"
+	"github.com/quorumlock/redsync/redis/goredis"
+	goredislib "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+	"go.uber.org/goleak"
+)
+
+// ClientFlag is the flag that turns a program into a client process of
+// the suite: Run starts its clients as the same executable with this flag
+// first, and the program's main must then call ClientMain.
+const ClientFlag = "-client"
+
+// clientConfig configures one client process; Run passes it as flags.
+type clientConfig struct {
+	id          int
+	addrs       []string // one address per server (the proxies)
+	fastNames   []string // names held briefly, by fastWorkers goroutines
+	slowNames   []string // names held for longer than the expiry, by slowWorkers
+	fastWorkers int
+	slowWorkers int
+	expiries    []time.Duration
+	seed        int64
+	dir         string // where the records go
+}
+
+func (c *clientConfig) args() []string {
+	return []string{
+		ClientFlag,
+		"-id", fmt.Sprint(c.id),
+		"-addrs", strings.Join(c.addrs, ","),
+		"-fast-names", strings.Join(c.fastNames, ","),
+		"-slow-names", strings.Join(c.slowNames, ","),
+		"-fast-workers", fmt.Sprint(c.fastWorkers),
+		"-slow-workers", fmt.Sprint(c.slowWorkers),
+		"-expiries", joinDurations(c.expiries),
+		"-seed", fmt.Sprint(c.seed),
+		"-dir", c.dir,
+	}
+}
+
+func holdingsPath(dir string, id int) string {
+	return filepath.Join(dir, fmt.Sprintf("holdings-%d.jsonl", id))
+}
+
+func summaryPath(dir string, id int) string {
+	return filepath.Join(dir, fmt.Sprintf("client-%d.json", id))
+}
+
+// readyLine is what a client prints on its standard output once it is
+// about to lock.
+const readyLine = "faults-client-ready"
+
+// ClientMain runs a client process of the suite with the arguments that
+// Run gave it (args[0] is ClientFlag) and returns the exit code. It locks
+// until SIGTERM, then releases what it holds, waits for its requests
+// (Redsync.Wait), closes its clients, looks for leaked goroutines and
+// writes its records and summary. It writes nothing but readyLine to its
+// standard output; errors go to standard error.
+func ClientMain(args []string) int {
+	cfg, err := parseClientArgs(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	// Everything running now (the signal watcher, the runtime's own) is
+	// not the client's to stop.
+	baseline := goleak.IgnoreCurrent()
+	if err := runClient(ctx, cfg, baseline); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func parseClientArgs(args []string) (*clientConfig, error) {
+	if len(args) == 0 || args[0] != ClientFlag {
+		return nil, fmt.Errorf("faults: a client's first argument must be %s", ClientFlag)
+	}
+	fs := flag.NewFlagSet("faults client", flag.ContinueOnError)
+	cfg := &clientConfig{}
+	var addrs, fast, slow, expiries string
+	fs.IntVar(&cfg.id, "id", 0, "client id")
+	fs.StringVar(&addrs, "addrs", "", "server addresses, comma-separated")
+	fs.StringVar(&fast, "fast-names", "", "names held briefly")
+	fs.StringVar(&slow, "slow-names", "", "names held past the expiry")
+	fs.IntVar(&cfg.fastWorkers, "fast-workers", 0, "goroutines on the fast names")
+	fs.IntVar(&cfg.slowWorkers, "slow-workers", 0, "goroutines on the slow names")
+	fs.StringVar(&expiries, "expiries", "", "lock expiries, comma-separated")
+	fs.Int64Var(&cfg.seed, "seed", 0, "random seed")
+	fs.StringVar(&cfg.dir, "dir", "", "directory of the records")
+	if err := fs.Parse(args[1:]); err != nil {
+		return nil, err
+	}
+	cfg.addrs = splitList(addrs)
+	cfg.fastNames = splitList(fast)
+	cfg.slowNames = splitList(slow)
+	var err error
+	if cfg.expiries, err = parseDurations(expiries); err != nil {
+		return nil, err
+	}
+	switch {
+	case len(cfg.addrs) == 0:
+		return nil, errors.New("faults client: -addrs is empty")
+	case len(cfg.expiries) == 0:
+		return nil, errors.New("faults client: -expiries is empty")
+	case cfg.dir == "":
+		return nil, errors.New("faults client: -dir is empty")
+	case cfg.fastWorkers > 0 && len(cfg.fastNames) == 0, cfg.slowWorkers > 0 && len(cfg.slowNames) == 0:
+		return nil, errors.New("faults client: workers without names")
+	}
+	return cfg, nil
+}
+
+// client is the state of one client process.
+type client struct {
+	cfg      *clientConfig
+	rs       *redsync.Redsync
+	holdings *jsonLines
+
+	sum ClientSummary // counters updated atomically
+
+	mu     sync.Mutex // guards errors
+	errors []string
+}
+
+// unexpected records an error that no fault explains.
+func (c *client) unexpected(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.errors) < 100 {
+		c.errors = append(c.errors, fmt.Sprintf(format, args...))
+	}
+}
+
+func runClient(ctx context.Context, cfg *clientConfig, baseline goleak.Option) error {
+	holdings, err := createJSONLines(holdingsPath(cfg.dir, cfg.id))
+	if err != nil {
+		return err
+	}
+	rclients := make([]*goredislib.Client, len(cfg.addrs))
+	pools := make([]redis.Pool, len(cfg.addrs))
+	for i, addr := range cfg.addrs {
+		rclients[i] = newRedisClient(addr, 4*(cfg.fastWorkers+cfg.slowWorkers))
+		pools[i] = goredis.NewPool(rclients[i])
+	}
+	c := &client{cfg: cfg, rs: redsync.New(pools...), holdings: holdings}
+	c.sum.Client = cfg.id
+	c.sum.Pid = os.Getpid()
+
+	fmt.Println(readyLine)
+	var wg sync.WaitGroup
+	for w := 0; w < cfg.fastWorkers+cfg.slowWorkers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			c.work(ctx, w, w >= cfg.fastWorkers)
+		}(w)
+	}
+	wg.Wait()
+
+	// Every holder has unlocked; what is still in flight completes within
+	// the longest expiry.
+	waitStart := time.Now()
+	waited := make(chan struct{})
+	go func() {
+		c.rs.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-time.After(3*maxDuration(cfg.expiries) + 10*time.Second):
+		c.sum.WaitStuck = true
+	}
+	c.sum.WaitSeconds = time.Since(waitStart).Seconds()
+	for _, rc := range rclients {
+		if err := rc.Close(); err != nil {
+			c.unexpected("closing the client of %s: %v", rc.Options().Addr, err)
+		}
+	}
+	if c.sum.WaitStuck {
+		c.sum.Leaks = allStacks()
+		c.sum.LeakedGoroutines = -1
+	} else if err := goleak.Find(baseline); err != nil {
+		c.sum.Leaks = err.Error()
+		c.sum.LeakedGoroutines = strings.Count(err.Error(), "Goroutine ")
+	}
+	if err := holdings.close(); err != nil {
+		c.unexpected("writing the holdings: %v", err)
+	}
+	c.mu.Lock()
+	c.sum.Errors = c.errors
+	c.mu.Unlock()
+	return writeJSON(summaryPath(cfg.dir, cfg.id), &c.sum)
+}
+
+// newRedisClient returns a go-redis client for one server: commands
+// bounded by their context's deadline (the library's per-request
+// deadlines), no retries, and no other traffic of go-redis' own.
+func newRedisClient(addr string, poolSize int) *goredislib.Client {
+	return goredislib.NewClient(&goredislib.Options{
+		Addr:                  addr,
+		DialTimeout:           time.Second,
+		ReadTimeout:           3 * time.Second,
+		WriteTimeout:          3 * time.Second,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+		PoolSize:              poolSize,
+		PoolTimeout:           time.Second,
+		DisableIdentity:       true,
+		MaintNotificationsConfig: &maintnotifications.Config{
+			Mode: maintnotifications.ModeDisabled,
+		},
+	})
+}
+
+// work locks and releases until ctx ends. A fast worker holds one of the
+// fast names for at most a few milliseconds, in any mode; a slow worker
+// holds one of the slow names for one to three expiries, extending it by
+// hand or with KeepAlive.
+func (c *client) work(ctx context.Context, worker int, slow bool) {
+	rng := rand.New(rand.NewSource(c.cfg.seed*1_000_003 + int64(c.cfg.id)*1009 + int64(worker)))
+	for seq := 1; ctx.Err() == nil; {
+		expiry := c.cfg.expiries[rng.Intn(len(c.cfg.expiries))]
+		p := plan{expiry: expiry}
+		if slow {
+			p.name = c.cfg.slowNames[rng.Intn(len(c.cfg.slowNames))]
+			p.mode = []string{ModeExtend, ModeKeepAlive}[rng.Intn(2)]
+			p.hold = expiry + time.Duration(rng.Int63n(int64(2*expiry)))
+			p.lockTimeout = 2*maxDuration(c.cfg.expiries) + 2*time.Second
+			p.step = 5 * time.Millisecond
+			p.extendEvery = expiry / 3
+		} else {
+			p.name = c.cfg.fastNames[rng.Intn(len(c.cfg.fastNames))]
+			p.mode = []string{ModePlain, ModePlain, ModeExtend, ModeKeepAlive}[rng.Intn(4)]
+			p.hold = time.Duration(rng.Int63n(int64(3 * time.Millisecond)))
+			p.lockTimeout = 2 * time.Second
+			p.step = time.Millisecond
+			p.extendEvery = time.Millisecond
+		}
+		if c.holdOnce(ctx, worker, seq, p) {
+			seq++
+		}
+	}
+}
+
+// plan is what a worker does with one lock.
+type plan struct {
+	name        string
+	mode        string
+	expiry      time.Duration
+	hold        time.Duration // how long the holder works under the lock
+	lockTimeout time.Duration
+	step        time.Duration // how often the holder checks its lock while it works
+	extendEvery time.Duration // in ModeExtend, the pause between extensions
+}
+
+// holdOnce locks p.name, works under the lock as p says while watching
+// it, unlocks, and records the holding. It reports whether it acquired.
+func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
+	// Values that tell who holds the lock and how, so that the runner can
+	// pause a client that holds one.
+	values := redsync.WithGenValueFunc(func() (string, error) { return newValue(c.cfg.id, p.mode) })
+	m := c.rs.NewMutex(p.name, append([]redsync.Option{redsync.WithExpiry(p.expiry), values}, fencingOptions()...)...)
+	lockCtx, cancel := context.WithTimeout(ctx, p.lockTimeout)
+	atomic.AddInt64(&c.sum.LockCalls, 1)
+	err := m.LockContext(lockCtx)
+	acquired := monoNow()
+	cancel()
+	if err != nil {
+		atomic.AddInt64(&c.sum.LockFailed, 1)
+		if errors.Is(err, redsync.ErrInvalidArgument) {
+			c.unexpected("Lock %s: %v", p.name, err)
+		}
+		return false
+	}
+	atomic.AddInt64(&c.sum.Acquired, 1)
+	until := m.Until()
+	h := &Holding{
+		Name: p.name, Client: c.cfg.id, Worker: worker, Seq: seq, Value: m.Value(), Mode: p.mode,
+		ExpiryMS: p.expiry.Milliseconds(), Acquired: acquired, Until: monoOf(until),
+	}
+	if token, ok := fencingToken(m); ok {
+		h.Token = &token
+	}
+
+	var held context.Context // the KeepAlive context, in ModeKeepAlive
+	if p.mode == ModeKeepAlive {
+		atomic.AddInt64(&c.sum.KeepAlives, 1)
+		held, err = m.KeepAlive(context.Background())
+		switch {
+		case errors.Is(err, redsync.ErrLockLost):
+			// Lock returned after its validity ended (the process was
+			// stopped in between): nothing to keep alive.
+			h.Lost = &Loss{At: monoNow(), Reason: LossExpired, Cause: err.Error(), CauseLockLost: true}
+		case err != nil:
+			c.unexpected("KeepAlive %s: %v", p.name, err)
+		}
+	}
+	if h.Lost == nil {
+		c.watch(ctx, m, h, held, until, p)
+	}
+
+	h.Released = monoNow()
+	unlockCtx, cancel := context.WithTimeout(context.Background(), 2*p.expiry+time.Second)
+	ok, err := m.UnlockContext(unlockCtx)
+	h.UnlockDone = monoNow()
+	cancel()
+	atomic.AddInt64(&c.sum.Unlocks, 1)
+	if !ok {
+		atomic.AddInt64(&c.sum.UnlockFailed, 1)
+	}
+	if err != nil {
+		h.UnlockErr = err.Error()
+		if errors.Is(err, redsync.ErrInvalidArgument) || errors.Is(err, redsync.ErrNotHeld) {
+			c.unexpected("Unlock %s: %v", p.name, err)
+		}
+	}
+	if held != nil && held.Err() == nil {
+		c.unexpected("Unlock %s returned with the KeepAlive context still live", p.name)
+	}
+	c.holdings.write(h)
+	return true
+}
+
+// watch is the holder's work: it runs for p.hold (or until ctx ends),
+// checking every p.step that the lock is still valid (Until not passed,
+// the KeepAlive context live), extending it in ModeExtend, and noting every
+// new Until.
+func (c *client) watch(ctx context.Context, m *redsync.Mutex, h *Holding, held context.Context, until time.Time, p plan) {
+	var heldDone <-chan struct{}
+	if held != nil {
+		heldDone = held.Done()
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	start := time.Now()
+	end := start.Add(p.hold)
+	nextExtend := start.Add(p.extendEvery)
+	for {
+		wait := time.Until(end)
+		if wait > p.step {
+			wait = p.step
+		}
+		if wait < 0 {
+			wait = 0
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-heldDone:
+			h.Lost = lossOf(held, LossContext)
+			return
+		case <-timer.C:
+		}
+		if u := m.Until(); !u.Equal(until) {
+			until = u
+			h.Extensions = append(h.Extensions, Extension{At: monoNow(), Until: monoOf(u)})
+		}
+		if !time.Now().Before(until) {
+			// Past Until (the process was stopped, or an extension came
+			// too late): the KeepAlive context must end at once, if it
+			// did not before.
+			h.Lost = noticeExpiry(held)
+			return
+		}
+		if p.mode == ModeExtend && !time.Now().Before(nextExtend) {
+			atomic.AddInt64(&c.sum.ExtendCalls, 1)
+			extendCtx, cancel := context.WithTimeout(ctx, p.expiry)
+			ok, err := m.ExtendContext(extendCtx)
+			cancel()
+			if ok {
+				until = m.Until()
+				h.Extensions = append(h.Extensions, Extension{At: monoNow(), Until: monoOf(until)})
+			} else {
+				atomic.AddInt64(&c.sum.ExtendFailed, 1)
+				if errors.Is(err, redsync.ErrInvalidArgument) || errors.Is(err, redsync.ErrNotHeld) {
+					c.unexpected("Extend %s: %v", p.name, err)
+				}
+			}
+			nextExtend = time.Now().Add(p.extendEvery)
+		}
+		if !time.Now().Before(end) {
+			// The work is done; whether it ended in time tells how it
+			// went (an Extend that returned after a stop may have let
+			// Until pass).
+			if !time.Now().Before(m.Until()) {
+				h.Lost = noticeExpiry(held)
+			}
+			return
+		}
+	}
+}
+
+// lossOf describes a loss noticed now, with the KeepAlive context's
+// state (held is nil without KeepAlive).
+func lossOf(held context.Context, reason string) *Loss {
+	l := &Loss{At: monoNow(), Reason: reason}
+	if held == nil || held.Err() == nil {
+		return l
+	}
+	l.CtxDone = l.At
+	if cause := context.Cause(held); cause != nil {
+		l.Cause = cause.Error()
+		l.CauseLockLost = errors.Is(cause, redsync.ErrLockLost)
+	}
+	return l
+}
+
+// noticeExpiry describes the loss of a holder that saw Until pass. With
+// KeepAlive, it waits up to two seconds for the context to end (it should
+// have ended already) and notes when it saw it end.
+func noticeExpiry(held context.Context) *Loss {
+	noticed := monoNow()
+	if held != nil {
+		select {
+		case <-held.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+	l := lossOf(held, LossExpired)
+	l.At = noticed
+	return l
+}
+
+// fencingOptions are the options that switch fencing tokens on, once the
+// library has them; see fencingToken.
+func fencingOptions() []redsync.Option { return nil }
+
+// fencingToken is the hook for fencing tokens: it returns the token of m's
+// acquisition, once the library hands them out. No Mutex has a token
+// method yet, so it reports false, the records carry no token and the
+// checker says fencing was not checked. When fencing lands, this and
+// fencingOptions are the two places to change.
+func fencingToken(m *redsync.Mutex) (uint64, bool) {
+	switch m := any(m).(type) {
+	case interface{ Token() uint64 }:
+		return m.Token(), true
+	case interface{ FencingToken() uint64 }:
+		return m.FencingToken(), true
+	}
+	return 0, false
+}
+
+// newValue makes a lock value as the library does (16 random bytes,
+// base64), prefixed with the client's id and the holder's mode:
+// "c<id>/<mode>/...".
+func newValue(client int, mode string) (string, error) {
+	var b [16]byte
+	if _, err := cryptorand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("c%d/%s/%s", client, mode, base64.StdEncoding.EncodeToString(b[:])), nil
+}
+
+// parseValue returns the client and mode that made a lock value; client
+// is -1 for a value newValue did not make.
+func parseValue(value string) (client int, mode string) {
+	parts := strings.SplitN(value, "/", 3)
+	if len(parts) != 3 || !strings.HasPrefix(parts[0], "c") {
+		return -1, ""
+	}
+	id, err := strconv.Atoi(parts[0][1:])
+	if err != nil {
+		return -1, ""
+	}
+	return id, parts[1]
+}
+
+// allStacks returns the stacks of every goroutine.
+func allStacks() string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return string(buf[:n])
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}

@@ -1,0 +1,208 @@
+//go:build linux
+
+package faults
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/quorumlock/redsync/internal/redistest"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// requireRedis skips the test without redis-server, or fails it when CI
+// says servers must be there.
+func requireRedis(t *testing.T) {
+	t.Helper()
+	if redistest.Available() {
+		return
+	}
+	if os.Getenv(redistest.EnvRequire) == "1" {
+		t.Fatalf("redis-server not found and %s=1", redistest.EnvRequire)
+	}
+	t.Skipf("redis-server not found: install it with `apt-get install -y redis-server` (set %s=1 to make this an error)", redistest.EnvRequire)
+}
+
+// TestShortProfile runs the short profile (about two minutes) and asserts
+// that under every fault kind but a server restarted empty at once no two
+// holders overlapped, no key was left behind, no client leaked a
+// goroutine, and every holder paused past its validity noticed, its
+// KeepAlive context cancelled. The suite runs as a binary built without
+// the race detector: its clients are separate processes, timing matters,
+// and the library's races are the root module's tests' business.
+func TestShortProfile(t *testing.T) {
+	requireRedis(t)
+	if testing.Short() {
+		t.Skip("the short profile takes about two minutes")
+	}
+	bin := buildSuite(t)
+	dir := t.TempDir()
+	reportPath := filepath.Join(dir, "report.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "-json", reportPath, "-dir", filepath.Join(dir, "records"))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	t.Logf("faultsuite output:\n%s", out.String())
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+		t.Fatalf("faultsuite: %v", err)
+	}
+	var rep Report
+	b, err := os.ReadFile(reportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, p := range rep.Problems {
+		t.Errorf("run problem: %s", p)
+	}
+	for _, kind := range SafeFaults {
+		if rep.Faults[kind] == 0 {
+			t.Errorf("no %s fault was injected", kind)
+		}
+	}
+	if rep.Faults[FaultRestartNow] != 0 {
+		t.Errorf("%d %s faults injected; the short profile must not", rep.Faults[FaultRestartNow], FaultRestartNow)
+	}
+	if rep.Ops.Acquired < 1000 {
+		t.Errorf("only %d acquisitions: the clients hardly ran", rep.Ops.Acquired)
+	}
+	if rep.Check.Holdings != int(rep.Ops.Acquired) {
+		t.Errorf("%d holdings recorded for %d acquisitions", rep.Check.Holdings, rep.Ops.Acquired)
+	}
+	for _, o := range rep.Check.Overlaps {
+		t.Errorf("overlap on %s for %v: %s and %s; faults around: %v", o.Name, o.Duration(), o.A, o.B, o.Faults)
+	}
+	for _, o := range rep.Orphans {
+		t.Errorf("orphan key on server %d: %s = %q (ttl %d ms)", o.Server, o.Key, o.Value, o.PTTL)
+	}
+	for _, l := range rep.Leaks {
+		t.Errorf("client %d leaked %d goroutines (Wait stuck: %v):\n%s", l.Client, l.LeakedGoroutines, l.WaitStuck, firstLines(l.Leaks, 40))
+	}
+	for _, h := range rep.Check.KeepAliveNotCancelled {
+		t.Errorf("KeepAlive context still live after the lock was lost: %s", h)
+	}
+	c := rep.Check
+	if c.PausedPastValidity == 0 {
+		t.Error("no holder was paused past its validity: the client pauses missed")
+	}
+	if c.PausedNoticed != c.PausedPastValidity {
+		t.Errorf("%d holders paused past their validity, %d noticed on resume", c.PausedPastValidity, c.PausedNoticed)
+	}
+	if c.PausedKeepAlive == 0 {
+		t.Error("no KeepAlive holder was paused past its validity")
+	}
+	if c.PausedKeepAliveCancelled != c.PausedKeepAlive {
+		t.Errorf("%d KeepAlive holders paused past their validity, %d had their context cancelled with ErrLockLost", c.PausedKeepAlive, c.PausedKeepAliveCancelled)
+	}
+}
+
+// buildSuite builds cmd/faultsuite into a temporary directory.
+func buildSuite(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		// go test may run without the go command on PATH; GOROOT then
+		// says where it is.
+		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "faultsuite")
+	cmd := exec.Command(goTool, "build", "-o", bin, "./cmd/faultsuite")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/faultsuite: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestRestartAtOnceLetsASecondHolderIn(t *testing.T) {
+	requireRedis(t)
+	var log bytes.Buffer
+	res, err := RunScenario(context.Background(), RestartAtOnce, &log)
+	t.Log(log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SecondErr != "" {
+		t.Fatalf("the second holder did not acquire: %s", res.SecondErr)
+	}
+	if got, want := res.Keys, []string{"first", "second", "second"}; !equalStrings(got, want) {
+		t.Errorf("keys on A, B, C = %v, want %v", got, want)
+	}
+	if len(res.Check.Overlaps) != 1 {
+		t.Fatalf("the checker found %d overlaps, want 1: a restart at once must break the lock", len(res.Check.Overlaps))
+	}
+	if d := res.Check.Overlaps[0].Duration(); d < 100*time.Millisecond {
+		t.Errorf("the overlap lasted %v; both held for 200ms after the second acquired", d)
+	}
+}
+
+func TestRestartAfterTheExpiryKeepsTheLockSafe(t *testing.T) {
+	requireRedis(t)
+	var log bytes.Buffer
+	res, err := RunScenario(context.Background(), RestartDelayed, &log)
+	t.Log(log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SecondErr != "" {
+		t.Fatalf("the second holder did not acquire: %s", res.SecondErr)
+	}
+	if got, want := res.Keys, []string{"second", "second", "second"}; !equalStrings(got, want) {
+		t.Errorf("keys on A, B, C = %v, want %v", got, want)
+	}
+	if len(res.Check.Overlaps) != 0 {
+		t.Errorf("the checker found %d overlaps, want none: %+v", len(res.Check.Overlaps), res.Check.Overlaps)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestPartitionedListenerScenario runs the scenario that measures how
+// long Lock and Unlock take while the hand-off listener of a cut-off
+// server cannot connect. The delays are logged, not asserted: they depend
+// on the client's timeouts, and are a finding about the library.
+func TestPartitionedListenerScenario(t *testing.T) {
+	requireRedis(t)
+	if testing.Short() {
+		t.Skip("takes as long as the client's timeouts")
+	}
+	var log bytes.Buffer
+	res, err := RunScenario(context.Background(), PartitionedListener, &log)
+	t.Log(log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Check.Overlaps) != 0 {
+		t.Errorf("the checker found %d overlaps; one cut-off server of three must not break the lock", len(res.Check.Overlaps))
+	}
+	if res.LockReturn <= 0 {
+		t.Errorf("LockReturn = %v, want the time from the attempt to Lock's return", res.LockReturn)
+	}
+	t.Logf("Lock returned %v after its attempt began (validity left %v); an Unlock of another name took %v", res.LockReturn, res.ValidityLeft, res.OtherUnlock)
+}
