@@ -39,8 +39,10 @@ const maxHandoffGrace = 50 * time.Millisecond
 // releaseChannel is the pub/sub channel on which releases of name are
 // announced.
 func releaseChannel(name string) string {
-	return "redsync:released:" + name
+	return releaseChannelPrefix + name
 }
+
+const releaseChannelPrefix = "redsync:released:"
 
 // handoff is the per-Redsync state of the waiters and listeners.
 type handoff struct {
@@ -194,11 +196,10 @@ func (w *waiter) signal() {
 func (h *handoff) heard(node int, channel string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	const prefix = "redsync:released:"
-	if len(channel) < len(prefix) {
+	if len(channel) < len(releaseChannelPrefix) {
 		return
 	}
-	nw := h.names[channel[len(prefix):]]
+	nw := h.names[channel[len(releaseChannelPrefix):]]
 	if nw == nil {
 		return
 	}
@@ -225,31 +226,36 @@ func (h *handoff) releasedHere(name string) {
 
 // A listener keeps one pub/sub connection to one server, subscribed to the
 // release channels that this process's waiters need, while there are any.
-// Its goroutine reconnects after a failure and stops once nothing is wanted.
+//
+// Lock and Unlock never wait for it: want and unwant only change the set
+// of wanted channels and wake the listener's goroutines, which do all the
+// I/O, so a server that cannot be reached slows nobody but its listener.
+// One goroutine (run) connects and receives; while connected, a second one
+// (send) brings the server's subscriptions in line with the wanted set.
+// run reconnects after a failure and stops once nothing is wanted.
 type listener struct {
 	h        *handoff
 	node     int // the server's index in the pools given to New
 	sub      redis.Subscriber
 	inflight *inflightCount
 
-	mu       sync.Mutex // guards the fields below, and every Subscribe/Unsubscribe
-	channels map[string]bool
-	conn     redis.Subscription // nil while not connected
-	running  bool               // the goroutine runs
+	mu         sync.Mutex // guards the fields below
+	wanted     map[string]bool
+	subscribed map[string]bool // what was asked of the current connection
+	running    bool            // run is running
+	kick       chan struct{}   // buffered: wakes send
 }
 
-// want subscribes to channel, starting the goroutine if needed.
+// want subscribes to channel, starting the listener if needed.
 func (l *listener) want(channel string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.channels == nil {
-		l.channels = make(map[string]bool)
+	if l.wanted == nil {
+		l.wanted = make(map[string]bool)
+		l.kick = make(chan struct{}, 1)
 	}
-	l.channels[channel] = true
-	if l.conn != nil {
-		// A failure shows in Receive, which reconnects.
-		_ = l.conn.Subscribe(context.Background(), channel)
-	}
+	l.wanted[channel] = true
+	l.wake()
 	if !l.running {
 		l.running = true
 		l.inflight.add()
@@ -257,14 +263,20 @@ func (l *listener) want(channel string) {
 	}
 }
 
-// unwant unsubscribes from channel; the goroutine stops once the server
+// unwant unsubscribes from channel; the listener stops once the server
 // confirms that nothing is subscribed any more.
 func (l *listener) unwant(channel string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.channels, channel)
-	if l.conn != nil {
-		_ = l.conn.Unsubscribe(context.Background(), channel)
+	delete(l.wanted, channel)
+	l.wake()
+}
+
+// wake tells send that the wanted set changed. l.mu is held.
+func (l *listener) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -280,60 +292,49 @@ func (l *listener) run() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		conn, err := l.sub.Subscribe(ctx)
 		cancel()
-		subscribed := false
 		if err == nil {
-			subscribed, err = l.connected(conn)
-		}
-		if subscribed {
-			err = l.receive(conn)
-		}
-		l.mu.Lock()
-		if l.conn == conn {
-			l.conn = nil
-		}
-		l.mu.Unlock()
-		if conn != nil {
+			err = l.serve(conn)
 			_ = conn.Close()
+			if err == nil {
+				return // nothing wanted any more: serve stopped the listener
+			}
 		}
-		if err == nil && subscribed {
-			return // receive found nothing wanted and stopped the listener
-		}
-		if err != nil {
-			time.Sleep(listenerBackoff + time.Duration(rand.Int63n(int64(listenerBackoff))))
-		}
+		time.Sleep(listenerBackoff + time.Duration(rand.Int63n(int64(listenerBackoff))))
 	}
 }
 
-// idle stops the goroutine when nothing is wanted; it reports whether it did.
+// idle stops the listener when nothing is wanted; it reports whether it did.
 func (l *listener) idle() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.channels) == 0 {
+	if len(l.wanted) == 0 {
 		l.running = false
 		return true
 	}
 	return false
 }
 
-// connected subscribes a new connection to every wanted channel; it reports
-// whether there was any.
-func (l *listener) connected(conn redis.Subscription) (bool, error) {
+// serve runs one connection: send keeps its subscriptions in line while
+// serve dispatches what the server sends, until the connection fails (an
+// error) or nothing is subscribed nor wanted any more (nil, with the
+// listener stopped).
+func (l *listener) serve(conn redis.Subscription) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.channels) == 0 {
-		return false, nil
-	}
-	l.conn = conn
-	channels := make([]string, 0, len(l.channels))
-	for c := range l.channels {
-		channels = append(channels, c)
-	}
-	return true, conn.Subscribe(context.Background(), channels...)
-}
-
-// receive dispatches what the server sends until the connection fails
-// (an error) or nothing is subscribed any more and nothing is wanted (nil).
-func (l *listener) receive(conn redis.Subscription) error {
+	l.subscribed = make(map[string]bool)
+	l.wake()
+	l.mu.Unlock()
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	l.inflight.add()
+	go func() {
+		defer l.inflight.done()
+		defer close(sent)
+		l.send(conn, stop)
+	}()
+	defer func() {
+		close(stop)
+		<-sent
+	}()
 	for {
 		ev, err := conn.Receive()
 		if err != nil {
@@ -345,10 +346,9 @@ func (l *listener) receive(conn redis.Subscription) error {
 		case redis.Unsubscribed:
 			if ev.Count == 0 {
 				l.mu.Lock()
-				done := len(l.channels) == 0
+				done := len(l.wanted) == 0
 				if done {
 					l.running = false
-					l.conn = nil
 				}
 				l.mu.Unlock()
 				if done {
@@ -356,5 +356,47 @@ func (l *listener) receive(conn redis.Subscription) error {
 				}
 			}
 		}
+	}
+}
+
+// send subscribes and unsubscribes conn until stop is closed. It is the
+// only goroutine that calls Subscribe and Unsubscribe on conn.
+func (l *listener) send(conn redis.Subscription, stop chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-l.kick:
+		}
+		var add, drop []string
+		l.mu.Lock()
+		for c := range l.wanted {
+			if !l.subscribed[c] {
+				l.subscribed[c] = true
+				add = append(add, c)
+			}
+		}
+		for c := range l.subscribed {
+			if !l.wanted[c] {
+				delete(l.subscribed, c)
+				drop = append(drop, c)
+			}
+		}
+		if len(l.wanted) == 0 && len(l.subscribed) == 0 && len(drop) == 0 {
+			// Nothing was subscribed on this connection, so no reply will
+			// tell serve to stop: ask for one (an unsubscribe from nothing
+			// answers with a count of zero).
+			drop = append(drop, releaseChannelPrefix)
+		}
+		l.mu.Unlock()
+		// A failure shows in Receive, which reconnects.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if len(add) > 0 {
+			_ = conn.Subscribe(ctx, add...)
+		}
+		if len(drop) > 0 {
+			_ = conn.Unsubscribe(ctx, drop...)
+		}
+		cancel()
 	}
 }
