@@ -98,6 +98,14 @@ func TestShortProfile(t *testing.T) {
 	for _, h := range rep.Check.KeepAliveNotCancelled {
 		t.Errorf("KeepAlive context still live after the lock was lost: %s", h)
 	}
+	// Lock never reports success past the Until it set, and a KeepAlive
+	// context ends before Until, whatever the servers do.
+	if rep.Check.LateLocks != 0 {
+		t.Errorf("%d Lock calls returned after their own Until (slowest return %v after the attempt began)", rep.Check.LateLocks, rep.Check.MaxLockReturn)
+	}
+	if rep.Check.KeepAliveLate != 0 {
+		t.Errorf("%d KeepAlive contexts ended after Until (worst by %v)", rep.Check.KeepAliveLate, rep.Check.MaxKeepAliveLate)
+	}
 	c := rep.Check
 	if c.PausedPastValidity == 0 {
 		t.Error("no holder was paused past its validity: the client pauses missed")
