@@ -189,12 +189,14 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 			return count, nil
 		}
 		if a.res.ctxErr != nil {
+			awaitReleased(a.released, cancelCleanupWait)
 			return count, lockAborted(a.res.ctxErr, a.res.err)
 		}
 		if a.res.err != nil {
 			lastErr = a.res.err
 		}
 		if count.tries >= tries {
+			awaitReleased(a.released, m.opTimeout())
 			if lastErr != nil {
 				return count, lastErr
 			}
@@ -278,6 +280,8 @@ type lockAttempt struct {
 	// freeIn is how long after start a quorum of servers must be free of
 	// the key that refused this attempt, by their replies; -1 if unknown.
 	freeIn time.Duration
+	// released is closed when what a failed attempt set is released.
+	released <-chan struct{}
 }
 
 // attempt tries once to acquire the lock with a fresh value. A waiter's
@@ -333,7 +337,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		m.mu.Unlock()
 		a.held = true
 	} else {
-		m.releaseHold(hold)
+		a.released = m.releaseHold(hold)
 		a.freeIn = quorumFreeIn(freeAfter, m.quorum)
 	}
 	if m.obs != nil {
@@ -655,15 +659,48 @@ func (m *Mutex) evalStatus(ctx context.Context, pool redis.Pool, script *redis.S
 
 // releaseHold gives up hold and releases, in the background, the servers
 // that may hold its value.
-func (m *Mutex) releaseHold(hold *holding) {
-	for _, node := range hold.giveUp() {
+//
+// The returned channel is closed once every release is done (nil when
+// there was nothing to release).
+func (m *Mutex) releaseHold(hold *holding) <-chan struct{} {
+	nodes := hold.giveUp()
+	if len(nodes) == 0 {
+		return nil
+	}
+	released := make(chan struct{})
+	remaining := int32(len(nodes))
+	for _, node := range nodes {
 		m.inflight.add()
 		go func(pool redis.Pool) {
 			defer m.inflight.done()
 			m.releaseLate(pool, hold.value)
+			if atomic.AddInt32(&remaining, -1) == 0 {
+				close(released)
+			}
 		}(m.pools[node])
 	}
+	return released
 }
+
+// awaitReleased waits up to d for the releases of a failed attempt, so
+// that a Lock that gives up leaves the servers that answer clean when it
+// returns; a stalled server is not waited for beyond d.
+func awaitReleased(released <-chan struct{}, d time.Duration) {
+	if released == nil {
+		return
+	}
+	t := getTimer(d)
+	defer putTimer(t)
+	select {
+	case <-released:
+	case <-t.C:
+	}
+}
+
+// cancelCleanupWait bounds how long a cancelled Lock waits for its
+// releases: it returns within a few milliseconds of the cancellation. The
+// releases of the servers that answer take about a round trip.
+const cancelCleanupWait = 5 * time.Millisecond
 
 // releaseLate releases value on one server on behalf of nobody waiting,
 // bounded by the expiry, after which the key is gone anyway.

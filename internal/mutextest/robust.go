@@ -99,6 +99,10 @@ func testLateAcquireAfterCancelIsReleased(t *testing.T, adapters []Adapter) {
 		err := c.rs.NewMutex(name).LockContext(ctx)
 		assert.ErrorIs(t, err, redsync.ErrFailed)
 		assert.ErrorIs(t, err, context.Canceled)
+		// The servers that answer are clean when LockContext returns.
+		for _, i := range []int{2, 4} {
+			assert.Equal(t, "", c.values1(t, i, name), "server %d right after the cancel", i)
+		}
 
 		// The stalled servers run the SETs they queued when they resume;
 		// the library releases them.
