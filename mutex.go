@@ -511,13 +511,15 @@ func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult,
 	var valueArg any = value
 	start := time.Now()
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
-		ok, err := m.evalStatus(ctx, pool, script, m.args.name, valueArg, m.args.expiryMillis)
-		// A key set on a server after Unlock gave the hold up is released
-		// again; a plain extend cannot bring a released key back.
-		if setNX && ok && hold != nil && !hold.record(node) {
+		status, err := m.eval(ctx, pool, script, m.args.name, valueArg, m.args.expiryMillis)
+		// A key set again (it was missing) on a server after Unlock gave
+		// the hold up is released again. An extension of a key that still
+		// existed needs nothing: Unlock's release deletes it, before or
+		// after, and a plain extend cannot bring a released key back.
+		if status == int64(2) && hold != nil && !hold.record(node) {
 			m.releaseLate(pool, value)
 		}
-		return ok, err
+		return err == nil && status != int64(0), err
 	}, m.watchRound(ctx, op, 0))
 	if res.ctxErr != nil {
 		return res, errors.Join(res.err, res.ctxErr)
@@ -642,19 +644,14 @@ func (m *Mutex) handoffGrace() time.Duration {
 	return grace
 }
 
-// evalStatus runs script on one server and reports whether it returned a
-// non-zero status.
-func (m *Mutex) evalStatus(ctx context.Context, pool redis.Pool, script *redis.Script, keysAndArgs ...any) (bool, error) {
+// eval runs script on one server and returns its reply.
+func (m *Mutex) eval(ctx context.Context, pool redis.Pool, script *redis.Script, keysAndArgs ...any) (any, error) {
 	conn, err := pool.Get(ctx)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer conn.Close()
-	status, err := conn.Eval(script, keysAndArgs...)
-	if err != nil {
-		return false, err
-	}
-	return status != int64(0), nil
+	return conn.Eval(script, keysAndArgs...)
 }
 
 // releaseHold gives up hold and releases, in the background, the servers

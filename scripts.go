@@ -49,8 +49,8 @@ return redis.call("PEXPIRE", KEYS[1], ARGV[2])
 `, "")
 
 // extendOrSetScript is extendScript that also sets KEYS[1] to ARGV[1] with
-// the expiry when the key is missing (WithSetNXOnExtend). Reply: 1 extended
-// or set, 0 the key holds another value.
+// the expiry when the key is missing (WithSetNXOnExtend). Reply: 1
+// extended, 2 set (the key was missing), 0 the key holds another value.
 var extendOrSetScript = redis.NewScript(1, `
 local current = redis.call("GET", KEYS[1])
 if current == ARGV[1] then
@@ -58,7 +58,7 @@ if current == ARGV[1] then
 end
 if current == false then
 	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-	return 1
+	return 2
 end
 return 0
 `, "")
