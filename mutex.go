@@ -6,12 +6,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	mathrand "math/rand"
 	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/quorumlock/redsync/redis"
@@ -436,6 +438,12 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 	var valueArg any = value
 	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
 		ok, err := m.release(ctx, pool, valueArg)
+		if brokenConnection(err) {
+			// A pooled connection the server closed (it restarted, say):
+			// the request never reached it, and another connection will.
+			// Releasing twice is harmless anyway.
+			ok, err = m.release(ctx, pool, valueArg)
+		}
 		if err != nil && err != ErrLockAlreadyExpired && !neverSent(err) {
 			// A connection broken before the request went out (by a
 			// server restart, say) fails it: release once more, on the
@@ -710,6 +718,13 @@ func (m *Mutex) releaseLate(pool redis.Pool, value string) {
 // errorRetryPause is how soon a waiter tries again after a server failed
 // its attempt; it doubles while servers keep failing, up to 32 times.
 const errorRetryPause = 200 * time.Millisecond
+
+// brokenConnection reports whether err says the connection was found
+// closed or reset by the server.
+func brokenConnection(err error) bool {
+	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed))
+}
 
 // neverSent reports whether err says the request could not even reach the
 // server (the connection was refused), so it cannot have run there.
