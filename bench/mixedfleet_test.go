@@ -108,6 +108,9 @@ func (mf *mixedFleet) values(t *testing.T, name string) []string {
 // requireValues fails t unless every server stores want under name.
 func (mf *mixedFleet) requireValues(t *testing.T, name, want string) {
 	t.Helper()
+	// quorumlock's operations return once a quorum answered; wait for the
+	// last server before reading them all.
+	mf.q.Wait()
 	for i, v := range mf.values(t, name) {
 		if v != want {
 			t.Fatalf("server %d holds %q under %s, want %q", i, v, name, want)
