@@ -108,17 +108,19 @@ func (m *Mutex) TryLockContext(ctx context.Context) error {
 }
 
 // Lock acquires the lock, trying up to the number of tries set with
-// WithTries and waiting between tries as set with WithRetryDelay. On
-// failure it returns the last try's error (an *ErrTaken when a quorum of
-// servers held the key for somebody else) or ErrFailed, and leaves nothing
-// on any server; Lock may be called again.
+// WithTries and waiting at most the retry delay (WithRetryDelay) between
+// tries. While it waits it is woken, and tries again without spending a
+// try, when the lock is released or its key must have expired (see
+// WithHandoff). On failure it returns the last try's error (an *ErrTaken
+// when a quorum of servers held the key for somebody else) or ErrFailed,
+// and leaves nothing on any server; Lock may be called again.
 func (m *Mutex) Lock() error {
 	return m.LockContext(context.Background())
 }
 
 // LockContext is Lock that gives up when ctx ends: it then returns an error
-// that matches both ErrFailed and ctx.Err() with errors.Is, within about a
-// scheduling delay of the cancellation. Whatever a try had acquired is
+// that matches both ErrFailed and ctx.Err() with errors.Is, within a few
+// milliseconds of the cancellation. Whatever a try had acquired is
 // released on a context of its own, so a cancelled caller leaves nothing
 // behind. A nil ctx is rejected with an *ArgumentError.
 func (m *Mutex) LockContext(ctx context.Context) error {
