@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quorumlock/redsync/redis"
@@ -53,6 +54,9 @@ type handoff struct {
 	// enough is how many servers must announce a release before the head
 	// waiter tries: a quorum, less the servers that cannot announce.
 	enough int
+	// waited is len(names), kept atomically so that every Unlock of an
+	// uncontended lock can skip h.mu, which all names share.
+	waited int32
 }
 
 // nameWaiters are the waiters of this process for one name, in arrival
@@ -103,6 +107,7 @@ func (h *handoff) join(rs *Redsync, name string, since time.Time) *waiter {
 	if nw == nil {
 		nw = &nameWaiters{channel: releaseChannel(name), heardAt: make([]time.Time, len(h.listeners))}
 		h.names[name] = nw
+		atomic.AddInt32(&h.waited, 1)
 		for _, l := range h.listeners {
 			if l != nil {
 				l.want(nw.channel)
@@ -175,6 +180,7 @@ func (w *waiter) leave(acquired bool) {
 	}
 	if len(nw.queue) == 0 {
 		delete(h.names, w.name)
+		atomic.AddInt32(&h.waited, -1)
 		for _, l := range h.listeners {
 			if l != nil {
 				l.unwant(nw.channel)
@@ -211,6 +217,9 @@ func (h *handoff) heard(node int, channel string) {
 // quorum of servers: the head waiter here need not wait for the servers'
 // announcements to reach it.
 func (h *handoff) releasedHere(name string) {
+	if atomic.LoadInt32(&h.waited) == 0 {
+		return // nobody in this process waits for any lock
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	nw := h.names[name]
