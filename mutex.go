@@ -46,6 +46,8 @@ type Mutex struct {
 	handoff bool   // waiters listen for releases (WithHandoff)
 	channel string // the pub/sub channel announcing releases of name
 
+	fencing bool // acquisitions agree on a fencing token (WithFencing)
+
 	rs       *Redsync
 	pools    []redis.Pool
 	inflight *inflightCount
@@ -54,8 +56,9 @@ type Mutex struct {
 	// returned by every operation.
 	invalid error
 
-	mu         sync.Mutex // guards value, until, acquiredAt, hold and keeper
+	mu         sync.Mutex // guards value, token, until, acquiredAt, hold and keeper
 	value      string
+	token      uint64 // the fencing token of value; 0 without one
 	until      time.Time
 	acquiredAt time.Time // the start of the attempt that acquired value; zero with WithValue
 	hold       *holding  // the servers that may hold value; nil after Unlock
@@ -69,7 +72,7 @@ type Mutex struct {
 	// args are script arguments that do not change, converted to
 	// interfaces once rather than on every request.
 	args struct {
-		name, channel, expiryMillis, graceMillis any
+		name, channel, fenceKey, expiryMillis, graceMillis any
 	}
 }
 
@@ -316,9 +319,24 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 	} else {
 		freeAfter = make([]int64, len(m.pools))
 	}
+	// reads gathers the fencing counters and clocks of the servers that
+	// granted the acquire, with fencing.
+	var reads *fenceReads
+	if m.fencing {
+		reads = &fenceReads{}
+	}
 	watch := m.watchRound(ctx, OpLock, count.attempts+1)
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
-		ok, ttl, err := m.acquire(ctx, pool, value, afterWait, wantTTL)
+		var (
+			ok  bool
+			ttl time.Duration
+			err error
+		)
+		if reads != nil {
+			ok, ttl, err = m.fencedAcquire(ctx, pool, value, afterWait, reads)
+		} else {
+			ok, ttl, err = m.acquire(ctx, pool, value, afterWait, wantTTL)
+		}
 		switch {
 		case ok:
 			atomic.StoreInt64(&freeAfter[node], 1)
@@ -334,15 +352,47 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		return ok, err
 	}, watch)
 	a := lockAttempt{res: res, start: start, freeIn: -1}
+	if reads != nil {
+		if err := reads.failure(); err != nil {
+			// Fencing cannot work with this name on these servers: no
+			// later try would do better.
+			awaitReleased(m.releaseHold(hold), m.opTimeout())
+			return lockAttempt{start: start}, err
+		}
+	}
 	until := start.Add(m.expiry - m.drift())
-	if res.n >= m.quorum && res.ctxErr == nil && time.Now().Before(until) {
+	granted := res.n >= m.quorum && res.ctxErr == nil && time.Now().Before(until)
+	var (
+		token          uint64
+		notWrittenBack bool
+	)
+	if granted && reads != nil {
+		// The token counts only once a quorum stores it (see WithFencing).
+		token = reads.token()
+		wb := m.writeBackToken(ctx, value, token)
+		switch {
+		case wb.ctxErr != nil:
+			a.res.ctxErr = wb.ctxErr
+			granted, notWrittenBack = false, true
+		case wb.n < m.quorum:
+			a.res.err = errors.Join(errFenceWriteBack, wb.err)
+			granted, notWrittenBack = false, true
+		default:
+			granted = time.Now().Before(until)
+		}
+	}
+	if granted {
 		m.mu.Lock()
-		m.value, m.until, m.acquiredAt, m.hold = value, until, start, hold
+		m.value, m.token, m.until, m.acquiredAt, m.hold = value, token, until, start, hold
 		m.mu.Unlock()
 		a.held = true
 	} else {
 		a.released = m.releaseHold(hold)
-		a.freeIn = quorumFreeIn(freeAfter, m.quorum)
+		if !notWrittenBack {
+			// (After a failed write-back, the retry waits as usual
+			// rather than at once.)
+			a.freeIn = quorumFreeIn(freeAfter, m.quorum)
+		}
 	}
 	if m.obs != nil {
 		m.observeAttempt(ctx, a, count)

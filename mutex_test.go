@@ -75,8 +75,11 @@ func (c *userConn) SetNX(name, value string, expiry time.Duration) (bool, error)
 }
 
 func (c *userConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
-	keys := []string{keysAndArgs[0].(string)}
-	v, err := c.client.Eval(c.ctx, script.Src, keys, keysAndArgs[1:]...).Result()
+	keys := make([]string, script.KeyCount)
+	for i := range keys {
+		keys[i] = keysAndArgs[i].(string)
+	}
+	v, err := c.client.Eval(c.ctx, script.Src, keys, keysAndArgs[script.KeyCount:]...).Result()
 	if err == goredislib.Nil {
 		return nil, nil
 	}

@@ -77,6 +77,7 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 	m.invalid = m.checkConfig()
 	m.args.name = m.name
 	m.args.channel = m.channel
+	m.args.fenceKey = fenceKey(m.name)
 	m.args.expiryMillis = m.expiry.Milliseconds()
 	m.args.graceMillis = m.handoffGrace().Milliseconds()
 	if m.shuffle && m.invalid == nil {

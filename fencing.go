@@ -1,0 +1,298 @@
+package redsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quorumlock/redsync/redis"
+)
+
+// WithFencing switches fencing tokens on or off (off by default). With
+// fencing, every successful Lock or TryLock gives the Mutex a token (see
+// Token) that is strictly greater than the token of every earlier
+// acquisition of the same name, by any Mutex in any process that uses
+// fencing, as long as the Redlock assumptions hold (see below). A storage
+// that remembers the highest token it has seen and refuses writes with a
+// lower one then rejects a holder that paused past its lease and writes
+// after the next holder: the objection to Redlock without tokens.
+//
+// # How the token is agreed
+//
+// Every server keeps a counter beside the lock key (see the Cluster note
+// below for its name). The acquire reads, in the same script that sets the
+// lock key, the server's counter and its clock (TIME). Once a quorum has
+// granted the lock, the token is the larger of the highest counter read
+// plus one and the highest clock read, in microseconds. Before Lock
+// returns, the token is written back to the counters of a quorum, on each
+// server only while the key still holds this Mutex's value; Lock fails the
+// attempt (and tries again as usual) when fewer than a quorum store it.
+//
+// Why it only grows: take an earlier holder A and a later holder B. A
+// wrote its token to a quorum while holding the key there, and B read the
+// counters of a quorum; two quorums share a server S. On S, B's acquire
+// found the key free, so it ran either after A's key was gone from S
+// (then after A's write-back, and B read at least A's token), or before
+// A's key was set on S; in that case B's key vanished from S before A
+// acquired it, by expiry or Unlock, both after B's Lock returned, so B is
+// the earlier of the two. A counter alone on one server would not do: B's
+// quorum need not include the server A wrote its highest count to.
+//
+// A server restarted empty has lost its counters (and its keys: Redlock
+// asks to restart such a server only after the longest expiry has
+// passed). The clock is the floor that keeps tokens from going back then:
+// tokens never run ahead of the fastest server clock by more than a
+// microsecond per acquisition within a microsecond, which cannot happen,
+// so once a server has been down longer than the servers' clocks differ,
+// its clock alone exceeds every token issued before it stopped.
+// Servers kept in sync by NTP differ by milliseconds, far less than any
+// sensible restart delay. A counter not written for 24 hours expires; the
+// same argument covers it.
+//
+// # Cost
+//
+// One more round trip per acquisition (the write-back) and one script
+// instead of SET NX for the acquire. Extend, KeepAlive and Unlock cost the
+// same as without fencing, and keep the token.
+//
+// # The keys
+//
+// The lock key and its value stay as without fencing, so Mutexes with and
+// without fencing, and redsync v4, exclude each other on a name; only
+// acquisitions made with fencing count and get tokens. The counter is
+// "<name>:redsync:fence" when name has a Redis Cluster hash tag (a
+// non-empty part between the first "{" and the first "}" after it), and
+// "{<name>}:redsync:fence" otherwise: either way it lands in the lock
+// key's hash slot, as a Redis Cluster needs for a script on two keys. A
+// name that contains "}" without a hash tag cannot be matched; on a Redis
+// Cluster, Lock then fails at once with an *ArgumentError that says so
+// (give such names a hash tag).
+func WithFencing(enabled bool) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.fencing = enabled
+	})
+}
+
+// Token returns the fencing token of the Mutex's last successful
+// acquisition (see WithFencing): a number that grows with every
+// acquisition of the name, to be passed to the storage the lock protects.
+// It is 0 before the first acquisition, without fencing, and for a Mutex
+// given a value with WithValue (hand the token over with the value). It
+// keeps its value after Unlock, as Value does.
+//
+// Tokens start from the servers' clocks in microseconds since 1970, so
+// they are large (about 1.8e15 in 2027) and grow by much more than one
+// between acquisitions that are far apart; only their order means
+// anything.
+func (m *Mutex) Token() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.token
+}
+
+// fenceSuffix ends the name of the counter key of fencing tokens.
+const fenceSuffix = ":redsync:fence"
+
+// fenceCounterTTL is how long a counter lives after its last write-back.
+const fenceCounterTTL = 24 * time.Hour
+
+// fenceKey returns the key of name's fencing counter, in the hash slot of
+// name whenever that is possible (see WithFencing).
+func fenceKey(name string) string {
+	if hasHashTag(name) {
+		return name + fenceSuffix
+	}
+	return "{" + name + "}" + fenceSuffix
+}
+
+// hasHashTag reports whether key's Redis Cluster hash slot is decided by a
+// hash tag: a non-empty part between the first "{" and the next "}".
+func hasHashTag(key string) bool {
+	open := strings.IndexByte(key, '{')
+	if open < 0 {
+		return false
+	}
+	end := strings.IndexByte(key[open+1:], '}')
+	return end > 0
+}
+
+// fencedAcquireScript sets KEYS[1] to ARGV[1] for ARGV[2] milliseconds if
+// the key is missing, or holds the hand-off placeholder ARGV[3] when
+// ARGV[3] is not empty. When it sets the key it replies with the fencing
+// counter KEYS[2] ("" when missing) and the server's TIME (seconds,
+// microseconds), read in the same step; otherwise with the key's
+// remaining time to live in milliseconds (-1 when it has no expiry).
+// TIME comes after the only write, as old servers require of scripts.
+var fencedAcquireScript = redis.NewScript(2, `
+local current = redis.call("GET", KEYS[1])
+if current == false or (ARGV[3] ~= "" and current == ARGV[3]) then
+	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+	local counter = redis.call("GET", KEYS[2]) or ""
+	local now = redis.call("TIME")
+	return {counter, now[1], now[2]}
+end
+return redis.call("PTTL", KEYS[1])
+`, "")
+
+// fenceWriteBackScript raises the fencing counter KEYS[2] to ARGV[2] if
+// KEYS[1] holds ARGV[1], and keeps the counter ARGV[3] milliseconds from
+// now. Reply: 1 stored (the counter is at least ARGV[2]), 0 the key holds
+// another value or is missing.
+var fenceWriteBackScript = redis.NewScript(2, `
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then
+	return 0
+end
+local counter = tonumber(redis.call("GET", KEYS[2]) or "")
+if counter == nil or counter < tonumber(ARGV[2]) then
+	redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[3])
+else
+	redis.call("PEXPIRE", KEYS[2], ARGV[3])
+end
+return 1
+`, "")
+
+// fenceReads gathers what the servers that granted an acquire read: the
+// highest counter and the highest clock. The node goroutines add to it,
+// possibly after the round returned.
+type fenceReads struct {
+	mu         sync.Mutex
+	counter    uint64
+	clock      uint64 // microseconds since 1970
+	crossSlot error  // a server refused the two keys as not in one slot
+}
+
+// token returns the token agreed by the reads so far: one more than the
+// highest counter, or the highest clock if that is larger.
+func (f *fenceReads) token() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.counter + 1
+	if f.clock > t {
+		t = f.clock
+	}
+	return t
+}
+
+// failure returns the error that makes fencing impossible with this name
+// on these servers, if a reply told one.
+func (f *fenceReads) failure() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.crossSlot
+}
+
+// fencedAcquire is acquire with fencing: it sets the key on one server like
+// acquire and, when it did, adds the server's counter and clock to reads.
+func (m *Mutex) fencedAcquire(ctx context.Context, pool redis.Pool, value string, afterWait bool, reads *fenceReads) (ok bool, ttl time.Duration, err error) {
+	conn, err := pool.Get(ctx)
+	if err != nil {
+		return false, -1, err
+	}
+	defer conn.Close()
+	placeholder := ""
+	if afterWait {
+		placeholder = handoffMarker
+	}
+	reply, err := conn.Eval(fencedAcquireScript, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder)
+	if err != nil {
+		if isCrossSlot(err) {
+			reads.mu.Lock()
+			reads.crossSlot = m.crossSlotError(err)
+			reads.mu.Unlock()
+		}
+		return false, -1, err
+	}
+	if ttl, ok := reply.(int64); ok {
+		if ttl < 0 {
+			return false, -1, nil
+		}
+		return false, time.Duration(ttl) * time.Millisecond, nil
+	}
+	counter, clock, err := parseFenceReply(reply)
+	if err != nil {
+		// The key was set all the same: a failed server, which the caller
+		// records as maybe holding the value.
+		return false, -1, err
+	}
+	reads.mu.Lock()
+	if counter > reads.counter {
+		reads.counter = counter
+	}
+	if clock > reads.clock {
+		reads.clock = clock
+	}
+	reads.mu.Unlock()
+	return true, -1, nil
+}
+
+// parseFenceReply reads the reply of fencedAcquireScript that set the key.
+func parseFenceReply(reply any) (counter, clock uint64, err error) {
+	items, ok := reply.([]any)
+	if !ok || len(items) != 3 {
+		return 0, 0, fmt.Errorf("redsync: unexpected reply %T to the fenced acquire script", reply)
+	}
+	var n [3]uint64
+	for i, item := range items {
+		var s string
+		switch item := item.(type) {
+		case string:
+			s = item
+		case []byte:
+			s = string(item)
+		case int64:
+			if item < 0 {
+				return 0, 0, fmt.Errorf("redsync: unexpected negative number %d in the reply to the fenced acquire script", item)
+			}
+			n[i] = uint64(item)
+			continue
+		default:
+			return 0, 0, fmt.Errorf("redsync: unexpected %T in the reply to the fenced acquire script", item)
+		}
+		if s == "" && i == 0 {
+			continue // no counter yet
+		}
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			if i == 0 {
+				// A counter key overwritten by somebody else: the clock
+				// still gives a floor.
+				continue
+			}
+			return 0, 0, fmt.Errorf("redsync: unreadable number %q in the reply to the fenced acquire script", s)
+		}
+		n[i] = v
+	}
+	return n[0], n[1]*1e6 + n[2], nil
+}
+
+// writeBackToken stores token in the fencing counters of a quorum of the
+// servers that hold value, before the acquisition may count.
+func (m *Mutex) writeBackToken(ctx context.Context, value string, token uint64) roundResult {
+	var valueArg, tokenArg any = value, strconv.FormatUint(token, 10)
+	return m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
+		status, err := m.eval(ctx, pool, fenceWriteBackScript, m.args.name, m.args.fenceKey, valueArg, tokenArg, fenceCounterTTLMillis)
+		return err == nil && status == int64(1), err
+	}, nil)
+}
+
+var fenceCounterTTLMillis any = fenceCounterTTL.Milliseconds()
+
+// isCrossSlot reports whether err is a Redis Cluster's refusal of a
+// command on keys of different hash slots.
+func isCrossSlot(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "CROSSSLOT")
+}
+
+func (m *Mutex) crossSlotError(err error) error {
+	return &ArgumentError{Arg: "name", Problem: fmt.Sprintf(
+		"fencing keeps a counter in %q beside the lock key %q, and the Redis Cluster refused the two keys as not in one hash slot (%v); "+
+			"give the name a hash tag, such as \"{%s}\"", m.args.fenceKey, m.name, err, strings.NewReplacer("{", "", "}", "").Replace(m.name))}
+}
+
+// errFenceWriteBack is wrapped by the error of an attempt that a quorum
+// granted but whose token a quorum did not store.
+var errFenceWriteBack = errors.New("redsync: the fencing token was not stored by a quorum")
