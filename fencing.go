@@ -159,9 +159,9 @@ return 1
 // highest counter and the highest clock. The node goroutines add to it,
 // possibly after the round returned.
 type fenceReads struct {
-	mu         sync.Mutex
-	counter    uint64
-	clock      uint64 // microseconds since 1970
+	mu        sync.Mutex
+	counter   uint64
+	clock     uint64 // microseconds since 1970
 	crossSlot error  // a server refused the two keys as not in one slot
 }
 
