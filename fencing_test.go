@@ -1,25 +1,348 @@
 package redsync
 
 import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/quorumlock/redsync/redis"
 )
 
-func TestFencingSmoke(t *testing.T) {
-	_, pools := miniPools(t, 3)
-	rs := New(pools...)
-	defer rs.Wait()
-	var last uint64
-	for i := 0; i < 5; i++ {
-		m := rs.NewMutex("smoke", WithFencing(true))
-		require.NoError(t, m.Lock())
-		tok := m.Token()
-		t.Log(tok)
-		require.Greater(t, tok, last)
-		last = tok
-		ok, err := m.Unlock()
-		require.True(t, ok)
-		require.NoError(t, err)
+// clusterSlot is the Redis Cluster hash slot of key: CRC16 (XMODEM) of the
+// key, or of its hash tag, modulo 16384.
+func clusterSlot(key string) int {
+	if open := indexByte(key, '{'); open >= 0 {
+		if end := indexByte(key[open+1:], '}'); end > 0 {
+			key = key[open+1 : open+1+end]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for b := 0; b < 8; b++ {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % 16384
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestClusterSlotMatchesRedis(t *testing.T) {
+	// Slots given by CLUSTER KEYSLOT on a real server.
+	assert.Equal(t, 12182, clusterSlot("foo"))
+	assert.Equal(t, 5061, clusterSlot("bar"))
+	assert.Equal(t, clusterSlot("user1000"), clusterSlot("{user1000}.following"))
+}
+
+func TestFenceKeySharesTheLockKeysHashSlot(t *testing.T) {
+	for _, name := range []string{"lock", "orders:42", "{orders}:42", "a{b}c", "{a", "a{", "payments{eu}{x}", "{eu}}"} {
+		key := fenceKey(name)
+		assert.NotEqual(t, name, key)
+		assert.Equal(t, clusterSlot(name), clusterSlot(key), "name %q, counter %q", name, key)
+	}
+	// A "}" without a hash tag before it cannot be matched: the cluster
+	// refuses the script, and Lock says why (see
+	// TestFencingCrossSlotIsAnArgumentError).
+	assert.Equal(t, "{a}b}"+fenceSuffix, fenceKey("a}b"))
+	assert.NotEqual(t, clusterSlot("x{}y{z}"), clusterSlot(fenceKey("x{}y{z}")))
+	assert.Equal(t, "{orders}:42"+fenceSuffix, fenceKey("{orders}:42"))
+	assert.Equal(t, "{lock}"+fenceSuffix, fenceKey("lock"))
+}
+
+// lockUnlock locks m, returns its token and unlocks it.
+func lockUnlock(t *testing.T, m *Mutex) uint64 {
+	t.Helper()
+	require.NoError(t, m.Lock())
+	token := m.Token()
+	ok, err := m.Unlock()
+	require.NoError(t, err)
+	require.True(t, ok)
+	return token
+}
+
+func TestFencingTokensGrowAmongGoroutines(t *testing.T) {
+	for _, n := range []int{1, 3, 5} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			_, pools := miniPools(t, n)
+			rs := New(pools...)
+			defer rs.Wait()
+			var (
+				mu     sync.Mutex
+				tokens []uint64
+				wg     sync.WaitGroup
+			)
+			for g := 0; g < 6; g++ {
+				wg.Add(1)
+				go func(g int) {
+					defer wg.Done()
+					// (Not WithHandoff(false): miniredis keeps the hand-off
+					// placeholder a release leaves for waiters, as it never
+					// expires keys in real time.)
+					opts := []Option{WithFencing(true), WithRetryDelay(time.Millisecond), WithTries(10000)}
+					for i := 0; i < 10; i++ {
+						m := rs.NewMutex("counted", opts...)
+						if !assert.NoError(t, m.Lock()) {
+							return
+						}
+						mu.Lock()
+						tokens = append(tokens, m.Token())
+						mu.Unlock()
+						_, err := m.Unlock()
+						assert.NoError(t, err)
+					}
+				}(g)
+			}
+			wg.Wait()
+			require.Len(t, tokens, 60)
+			for i := 1; i < len(tokens); i++ {
+				require.Greater(t, tokens[i], tokens[i-1], "holding %d", i)
+			}
+		})
 	}
 }
+
+func TestFencingTokenIsAgreedThroughTheQuorum(t *testing.T) {
+	servers, pools := miniPools(t, 5)
+	rs := New(pools...)
+	defer rs.Wait()
+	// Clocks stand still, so only the counters can make tokens grow, and
+	// server 0's runs an hour ahead.
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for i, s := range servers {
+		s.SetTime(t0)
+		if i == 0 {
+			s.SetTime(t0.Add(time.Hour))
+		}
+	}
+	// The first holder's quorum is {0, 1, 2}: its token comes from server
+	// 0's clock.
+	servers[3].SetError("ERR down for the test")
+	servers[4].SetError("ERR down for the test")
+	first := lockUnlock(t, rs.NewMutex("agreed", WithFencing(true)))
+	assert.Equal(t, uint64(t0.Add(time.Hour).UnixMicro()), first)
+	servers[3].SetError("")
+	servers[4].SetError("")
+	rs.Wait()
+
+	// The second holder's quorum is {2, 3, 4}: none of them has a clock
+	// or a counter of its own that high, but server 2 stored the first
+	// token when the first holder wrote it back.
+	servers[0].SetError("ERR down for the test")
+	servers[1].SetError("ERR down for the test")
+	second := lockUnlock(t, rs.NewMutex("agreed", WithFencing(true)))
+	assert.Equal(t, first+1, second)
+	servers[0].SetError("")
+	servers[1].SetError("")
+	rs.Wait()
+
+	// Each server's counter holds the highest token written back there.
+	want := []uint64{first, first, second, second, second}
+	for i, s := range servers {
+		got, err := s.Get(fenceKey("agreed"))
+		require.NoError(t, err, "server %d", i)
+		assert.Equal(t, strconv.FormatUint(want[i], 10), got, "server %d", i)
+	}
+}
+
+func TestFencingTokensSurviveServersThatLoseTheirData(t *testing.T) {
+	servers, pools := miniPools(t, 3)
+	rs := New(pools...)
+	defer rs.Wait()
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for _, s := range servers {
+		s.SetTime(t0)
+	}
+	var last uint64
+	next := func(what string) {
+		t.Helper()
+		token := lockUnlock(t, rs.NewMutex("restarted", WithFencing(true)))
+		require.Greater(t, token, last, what)
+		last = token
+	}
+	next("first")
+	next("clocks standing still, the counters count")
+	next("again")
+
+	// One of three servers restarts empty at once, after every server
+	// stored the last token: any quorum includes another, which carries
+	// the count. (Had only that server stored it, with the clocks
+	// standing still, nothing could: that is why a server that lost its
+	// data must stay down for the longest expiry, while clocks move on.)
+	rs.Wait()
+	servers[0].FlushAll()
+	next("one server emptied")
+
+	// Every server restarts empty, after a pause (the Redlock remedy):
+	// their clocks moved on, and the clocks are the floor.
+	for _, s := range servers {
+		s.FlushAll()
+		s.SetTime(t0.Add(8 * time.Second))
+	}
+	next("every server emptied and restarted after the expiry")
+}
+
+func TestFencingKeepsRedsyncsKeyAndValue(t *testing.T) {
+	servers, pools := miniPools(t, 3)
+	rs := New(pools...)
+	defer rs.Wait()
+	m := rs.NewMutex("kept", WithFencing(true), WithExpiry(5*time.Second))
+	require.NoError(t, m.Lock())
+	token := m.Token()
+	require.NotZero(t, token)
+	rs.Wait() // Lock returns at quorum; the last server may still be busy
+	for i, s := range servers {
+		got, err := s.Get("kept")
+		require.NoError(t, err, "server %d", i)
+		assert.Equal(t, m.Value(), got, "server %d: the lock key holds the value alone", i)
+		assert.Equal(t, 5*time.Second, s.TTL("kept"), "server %d", i)
+		counter, err := s.Get(fenceKey("kept"))
+		require.NoError(t, err, "server %d", i)
+		assert.Equal(t, strconv.FormatUint(token, 10), counter, "server %d", i)
+		assert.Equal(t, fenceCounterTTL, s.TTL(fenceKey("kept")), "server %d", i)
+	}
+
+	// A Mutex without fencing is excluded all the same, and has no token.
+	plain := rs.NewMutex("kept", WithTries(1))
+	var taken *ErrTaken
+	require.ErrorAs(t, plain.Lock(), &taken)
+	assert.Zero(t, plain.Token())
+
+	ok, err := m.Extend()
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, token, m.Token(), "Extend keeps the token")
+	ok, err = m.Unlock()
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, token, m.Token(), "the token outlives Unlock, as the value does")
+	rs.Wait()
+	for i, s := range servers {
+		assert.False(t, s.Exists("kept"), "server %d", i)
+		assert.True(t, s.Exists(fenceKey("kept")), "server %d: the counter stays", i)
+	}
+
+	lockUnlock(t, plain)
+	assert.Zero(t, plain.Token(), "no token without fencing")
+	assert.Zero(t, rs.NewMutex("kept", WithFencing(true), WithValue("elsewhere")).Token(), "no token with WithValue")
+}
+
+// faultyPool fails chosen scripts on its server.
+type faultyPool struct {
+	redis.Pool
+	fail func(script *redis.Script) error
+}
+
+func (p *faultyPool) Get(ctx context.Context) (redis.Conn, error) {
+	conn, err := p.Pool.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &faultyConn{Conn: conn, fail: p.fail}, nil
+}
+
+type faultyConn struct {
+	redis.Conn
+	fail func(script *redis.Script) error
+}
+
+func (c *faultyConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
+	if err := c.fail(script); err != nil {
+		return nil, err
+	}
+	return c.Conn.Eval(script, keysAndArgs...)
+}
+
+func TestFencingWriteBackOnlyCountsOnAQuorum(t *testing.T) {
+	servers, pools := miniPools(t, 3)
+	errWriteBack := errors.New("ERR write-back refused for the test")
+	for i := 0; i < 2; i++ {
+		pools[i] = &faultyPool{Pool: pools[i], fail: func(script *redis.Script) error {
+			if script == fenceWriteBackScript {
+				return errWriteBack
+			}
+			return nil
+		}}
+	}
+	rs := New(pools...)
+	// One try, without hand-off: nobody listens, so the release deletes
+	// the key rather than leave the placeholder for waiters.
+	m := rs.NewMutex("unstored", WithFencing(true), WithTries(1), WithHandoff(false))
+	err := m.Lock()
+	require.Error(t, err)
+	assert.ErrorIs(t, err, errFenceWriteBack)
+	assert.ErrorIs(t, err, errWriteBack)
+	assert.Zero(t, m.Token())
+	assert.True(t, m.Until().IsZero())
+	rs.Wait()
+	for i, s := range servers {
+		assert.False(t, s.Exists("unstored"), "server %d: a failed Lock leaves nothing", i)
+	}
+}
+
+func TestFencingCrossSlotIsAnArgumentError(t *testing.T) {
+	servers, pools := miniPools(t, 3)
+	crossSlot := errors.New("CROSSSLOT Keys in request don't hash to the same slot")
+	pools[1] = &faultyPool{Pool: pools[1], fail: func(script *redis.Script) error {
+		if script == fencedAcquireScript {
+			return crossSlot
+		}
+		return nil
+	}}
+	rs := New(pools...)
+	m := rs.NewMutex("a}b", WithFencing(true))
+	start := time.Now()
+	err := m.Lock()
+	assert.Less(t, time.Since(start), time.Second, "a name that cannot work is not retried")
+	require.ErrorIs(t, err, ErrInvalidArgument)
+	var arg *ArgumentError
+	require.ErrorAs(t, err, &arg)
+	assert.Equal(t, "name", arg.Arg)
+	assert.Contains(t, err.Error(), "hash tag")
+	assert.Contains(t, err.Error(), `"{a}b}:redsync:fence"`)
+	rs.Wait()
+	for i, s := range servers {
+		assert.False(t, s.Exists("a}b"), "server %d: nothing is left locked", i)
+	}
+}
+
+func TestParseFenceReply(t *testing.T) {
+	counter, clock, err := parseFenceReply([]any{"41", "1795696031", "978940"})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(41), counter)
+	assert.Equal(t, uint64(1795696031978940), clock)
+
+	counter, clock, err = parseFenceReply([]any{[]byte(""), []byte("2"), []byte("3")})
+	require.NoError(t, err)
+	assert.Zero(t, counter, "no counter yet")
+	assert.Equal(t, uint64(2000003), clock)
+
+	counter, _, err = parseFenceReply([]any{"not a number", "2", "3"})
+	require.NoError(t, err, "a counter overwritten by somebody else leaves the clock as the floor")
+	assert.Zero(t, counter)
+
+	for _, bad := range []any{nil, "OK", []any{"1", "2"}, []any{"1", "x", "3"}, []any{"1", 2.5, "3"}} {
+		_, _, err := parseFenceReply(bad)
+		assert.Error(t, err, "%#v", bad)
+	}
+}
+
+var _ = miniredis.RunT

@@ -16,7 +16,8 @@
 //     answers NOSCRIPT, so a SCRIPT FLUSH or a restarted server is harmless.
 //   - A nil reply is returned as a nil value with a nil error; an integer
 //     reply as an int64; a bulk string reply as a string or a []byte,
-//     whichever the client library returns.
+//     whichever the client library returns; an array reply as a []any of
+//     such values (the fencing acquire script replies with one).
 //   - The context given to Pool.Get bounds every command of that Conn.
 package redis
 
