@@ -56,7 +56,9 @@ import (
 // # Cost
 //
 // One more round trip per acquisition (the write-back) and one script
-// instead of SET NX for the acquire. Extend, KeepAlive and Unlock cost the
+// instead of SET NX for the acquire. With a single server, which is its
+// own quorum, the acquire script stores the token itself and there is no
+// write-back. Extend, KeepAlive and Unlock cost the
 // same as without fencing, and keep the token.
 //
 // # The keys
@@ -138,6 +140,29 @@ end
 return redis.call("PTTL", KEYS[1])
 `, "")
 
+// fencedAcquireOneScript is fencedAcquireScript for a single server,
+// which is its own quorum: when it sets the key it also agrees the token
+// and stores it in KEYS[2] for ARGV[4] milliseconds, and replies with it
+// (an array of one integer), saving the write-back round.
+// replicate_commands lets a script write after TIME on servers before
+// Redis 5 (later servers always allow it).
+var fencedAcquireOneScript = redis.NewScript(2, `
+redis.replicate_commands()
+local current = redis.call("GET", KEYS[1])
+if current == false or (ARGV[3] ~= "" and current == ARGV[3]) then
+	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+	local now = redis.call("TIME")
+	local token = tonumber(now[1]) * 1000000 + tonumber(now[2])
+	local counter = tonumber(redis.call("GET", KEYS[2]) or "")
+	if counter ~= nil and counter >= token then
+		token = counter + 1
+	end
+	redis.call("SET", KEYS[2], string.format("%.0f", token), "PX", ARGV[4])
+	return {token}
+end
+return redis.call("PTTL", KEYS[1])
+`, "")
+
 // fenceWriteBackScript raises the fencing counter KEYS[2] to ARGV[2] if
 // KEYS[1] holds ARGV[1], and keeps the counter ARGV[3] milliseconds from
 // now. Reply: 1 stored (the counter is at least ARGV[2]), 0 the key holds
@@ -162,19 +187,25 @@ type fenceReads struct {
 	mu        sync.Mutex
 	counter   uint64
 	clock     uint64 // microseconds since 1970
+	stored    uint64 // the token a single server agreed and stored itself
 	crossSlot error  // a server refused the two keys as not in one slot
 }
 
 // token returns the token agreed by the reads so far: one more than the
-// highest counter, or the highest clock if that is larger.
-func (f *fenceReads) token() uint64 {
+// highest counter, or the highest clock if that is larger. stored reports
+// that a single server agreed it and stored it already: it needs no
+// write-back.
+func (f *fenceReads) token() (t uint64, stored bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t := f.counter + 1
+	if f.stored != 0 {
+		return f.stored, true
+	}
+	t = f.counter + 1
 	if f.clock > t {
 		t = f.clock
 	}
-	return t
+	return t, false
 }
 
 // failure returns the error that makes fencing impossible with this name
@@ -197,7 +228,12 @@ func (m *Mutex) fencedAcquire(ctx context.Context, pool redis.Pool, value string
 	if afterWait {
 		placeholder = handoffMarker
 	}
-	reply, err := conn.Eval(fencedAcquireScript, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder)
+	var reply any
+	if len(m.pools) == 1 {
+		reply, err = conn.Eval(fencedAcquireOneScript, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder, fenceCounterTTLMillis)
+	} else {
+		reply, err = conn.Eval(fencedAcquireScript, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder)
+	}
 	if err != nil {
 		if isCrossSlot(err) {
 			reads.mu.Lock()
@@ -211,6 +247,16 @@ func (m *Mutex) fencedAcquire(ctx context.Context, pool redis.Pool, value string
 			return false, -1, nil
 		}
 		return false, time.Duration(ttl) * time.Millisecond, nil
+	}
+	if items, ok := reply.([]any); ok && len(items) == 1 {
+		token, ok := items[0].(int64)
+		if !ok || token <= 0 {
+			return false, -1, fmt.Errorf("redsync: unexpected reply %v to the fenced acquire script", items)
+		}
+		reads.mu.Lock()
+		reads.stored = uint64(token)
+		reads.mu.Unlock()
+		return true, -1, nil
 	}
 	counter, clock, err := parseFenceReply(reply)
 	if err != nil {
@@ -293,6 +339,8 @@ func (m *Mutex) crossSlotError(err error) error {
 			"give the name a hash tag, such as \"{%s}\"", m.args.fenceKey, m.name, err, strings.NewReplacer("{", "", "}", "").Replace(m.name))}
 }
 
-// errFenceWriteBack is wrapped by the error of an attempt that a quorum
-// granted but whose token a quorum did not store.
-var errFenceWriteBack = errors.New("redsync: the fencing token was not stored by a quorum")
+// ErrTokenNotStored is wrapped by the error of a try, with fencing, that a
+// quorum of servers granted but whose token fewer than a quorum stored
+// (the key vanished from them in between, or they failed): the try does
+// not count and is released, and Lock tries again as usual.
+var ErrTokenNotStored = errors.New("redsync: the fencing token was not stored by a quorum")

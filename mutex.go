@@ -22,10 +22,11 @@ import (
 // A Mutex is a distributed mutual exclusion lock on one name, held when a
 // quorum of the servers given to New store the Mutex's value under the name.
 //
-// Name, Value and Until may be called from any goroutine at any time, also
-// while another goroutine locks, extends or unlocks. Lock, Unlock, Extend
-// and Valid are safe to call concurrently (no data race), but a Mutex
-// stands for one holder: use one Mutex per goroutine that wants the lock.
+// Name, Value, Token and Until may be called from any goroutine at any
+// time, also while another goroutine locks, extends or unlocks. Lock,
+// Unlock, Extend and Valid are safe to call concurrently (no data race),
+// but a Mutex stands for one holder: use one Mutex per goroutine that
+// wants the lock.
 type Mutex struct {
 	name   string
 	expiry time.Duration
@@ -368,14 +369,18 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 	)
 	if granted && reads != nil {
 		// The token counts only once a quorum stores it (see WithFencing).
-		token = reads.token()
-		wb := m.writeBackToken(ctx, value, token)
+		var stored bool
+		token, stored = reads.token()
+		wb := roundResult{n: m.quorum}
+		if !stored {
+			wb = m.writeBackToken(ctx, value, token)
+		}
 		switch {
 		case wb.ctxErr != nil:
 			a.res.ctxErr = wb.ctxErr
 			granted, notWrittenBack = false, true
 		case wb.n < m.quorum:
-			a.res.err = errors.Join(errFenceWriteBack, wb.err)
+			a.res.err = errors.Join(ErrTokenNotStored, wb.err)
 			granted, notWrittenBack = false, true
 		default:
 			granted = time.Now().Before(until)

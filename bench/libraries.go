@@ -51,6 +51,8 @@ type lockOptions struct {
 	// floorAtQuorum makes the floor return as soon as a quorum of servers
 	// answered ok instead of waiting for every server.
 	floorAtQuorum bool
+	// fencing is WithFencing(true) (quorumlock only).
+	fencing bool
 }
 
 // A locker makes mutexes of one library over one set of servers.
@@ -124,6 +126,9 @@ func openQuorumlock(clients []*redis.Client, o lockOptions) locker {
 	var opts []quorumlock.Option
 	if o.failFast {
 		opts = append(opts, quorumlock.WithFailFast(true))
+	}
+	if o.fencing {
+		opts = append(opts, quorumlock.WithFencing(true))
 	}
 	return &quorumlockLocker{rs: quorumlock.New(pools...), opts: opts}
 }

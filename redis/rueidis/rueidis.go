@@ -104,7 +104,9 @@ func (c *conn) PTTL(name string) (time.Duration, error) {
 	return ttl, err
 }
 
-func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (any, error) {
+func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (_ any, err error) {
+	// A cluster client panics on keys of different slots.
+	defer scriptkeys.RecoverCrossSlot(&err)
 	keys, args, err := scriptkeys.Split(script.KeyCount, keysAndArgs)
 	if err != nil {
 		return nil, fmt.Errorf("rueidis: %w", err)
