@@ -50,6 +50,18 @@
 // replicated primary counts as one server, and a failover with asynchronous
 // replication can lose it.
 //
+// # Fencing tokens
+//
+// A holder paused past Until that wakes up and writes after the next holder
+// cannot be stopped by the lock, only by the storage it writes to. With
+// WithFencing, every acquisition gets a token (Mutex.Token) larger than the
+// tokens of all earlier acquisitions of the name, agreed through the same
+// quorum as the lock; the holder sends it with its writes, and the storage
+// refuses a write with a token below the highest it has accepted. It costs
+// one more round trip per acquisition (none with a single server);
+// WithFencing says how the token is
+// agreed, which keys it adds and what it assumes of restarts and clocks.
+//
 // # Observing locks
 //
 // An Observer, set for a Redsync with SetObserver or for one Mutex with
@@ -64,8 +76,8 @@
 // # Concurrency
 //
 // A Redsync is safe for concurrent use. A Mutex stands for one holder: use
-// one per goroutine that wants the lock. Name, Value and Until may be read
-// from any goroutine at any time.
+// one per goroutine that wants the lock. Name, Value, Until and Token may be
+// read from any goroutine at any time.
 //
 // # Errors
 //
