@@ -3,27 +3,35 @@
 package faults
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
 
 // A HoldingRef names a holding in a report.
 type HoldingRef struct {
-	Client   int    `json:"client"`
-	Worker   int    `json:"worker"`
-	Seq      int    `json:"seq"`
-	Mode     string `json:"mode"`
-	Value    string `json:"value"`
-	Acquired int64  `json:"acquired"`
-	End      int64  `json:"end"` // when its validity window ended
+	Client    int     `json:"client"`
+	Worker    int     `json:"worker"`
+	Seq       int     `json:"seq"`
+	Mode      string  `json:"mode"`
+	Value     string  `json:"value"`
+	LockStart int64   `json:"lock_start,omitempty"`
+	Acquired  int64   `json:"acquired"`
+	End       int64   `json:"end"`             // when its validity window ended
+	Token     *uint64 `json:"token,omitempty"` // its fencing token, if it used fencing
 }
 
 func refOf(h *Holding) HoldingRef {
-	return HoldingRef{Client: h.Client, Worker: h.Worker, Seq: h.Seq, Mode: h.Mode, Value: h.Value, Acquired: h.Acquired, End: h.End()}
+	return HoldingRef{Client: h.Client, Worker: h.Worker, Seq: h.Seq, Mode: h.Mode, Value: h.Value,
+		LockStart: h.LockStart, Acquired: h.Acquired, End: h.End(), Token: h.Token}
 }
 
 func (r HoldingRef) String() string {
+	if r.Token != nil {
+		return fmt.Sprintf("client %d worker %d #%d (%s, token %d)", r.Client, r.Worker, r.Seq, r.Mode, *r.Token)
+	}
 	return fmt.Sprintf("client %d worker %d #%d (%s)", r.Client, r.Worker, r.Seq, r.Mode)
 }
 
@@ -39,7 +47,22 @@ type Overlap struct {
 	// Faults are the faults in progress from one longest expiry before
 	// the earlier holder acquired to the end of the overlap.
 	Faults []string `json:"faults,omitempty"`
+	// Fencing tells whether fencing tokens would have kept the earlier
+	// holder's writes out once the later one wrote: FencingOrdered when
+	// B's Lock began after A's returned and B's token is larger,
+	// FencingInverted when B's Lock began after A's returned yet B's
+	// token is not larger, FencingUndetermined when the two Lock calls
+	// overlapped in time (the records cannot tell which acquired first),
+	// "" without tokens.
+	Fencing string `json:"fencing,omitempty"`
 }
+
+// Fencing verdicts of an Overlap.
+const (
+	FencingOrdered      = "ordered"
+	FencingInverted     = "inverted"
+	FencingUndetermined = "undetermined"
+)
 
 // Duration is how long the two holders overlapped.
 func (o Overlap) Duration() time.Duration { return time.Duration(o.To - o.From) }
@@ -98,10 +121,26 @@ type CheckResult struct {
 	PausedKeepAlive          int `json:"paused_keepalive"`
 	PausedKeepAliveCancelled int `json:"paused_keepalive_cancelled"`
 
-	// Fencing says whether fencing tokens were checked; FencingViolations
-	// lists the holders whose token did not exceed every earlier one.
-	Fencing           string       `json:"fencing"`
-	FencingViolations []HoldingRef `json:"fencing_violations,omitempty"`
+	// Fencing sums up the check of fencing tokens (see checkFencing).
+	// FencingHoldings counts the holdings with a token, FencingCompared
+	// those of them that had a definitely earlier holding of their name
+	// with a token, so that their token was checked, and
+	// FencingViolations lists the pairs whose tokens broke the order.
+	Fencing           string             `json:"fencing"`
+	FencingHoldings   int                `json:"fencing_holdings"`
+	FencingCompared   int                `json:"fencing_compared"`
+	FencingViolations []FencingViolation `json:"fencing_violations,omitempty"`
+}
+
+// A FencingViolation is a pair of holdings of one name whose acquisitions
+// are definitely in one order (Later's Lock was called after Earlier's
+// returned) while their tokens are not: Later's token is not larger.
+// Earlier is, of the holdings that definitely precede Later, the one with
+// the largest token.
+type FencingViolation struct {
+	Name    string     `json:"name"`
+	Earlier HoldingRef `json:"earlier"`
+	Later   HoldingRef `json:"later"`
 }
 
 // Check checks the holdings of a run against the faults injected in it.
@@ -166,7 +205,8 @@ func findOverlaps(holdings []Holding, faults []FaultEvent, maxTTL time.Duration)
 				}
 				out = append(out, Overlap{
 					Name: name, A: refOf(ha), B: refOf(hb), From: iv.from, To: to,
-					Faults: faultsDuring(faults, ha.Acquired-int64(maxTTL), to),
+					Faults:  faultsDuring(faults, ha.Acquired-int64(maxTTL), to),
+					Fencing: fencingVerdict(ha, hb),
 				})
 			}
 			active = append(active, iv)
@@ -318,27 +358,76 @@ func checkPaused(res *CheckResult, holdings []Holding, faults []FaultEvent) {
 	}
 }
 
+// precedes reports whether a's acquisition definitely happened before
+// b's: a's Lock returned before b's Lock was called. Each acquisition
+// happened somewhere between its Lock call and Lock's return, which is
+// all the records tell (Acquired alone may be late: the process can be
+// stopped between the acquisition and the read of the clock).
+func precedes(a, b *Holding) bool {
+	return a.Acquired < b.LockStart
+}
+
+// fencingVerdict compares the tokens of two overlapping holders, a's Lock
+// having returned first (see Overlap.Fencing); b cannot precede a then.
+func fencingVerdict(a, b *Holding) string {
+	switch {
+	case a.Token == nil || b.Token == nil:
+		return ""
+	case !precedes(a, b):
+		return FencingUndetermined
+	case *b.Token > *a.Token:
+		return FencingOrdered
+	}
+	return FencingInverted
+}
+
+// checkFencing checks that fencing tokens grow with the acquisitions of a
+// name: for every pair of holdings of one name where one definitely
+// precedes the other (see precedes), the later one's token must be
+// larger. Pairs whose Lock calls overlapped in time are left out: the
+// records cannot tell which of the two acquired first.
+//
+// Rather than compare every pair, it visits the holdings by their Lock
+// call while a second cursor, over the holdings by Lock's return, brings
+// in the holdings that definitely precede the one visited; per name it
+// keeps the one with the largest token. A holding is in order when its
+// token exceeds that largest one, so the check costs the two sorts.
 func checkFencing(res *CheckResult, holdings []Holding) {
-	var tokened []*Holding
+	var byStart []*Holding
 	for i := range holdings {
 		if holdings[i].Token != nil {
-			tokened = append(tokened, &holdings[i])
+			byStart = append(byStart, &holdings[i])
 		}
 	}
-	if len(tokened) == 0 {
-		res.Fencing = "not checked: the library hands out no fencing tokens yet"
+	res.FencingHoldings = len(byStart)
+	if len(byStart) == 0 {
+		res.Fencing = "not checked: no holding had a fencing token"
 		return
 	}
-	sort.Slice(tokened, func(i, j int) bool { return tokened[i].Acquired < tokened[j].Acquired })
-	highest := map[string]uint64{}
-	for _, h := range tokened {
-		if last, ok := highest[h.Name]; ok && *h.Token <= last {
-			res.FencingViolations = append(res.FencingViolations, refOf(h))
+	byReturn := slices.Clone(byStart)
+	slices.SortFunc(byStart, func(a, b *Holding) int { return cmp.Compare(a.LockStart, b.LockStart) })
+	slices.SortFunc(byReturn, func(a, b *Holding) int { return cmp.Compare(a.Acquired, b.Acquired) })
+	// highest[name] is, of the holdings of name brought in so far, the one
+	// with the largest token.
+	highest := map[string]*Holding{}
+	next := 0
+	for _, h := range byStart {
+		for ; next < len(byReturn) && byReturn[next].Acquired < h.LockStart; next++ {
+			e := byReturn[next]
+			if top, ok := highest[e.Name]; !ok || *e.Token > *top.Token {
+				highest[e.Name] = e
+			}
 		}
-		if *h.Token > highest[h.Name] {
-			highest[h.Name] = *h.Token
+		top, ok := highest[h.Name]
+		if !ok {
+			continue
+		}
+		res.FencingCompared++
+		if *h.Token <= *top.Token {
+			res.FencingViolations = append(res.FencingViolations, FencingViolation{Name: h.Name, Earlier: refOf(top), Later: refOf(h)})
 		}
 	}
-	res.Fencing = fmt.Sprintf("%d of %d holdings had a token; %d did not exceed every earlier token of their name",
-		len(tokened), len(holdings), len(res.FencingViolations))
+	res.Fencing = fmt.Sprintf("%d of %d holdings had a token; %d followed an earlier holding of their name (its Lock returned before theirs was called), "+
+		"%d of them without a larger token than every such holding",
+		res.FencingHoldings, len(holdings), res.FencingCompared, len(res.FencingViolations))
 }

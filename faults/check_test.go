@@ -3,6 +3,9 @@
 package faults
 
 import (
+	"math/rand"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -131,19 +134,151 @@ func TestCheckReportsKeepAliveContextsThatOutliveTheLock(t *testing.T) {
 	}
 }
 
-func TestCheckFencingTokensMustGrow(t *testing.T) {
-	token := func(v uint64) *uint64 { return &v }
-	holdings := []Holding{
-		{Name: "a", Acquired: 0, Until: 10 * ms, Token: token(1)},
-		{Name: "a", Acquired: 20 * ms, Until: 30 * ms, Token: token(5)},
-		{Name: "b", Acquired: 25 * ms, Until: 30 * ms, Token: token(2)}, // another name: its own sequence
-		{Name: "a", Acquired: 40 * ms, Until: 50 * ms, Token: token(5)}, // not larger
+// fenced returns a holding of name by worker seq that called Lock at
+// lockStart, got it back at acquired, and held it for 10ms with token.
+func fenced(name string, seq int, lockStart, acquired int64, token uint64) Holding {
+	return Holding{Name: name, Seq: seq, Mode: ModePlain, LockStart: lockStart, Acquired: acquired, Until: acquired + 10*ms, Token: &token}
+}
+
+func TestCheckFencingTokensMustGrowBetweenDefinitelyOrderedHoldings(t *testing.T) {
+	tests := []struct {
+		name         string
+		holdings     []Holding
+		wantCompared int
+		want         [][2]int // the Seq of Earlier and Later of each violation
+	}{
+		{"one after the other, growing", []Holding{fenced("a", 1, 0, 5*ms, 1), fenced("a", 2, 20*ms, 25*ms, 5)}, 1, nil},
+		{"one after the other, smaller", []Holding{fenced("a", 1, 0, 5*ms, 5), fenced("a", 2, 20*ms, 25*ms, 3)}, 1, [][2]int{{1, 2}}},
+		{"one after the other, equal", []Holding{fenced("a", 1, 0, 5*ms, 5), fenced("a", 2, 20*ms, 25*ms, 5)}, 1, [][2]int{{1, 2}}},
+		{
+			// Lock of 1 was called before Lock of 2 returned, and the
+			// other way round: 1's process may have been stopped after it
+			// acquired, before it read the clock. Sorting by Lock's return
+			// alone would have flagged 1.
+			"overlapping Lock calls are not ordered",
+			[]Holding{fenced("a", 1, 0, 50*ms, 3), fenced("a", 2, 20*ms, 30*ms, 5)}, 0, nil,
+		},
+		{
+			"a Lock call that began as the other returned is not ordered",
+			[]Holding{fenced("a", 1, 0, 20*ms, 5), fenced("a", 2, 20*ms, 30*ms, 3)}, 0, nil,
+		},
+		{
+			"names are independent",
+			[]Holding{fenced("a", 1, 0, 5*ms, 100), fenced("b", 2, 20*ms, 25*ms, 2), fenced("a", 3, 30*ms, 35*ms, 101), fenced("b", 4, 40*ms, 45*ms, 3)},
+			2, nil,
+		},
+		{
+			"an inversion on one name only",
+			[]Holding{fenced("a", 1, 0, 5*ms, 100), fenced("b", 2, 20*ms, 25*ms, 200), fenced("a", 3, 30*ms, 35*ms, 50)},
+			1, [][2]int{{1, 3}},
+		},
+		{
+			// 2's Lock call overlaps 1's, so they are not compared; 3 follows
+			// both and must beat the larger of their tokens, 1's.
+			"the largest earlier token counts",
+			[]Holding{fenced("a", 1, 0, 10*ms, 9), fenced("a", 2, 5*ms, 40*ms, 4), fenced("a", 3, 50*ms, 60*ms, 7)},
+			1, [][2]int{{1, 3}},
+		},
+		{
+			// 2's Lock returned late (its process stopped): 3 is not
+			// compared with it, yet must beat 1.
+			"a late return leaves the earlier holdings in force",
+			[]Holding{fenced("a", 1, 0, 5*ms, 10), fenced("a", 2, 10*ms, 90*ms, 20), fenced("a", 3, 30*ms, 40*ms, 11)},
+			2, nil,
+		},
+		{"a zero token after an earlier one", []Holding{fenced("a", 1, 0, 5*ms, 10), fenced("a", 2, 20*ms, 25*ms, 0)}, 1, [][2]int{{1, 2}}},
 	}
-	res := Check(holdings, nil, time.Second)
-	if len(res.FencingViolations) != 1 || res.FencingViolations[0].Acquired != 40*ms {
-		t.Errorf("fencing violations %+v, want the holding acquired at 40ms", res.FencingViolations)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := Check(tt.holdings, nil, time.Second)
+			if res.FencingHoldings != len(tt.holdings) {
+				t.Errorf("FencingHoldings = %d, want %d", res.FencingHoldings, len(tt.holdings))
+			}
+			if res.FencingCompared != tt.wantCompared {
+				t.Errorf("FencingCompared = %d, want %d", res.FencingCompared, tt.wantCompared)
+			}
+			var got [][2]int
+			for _, v := range res.FencingViolations {
+				got = append(got, [2]int{v.Earlier.Seq, v.Later.Seq})
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("violations (earlier, later) = %v, want %v: %+v", got, tt.want, res.FencingViolations)
+			}
+		})
 	}
-	if res := Check(holdings[:0], nil, time.Second); res.Fencing == "" {
-		t.Error("without tokens the check must say fencing was not checked")
+}
+
+func TestCheckSaysFencingWasNotCheckedWithoutTokens(t *testing.T) {
+	res := Check([]Holding{{Name: "a", Acquired: 0, Until: 10 * ms}}, nil, time.Second)
+	if res.FencingHoldings != 0 || res.FencingCompared != 0 || !strings.HasPrefix(res.Fencing, "not checked") {
+		t.Errorf("holdings %d, compared %d, %q; want 0, 0 and a text that says fencing was not checked", res.FencingHoldings, res.FencingCompared, res.Fencing)
+	}
+}
+
+// TestCheckFencingAgreesWithComparingEveryPair checks the sweep against
+// the definition on random holdings of a few names, many of them with
+// overlapping Lock calls and out-of-order tokens.
+func TestCheckFencingAgreesWithComparingEveryPair(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for round := 0; round < 20; round++ {
+		holdings := make([]Holding, 200)
+		for i := range holdings {
+			start := rng.Int63n(1000)
+			holdings[i] = fenced(string(rune('a'+rng.Intn(3))), i, start, start+rng.Int63n(50), uint64(start+rng.Int63n(100)))
+		}
+		// A holding violates the order when a holding of its name
+		// definitely precedes it with a token at least as large.
+		wantViolations, wantCompared := 0, 0
+		for i := range holdings {
+			compared, violated := false, false
+			for j := range holdings {
+				if holdings[j].Name == holdings[i].Name && precedes(&holdings[j], &holdings[i]) {
+					compared = true
+					violated = violated || *holdings[j].Token >= *holdings[i].Token
+				}
+			}
+			if compared {
+				wantCompared++
+			}
+			if violated {
+				wantViolations++
+			}
+		}
+		var res CheckResult
+		checkFencing(&res, holdings)
+		if res.FencingCompared != wantCompared || len(res.FencingViolations) != wantViolations {
+			t.Fatalf("round %d: compared %d, violations %d; comparing every pair gives %d and %d",
+				round, res.FencingCompared, len(res.FencingViolations), wantCompared, wantViolations)
+		}
+		for _, v := range res.FencingViolations {
+			e, l := &holdings[v.Earlier.Seq], &holdings[v.Later.Seq]
+			if e.Name != l.Name || !precedes(e, l) || *e.Token < *l.Token {
+				t.Fatalf("round %d: violation %+v does not break the order", round, v)
+			}
+		}
+	}
+}
+
+func TestCheckTellsWhetherTokensOrderOverlappingHolders(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b Holding
+		want string
+	}{
+		{"the later Lock called after the earlier returned, larger token", fenced("a", 1, 0, 5*ms, 1), fenced("a", 2, 8*ms, 9*ms, 2), FencingOrdered},
+		{"the later Lock called after the earlier returned, smaller token", fenced("a", 1, 0, 5*ms, 2), fenced("a", 2, 8*ms, 9*ms, 1), FencingInverted},
+		{"Lock calls overlapping", fenced("a", 1, 0, 5*ms, 2), fenced("a", 2, 4*ms, 9*ms, 1), FencingUndetermined},
+		{"no tokens", Holding{Name: "a", Acquired: 0, Until: 10 * ms}, Holding{Name: "a", LockStart: 8 * ms, Acquired: 9 * ms, Until: 20 * ms}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := Check([]Holding{tt.a, tt.b}, nil, time.Second)
+			if len(res.Overlaps) != 1 {
+				t.Fatalf("found %d overlaps, want 1", len(res.Overlaps))
+			}
+			if got := res.Overlaps[0].Fencing; got != tt.want {
+				t.Errorf("Overlap.Fencing = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -289,6 +289,10 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 	m := c.rs.NewMutex(p.name, append([]redsync.Option{redsync.WithExpiry(p.expiry), values}, fencingOptions()...)...)
 	lockCtx, cancel := context.WithTimeout(ctx, p.lockTimeout)
 	atomic.AddInt64(&c.sum.LockCalls, 1)
+	// Read last before the call and first after it: a pause of the
+	// process between the reads and the call only widens the interval,
+	// which the fencing check needs to contain the real acquisition.
+	lockStart := monoNow()
 	err := m.LockContext(lockCtx)
 	acquired := monoNow()
 	cancel()
@@ -303,10 +307,8 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 	until := m.Until()
 	h := &Holding{
 		Name: p.name, Client: c.cfg.id, Worker: worker, Seq: seq, Value: m.Value(), Mode: p.mode,
-		ExpiryMS: p.expiry.Milliseconds(), Acquired: acquired, Until: monoOf(until),
-	}
-	if token, ok := fencingToken(m); ok {
-		h.Token = &token
+		ExpiryMS: p.expiry.Milliseconds(), LockStart: lockStart, Acquired: acquired, Until: monoOf(until),
+		Token: fencingToken(m),
 	}
 
 	var held context.Context // the KeepAlive context, in ModeKeepAlive
@@ -450,23 +452,20 @@ func noticeExpiry(held context.Context) *Loss {
 	return l
 }
 
-// fencingOptions are the options that switch fencing tokens on, once the
-// library has them; see fencingToken.
-func fencingOptions() []redsync.Option { return nil }
+// fencingOptions are the options that switch fencing on for the holders
+// of a run and of the restart scenarios, so that every acquisition has a
+// token for the checker to order.
+func fencingOptions() []redsync.Option {
+	return []redsync.Option{redsync.WithFencing(true)}
+}
 
-// fencingToken is the hook for fencing tokens: it returns the token of m's
-// acquisition, once the library hands them out. No Mutex has a token
-// method yet, so it reports false, the records carry no token and the
-// checker says fencing was not checked. When fencing lands, this and
-// fencingOptions are the two places to change.
-func fencingToken(m *redsync.Mutex) (uint64, bool) {
-	switch m := any(m).(type) {
-	case interface{ Token() uint64 }:
-		return m.Token(), true
-	case interface{ FencingToken() uint64 }:
-		return m.FencingToken(), true
-	}
-	return 0, false
+// fencingToken returns the token of m's last acquisition, for the
+// record. A successful Lock with fencing must not leave the token 0; a 0
+// is recorded as it is, and the order check flags it after any earlier
+// holding of the name.
+func fencingToken(m *redsync.Mutex) *uint64 {
+	token := m.Token()
+	return &token
 }
 
 // newValue makes a lock value as the library does (16 random bytes,

@@ -19,10 +19,16 @@
 // called Unlock (a Holding). After the run the checker (Check) reports
 // every pair of holders of one name whose validity windows overlap, the
 // lock keys left on the servers once every client stopped and waited for
-// its requests (orphans), the goroutines each client leaked, and whether
+// its requests (orphans; the fencing counters, meant to outlive the locks
+// for a day, are not), the goroutines each client leaked, and whether
 // the KeepAlive contexts of holders that lost their lock were cancelled.
-// Fencing tokens are checked to only grow once the library hands them out
-// (see FencingToken).
+// Every holder locks with fencing (redsync.WithFencing) and records its
+// token and when it called Lock; the checker requires a larger token of
+// every holding whose Lock was called after another holding of the name
+// had returned from its Lock. Pairs whose Lock calls overlapped are left
+// out: a holding's record only tells that it acquired somewhere between
+// its Lock call and Lock's return (a client process stopped in between
+// makes the return late), so the records cannot order such a pair.
 //
 // The checker also measures what a holder may not expect: Lock returning
 // after its own Until, Unlock taking longer than the per-server deadline,
@@ -30,8 +36,9 @@
 //
 // RunScenario runs the one documented way Redlock breaks, deterministically:
 // a server restarted empty at once lets a second holder in while the first
-// still holds (the checker finds the overlap), while the same restart
-// delayed past the expiry does not. Another scenario measures Lock and
+// still holds (the checker finds the overlap; the second holder's fencing
+// token is still the larger, the servers' clock being its floor), while
+// the same restart delayed past the expiry does not. Another scenario measures Lock and
 // Unlock while the hand-off listener of a cut-off server cannot connect.
 // Recheck runs the checker again on the records of an earlier run.
 //

@@ -37,8 +37,9 @@ func requireRedis(t *testing.T) {
 // TestShortProfile runs the short profile (about two minutes) and asserts
 // that under every fault kind but a server restarted empty at once no two
 // holders overlapped, no key was left behind, no client leaked a
-// goroutine, and every holder paused past its validity noticed, its
-// KeepAlive context cancelled. The suite runs as a binary built without
+// goroutine, every holder paused past its validity noticed, its
+// KeepAlive context cancelled, and every holding had a fencing token
+// larger than those of the holdings of its name before it. The suite runs as a binary built without
 // the race detector: its clients are separate processes, timing matters,
 // and the library's races are the root module's tests' business.
 func TestShortProfile(t *testing.T) {
@@ -94,6 +95,18 @@ func TestShortProfile(t *testing.T) {
 	}
 	for _, l := range rep.Leaks {
 		t.Errorf("client %d leaked %d goroutines (Wait stuck: %v):\n%s", l.Client, l.LeakedGoroutines, l.WaitStuck, firstLines(l.Leaks, 40))
+	}
+	if rep.Check.FencingHoldings != rep.Check.Holdings {
+		t.Errorf("%d of %d holdings had a fencing token, want all", rep.Check.FencingHoldings, rep.Check.Holdings)
+	}
+	// Most acquisitions follow another of their name: a check that
+	// compared few would prove little.
+	if rep.Check.FencingCompared < rep.Check.Holdings/2 {
+		t.Errorf("only %d of %d holdings had their fencing token compared with an earlier holding's", rep.Check.FencingCompared, rep.Check.Holdings)
+	}
+	for _, v := range rep.Check.FencingViolations {
+		t.Errorf("fencing token out of order on %s: %s, then %s (Lock called %v after the first returned)",
+			v.Name, v.Earlier, v.Later, time.Duration(v.Later.LockStart-v.Earlier.Acquired))
 	}
 	for _, h := range rep.Check.KeepAliveNotCancelled {
 		t.Errorf("KeepAlive context still live after the lock was lost: %s", h)
@@ -158,6 +171,13 @@ func TestRestartAtOnceLetsASecondHolderIn(t *testing.T) {
 	if d := res.Check.Overlaps[0].Duration(); d < 100*time.Millisecond {
 		t.Errorf("the overlap lasted %v; both held for 200ms after the second acquired", d)
 	}
+	// The restarted servers lost their counters, but their clock, which
+	// all share here, keeps the second token above the first: a storage
+	// that checks tokens would refuse the first holder once the second
+	// wrote.
+	if got := res.Check.Overlaps[0].Fencing; got != FencingOrdered {
+		t.Errorf("fencing tokens of the overlapping holders: %q, want %q (%s, then %s)", got, FencingOrdered, res.Check.Overlaps[0].A, res.Check.Overlaps[0].B)
+	}
 }
 
 func TestRestartAfterTheExpiryKeepsTheLockSafe(t *testing.T) {
@@ -176,6 +196,9 @@ func TestRestartAfterTheExpiryKeepsTheLockSafe(t *testing.T) {
 	}
 	if len(res.Check.Overlaps) != 0 {
 		t.Errorf("the checker found %d overlaps, want none: %+v", len(res.Check.Overlaps), res.Check.Overlaps)
+	}
+	if res.Check.FencingCompared != 1 || len(res.Check.FencingViolations) != 0 {
+		t.Errorf("fencing: %s; want the second token compared with the first, and larger", res.Check.Fencing)
 	}
 }
 

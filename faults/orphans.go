@@ -5,6 +5,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/quorumlock/redsync/internal/redistest"
@@ -17,6 +18,15 @@ const handoffPlaceholder = "redsync:handoff"
 
 // placeholderLife bounds how long a hand-off placeholder lives.
 const placeholderLife = 50 * time.Millisecond
+
+// fenceCounterSuffix ends the key of a name's fencing counter, and
+// fenceCounterLife is how long the library keeps a counter after its last
+// write (see redsync.WithFencing). A counter is meant to outlive the lock;
+// only one without an expiry, or with a longer one, is an orphan.
+const (
+	fenceCounterSuffix = ":redsync:fence"
+	fenceCounterLife   = 24 * time.Hour
+)
 
 // An Orphan is a key left on a server after every client had unlocked what
 // it held and waited for its requests.
@@ -54,6 +64,9 @@ func findOrphans(ctx context.Context, servers []*redistest.Server, byValue map[s
 				if ttl < 0 {
 					o.PTTL = -1
 				}
+			}
+			if strings.HasSuffix(key, fenceCounterSuffix) && o.PTTL > 0 && o.PTTL <= fenceCounterLife.Milliseconds() {
+				continue
 			}
 			if h := byValue[o.Value]; h != nil {
 				ref := refOf(h)

@@ -22,8 +22,12 @@ type Holding struct {
 	Mode   string `json:"mode"`   // how it held: ModePlain, ModeExtend or ModeKeepAlive
 
 	ExpiryMS int64 `json:"expiry_ms"`
-	// Acquired is when Lock returned.
-	Acquired int64 `json:"acquired"`
+	// LockStart is when the holder called Lock, and Acquired when Lock
+	// returned: the acquisition happened in between. A pause of the
+	// process can only widen the interval. LockStart is 0 in records that
+	// predate it.
+	LockStart int64 `json:"lock_start,omitempty"`
+	Acquired  int64 `json:"acquired"`
 	// Until is the Until that Lock set.
 	Until int64 `json:"until"`
 	// Extensions are the Untils that extensions set later, in order.
@@ -36,8 +40,8 @@ type Holding struct {
 	// Lost tells how the holder found out it no longer held the lock
 	// before it unlocked; nil when it held until Unlock.
 	Lost *Loss `json:"lost,omitempty"`
-	// Token is the fencing token of the acquisition, when the library
-	// hands them out (see FencingToken).
+	// Token is the fencing token of the acquisition (Mutex.Token); nil
+	// when the holder did not use fencing.
 	Token *uint64 `json:"token,omitempty"`
 }
 

@@ -13,7 +13,9 @@ import (
 
 // Failures lists what the run shows wrong: overlaps (unless the run
 // injected FaultRestartNow, which is expected to cause them), orphan keys,
-// leaked goroutines, KeepAlive contexts not cancelled, and problems with
+// leaked goroutines, KeepAlive contexts not cancelled, fencing tokens out
+// of order (even with FaultRestartNow: the servers' clocks, one clock on
+// this host, are the tokens' floor across a restart), and problems with
 // the run itself. An empty list is a pass.
 func (r *Report) Failures() []string {
 	var out []string
@@ -30,7 +32,7 @@ func (r *Report) Failures() []string {
 		out = append(out, fmt.Sprintf("%d KeepAlive contexts not cancelled after the lock was lost", n))
 	}
 	if n := len(r.Check.FencingViolations); n > 0 {
-		out = append(out, fmt.Sprintf("%d fencing tokens that did not grow", n))
+		out = append(out, fmt.Sprintf("%d fencing tokens not larger than a definitely earlier holder's", n))
 	}
 	for _, p := range r.Problems {
 		out = append(out, "run problem: "+p)
@@ -86,7 +88,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("KeepAlive late", c.KeepAliveLate, fmt.Sprintf("context ended after Until (not paused); worst %v", c.MaxKeepAliveLate.Round(time.Microsecond)))
 	row("paused past validity", c.PausedPastValidity, fmt.Sprintf("noticed on resume: %d; lock taken by another meanwhile: %d", c.PausedNoticed, c.Superseded))
 	row("  with KeepAlive", c.PausedKeepAlive, fmt.Sprintf("context cancelled with ErrLockLost: %d", c.PausedKeepAliveCancelled))
-	fmt.Fprintf(w, "  %-22s %9s  %s\n", "fencing tokens", "-", c.Fencing)
+	row("fencing violations", len(c.FencingViolations), c.Fencing)
 
 	if len(c.Overlaps) > 0 {
 		fmt.Fprintf(w, "\noverlaps (%d):\n", len(c.Overlaps))
@@ -97,7 +99,21 @@ func (r *Report) WriteTable(w io.Writer) {
 				fmt.Fprintf(w, "  ... %d more in %s/report.json\n", len(sorted)-i, r.Dir)
 				break
 			}
-			fmt.Fprintf(w, "  %s: %v, %s and %s; faults around: %s\n", o.Name, o.Duration().Round(time.Microsecond), o.A, o.B, strings.Join(o.Faults, "; "))
+			fencing := ""
+			if o.Fencing != "" {
+				fencing = "; fencing tokens " + o.Fencing
+			}
+			fmt.Fprintf(w, "  %s: %v, %s and %s%s; faults around: %s\n", o.Name, o.Duration().Round(time.Microsecond), o.A, o.B, fencing, strings.Join(o.Faults, "; "))
+		}
+	}
+	if len(c.FencingViolations) > 0 {
+		fmt.Fprintf(w, "\nfencing violations (%d): the later holder's Lock was called after the earlier's returned\n", len(c.FencingViolations))
+		for i, v := range c.FencingViolations {
+			if i == 20 {
+				fmt.Fprintf(w, "  ... %d more in %s/report.json\n", len(c.FencingViolations)-i, r.Dir)
+				break
+			}
+			fmt.Fprintf(w, "  %s: earlier %s, Lock returned at %d; later %s, Lock called at %d\n", v.Name, v.Earlier, v.Earlier.Acquired, v.Later, v.Later.LockStart)
 		}
 	}
 	if len(r.Orphans) > 0 {
@@ -123,10 +139,18 @@ func (r *Report) WriteTable(w io.Writer) {
 	case len(f) > 0:
 		fmt.Fprintf(w, "\nFAIL: %s\n", strings.Join(f, "; "))
 	case len(c.Overlaps) > 0:
-		fmt.Fprintf(w, "\nPASS: no orphan, no leak; %d overlaps, as expected with %s\n", len(c.Overlaps), FaultRestartNow)
+		fmt.Fprintf(w, "\nPASS: no orphan, no leak%s; %d overlaps, as expected with %s\n", r.fencingPass(), len(c.Overlaps), FaultRestartNow)
 	default:
-		fmt.Fprintf(w, "\nPASS: no overlap, no orphan, no leak\n")
+		fmt.Fprintf(w, "\nPASS: no overlap, no orphan, no leak%s\n", r.fencingPass())
 	}
+}
+
+// fencingPass is what a passing run says of fencing tokens.
+func (r *Report) fencingPass() string {
+	if r.Check.FencingHoldings == 0 {
+		return ""
+	}
+	return ", fencing tokens in order"
 }
 
 func faultNote(kind string) string {

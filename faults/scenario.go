@@ -107,12 +107,14 @@ func RunScenario(ctx context.Context, kind ScenarioKind, log io.Writer) (*Scenar
 	if err := fault(1, "kill", 2, c.KillErr); err != nil {
 		return nil, err
 	}
-	m1 := first.NewMutex(scenarioName, redsync.WithExpiry(scenarioExpiry), redsync.WithTries(1))
+	opts := append([]redsync.Option{redsync.WithExpiry(scenarioExpiry), redsync.WithTries(1)}, fencingOptions()...)
+	m1 := first.NewMutex(scenarioName, opts...)
+	lockStart := monoNow()
 	if err := m1.LockContext(ctx); err != nil {
 		return nil, fmt.Errorf("faults: the first holder could not lock on A and B: %w", err)
 	}
 	h1 := Holding{Name: scenarioName, Client: 0, Seq: 1, Mode: ModePlain, Value: m1.Value(), ExpiryMS: scenarioExpiry.Milliseconds(),
-		Acquired: monoNow(), Until: monoOf(m1.Until())}
+		LockStart: lockStart, Acquired: monoNow(), Until: monoOf(m1.Until()), Token: fencingToken(m1)}
 	fmt.Fprintf(log, "  %s  C down; the first holder acquired on A and B, valid for %v\n", at(), time.Duration(h1.Until-h1.Acquired).Round(time.Millisecond))
 	if err := fault(2, "restart", 2, c.RestartErr); err != nil {
 		return nil, err
@@ -140,7 +142,8 @@ func RunScenario(ctx context.Context, kind ScenarioKind, log io.Writer) (*Scenar
 		return nil, err
 	}
 
-	m2 := second.NewMutex(scenarioName, redsync.WithExpiry(scenarioExpiry), redsync.WithTries(1))
+	m2 := second.NewMutex(scenarioName, opts...)
+	lockStart = monoNow()
 	err = m2.LockContext(ctx)
 	var h2 *Holding
 	if err != nil {
@@ -148,8 +151,8 @@ func RunScenario(ctx context.Context, kind ScenarioKind, log io.Writer) (*Scenar
 		fmt.Fprintf(log, "  %s  the second holder did not acquire: %v\n", at(), err)
 	} else {
 		h2 = &Holding{Name: scenarioName, Client: 1, Seq: 1, Mode: ModePlain, Value: m2.Value(), ExpiryMS: scenarioExpiry.Milliseconds(),
-			Acquired: monoNow(), Until: monoOf(m2.Until())}
-		fmt.Fprintf(log, "  %s  the second holder acquired\n", at())
+			LockStart: lockStart, Acquired: monoNow(), Until: monoOf(m2.Until()), Token: fencingToken(m2)}
+		fmt.Fprintf(log, "  %s  the second holder acquired (fencing tokens: first %d, second %d)\n", at(), *h1.Token, *h2.Token)
 	}
 	res.Keys = scenarioKeys(ctx, servers, h1.Value, m2.Value())
 	fmt.Fprintf(log, "  %s  keys: A=%s B=%s C=%s; the first holder's Until is %+.3fs\n", at(), res.Keys[0], res.Keys[1], res.Keys[2],
@@ -326,12 +329,17 @@ func (r *ScenarioResult) WriteSummary(w io.Writer) {
 	case len(r.Check.Overlaps) > 0:
 		var ds []string
 		for _, o := range r.Check.Overlaps {
-			ds = append(ds, o.Duration().Round(time.Millisecond).String())
+			d := o.Duration().Round(time.Millisecond).String()
+			if o.Fencing != "" {
+				d += ", fencing tokens " + o.Fencing
+			}
+			ds = append(ds, d)
 		}
-		fmt.Fprintf(w, "the checker found %d overlap(s) (%s): two holders at once\n", len(r.Check.Overlaps), strings.Join(ds, ", "))
+		fmt.Fprintf(w, "the checker found %d overlap(s) (%s): two holders at once\n", len(r.Check.Overlaps), strings.Join(ds, "; "))
 	case r.SecondErr != "":
 		fmt.Fprintf(w, "no overlap; the second holder did not acquire\n")
 	default:
 		fmt.Fprintf(w, "no overlap: the second holder acquired after the first's validity ended\n")
 	}
+	fmt.Fprintf(w, "  fencing: %s\n", r.Check.Fencing)
 }

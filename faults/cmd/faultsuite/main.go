@@ -3,8 +3,8 @@
 // Command faultsuite runs the fault suite of the redsync lock (package
 // faults): five redis-servers behind fault proxies, several client
 // processes locking a few names, faults injected at random from a printed
-// seed, and a checker of the holders' validity windows, the keys left
-// behind and the goroutines leaked. It prints a summary table and exits 1
+// seed, and a checker of the holders' validity windows, the order of
+// their fencing tokens, the keys left behind and the goroutines leaked. It prints a summary table and exits 1
 // when the checker found something.
 //
 //	faultsuite                       # the short profile: faults for 100s, about 2 minutes
