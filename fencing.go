@@ -336,7 +336,8 @@ func isCrossSlot(err error) bool {
 func (m *Mutex) crossSlotError(err error) error {
 	return &ArgumentError{Arg: "name", Problem: fmt.Sprintf(
 		"fencing keeps a counter in %q beside the lock key %q, and the Redis Cluster refused the two keys as not in one hash slot (%v); "+
-			"give the name a hash tag, such as \"{%s}\"", m.args.fenceKey, m.name, err, strings.NewReplacer("{", "", "}", "").Replace(m.name))}
+			"a name with \"}\" needs a hash tag (a non-empty part between the first \"{\" and the next \"}\", as in \"{orders}:lock\")",
+		m.args.fenceKey, m.name, err)}
 }
 
 // ErrTokenNotStored is wrapped by the error of a try, with fencing, that a

@@ -358,6 +358,10 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 			// Fencing cannot work with this name on these servers: no
 			// later try would do better.
 			awaitReleased(m.releaseHold(hold), m.opTimeout())
+			if m.obs != nil {
+				a.res.err = err
+				m.observeAttempt(ctx, a, count)
+			}
 			return lockAttempt{start: start}, err
 		}
 	}

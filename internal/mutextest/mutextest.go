@@ -64,6 +64,11 @@ func Run(t *testing.T, adapters ...Adapter) {
 		{"KeepAliveRestoresTheKeyOnARestartedServer", testKeepAliveRestoresTheKeyOnARestartedServer},
 		{"KeepAliveFollowsTheCallersContext", testKeepAliveFollowsTheCallersContext},
 		{"RunLockedAlwaysReleases", testRunLockedAlwaysReleases},
+		{"FencingTokensGrowInHoldOrder", testFencingTokensGrowInHoldOrder},
+		{"FencingKeepsRedsyncKeyAndExcludesPlainMutexes", testFencingKeepsRedsyncKeyAndExcludesPlainMutexes},
+		{"FencingTokensGrowAcrossServersRestartedEmpty", testFencingTokensGrowAcrossServersRestartedEmpty},
+		{"FencingOrdersHoldersOfDifferentQuorums", testFencingOrdersHoldersOfDifferentQuorums},
+		{"FencingTokenOfAMutex", testFencingTokenOfAMutex},
 	}
 	for _, tt := range tests {
 		tt := tt

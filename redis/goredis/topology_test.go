@@ -32,6 +32,81 @@ func TestClusterClientLocks(t *testing.T) {
 	testTopology(t, client, cluster.Masters)
 }
 
+// TestClusterClientFencing locks with fencing through a Redis Cluster
+// client: the counter lands in the lock key's hash slot, so a name with a
+// hash tag, or with no braces at all, gets growing tokens; a name with a
+// "}" but no hash tag cannot, and Lock says so at once.
+func TestClusterClientFencing(t *testing.T) {
+	cluster := redistest.StartCluster(t, 3)
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs()})
+	t.Cleanup(func() { _ = client.Close() })
+	rs := redsync.New(goredis.NewPool(client))
+	t.Cleanup(rs.Wait) // before the client is closed
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	t.Run("TokensGrow", func(t *testing.T) {
+		// The counter's key as WithFencing documents it.
+		for _, tt := range []struct{ name, counter string }{
+			{"{orders}:lock", "{orders}:lock:redsync:fence"},
+			{"orders:lock", "{orders:lock}:redsync:fence"},
+		} {
+			name, counter := tt.name, tt.counter
+			var last uint64
+			for i := 0; i < 5; i++ {
+				m := rs.NewMutex(name, redsync.WithFencing(true))
+				require.NoError(t, m.LockContext(ctx), "Lock %s", name)
+				require.Greater(t, m.Token(), last, "Lock %s", name)
+				last = m.Token()
+				ok, err := m.UnlockContext(ctx)
+				require.True(t, ok, err)
+			}
+			stored, err := client.Get(ctx, counter).Uint64()
+			require.NoError(t, err, "the counter of %s", name)
+			assert.GreaterOrEqual(t, stored, last, "the counter of %s", name)
+			slots := make([]int64, 2)
+			for i, key := range []string{name, counter} {
+				slots[i], err = client.ClusterKeySlot(ctx, key).Result()
+				require.NoError(t, err)
+			}
+			assert.Equal(t, slots[0], slots[1], "%s and its counter share a slot", name)
+		}
+	})
+
+	t.Run("BraceWithoutHashTagFailsAtOnce", func(t *testing.T) {
+		const name = "a}b"
+		retries := 0
+		m := rs.NewMutex(name, redsync.WithFencing(true), redsync.WithRetryDelayFunc(func(int) time.Duration {
+			retries++
+			return 10 * time.Millisecond
+		}))
+		start := time.Now()
+		err := m.LockContext(ctx)
+		took := time.Since(start)
+		require.ErrorIs(t, err, redsync.ErrInvalidArgument)
+		var argErr *redsync.ArgumentError
+		require.ErrorAs(t, err, &argErr)
+		assert.Equal(t, "name", argErr.Arg)
+		assert.Contains(t, err.Error(), "hash tag")
+		assert.Zero(t, retries, "no try after the first: none could do better")
+		assert.Less(t, took, time.Second)
+		assert.Empty(t, m.Value())
+		assert.Zero(t, m.Token())
+
+		// Nothing is left locked: the name locks without fencing at once.
+		rs.Wait()
+		for _, key := range []string{name, "{a}b}:redsync:fence"} {
+			n, err := client.Exists(ctx, key).Result()
+			require.NoError(t, err)
+			assert.Zero(t, n, "%s is on the cluster", key)
+		}
+		plain := rs.NewMutex(name, redsync.WithTries(1))
+		require.NoError(t, plain.LockContext(ctx))
+		ok, err := plain.UnlockContext(ctx)
+		require.True(t, ok, err)
+	})
+}
+
 func TestFailoverClientLocks(t *testing.T) {
 	sentinel := redistest.StartSentinel(t)
 	client := redis.NewFailoverClient(&redis.FailoverOptions{
