@@ -14,7 +14,9 @@ import (
 
 func testKeepAliveHoldsALockForManyExpiries(t *testing.T, adapters []Adapter) {
 	forEachAdapter(t, adapters, 3, func(t *testing.T, c *testCluster, name string) {
-		m := c.rs.NewMutex(name, redsync.WithExpiry(300*time.Millisecond))
+		// Five expiries in 3 s, with a per-server deadline (60 ms) that a
+		// loaded CI machine keeps.
+		m := c.rs.NewMutex(name, redsync.WithExpiry(600*time.Millisecond), redsync.WithTimeoutFactor(0.1))
 		c.lock(t, m)
 		held, err := m.KeepAlive(context.Background())
 		require.NoError(t, err)
