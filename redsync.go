@@ -27,6 +27,10 @@ type Redsync struct {
 
 	// observer is what SetObserver set; NewMutex gives it to each Mutex.
 	observer atomic.Pointer[observerBox]
+
+	// bound is the context that rounds started with context.Background()
+	// share (see boundedContext).
+	bound atomic.Pointer[sharedBound]
 }
 
 // New returns a Redsync over pools, one pool per independent Redis server

@@ -41,7 +41,7 @@ type roundResult struct {
 //
 // A server that misses the deadline counts as failed, but its request is
 // not cut off: the operations run on a context detached from ctx and
-// bounded by the expiry, in goroutines counted in m.inflight, so that a
+// bounded by the expiry (see boundedContext), in goroutines counted in m.inflight, so that a
 // late reply still reaches op (which may undo what the server did) on the
 // connection the request went out on. Cutting the connection instead would
 // leave the request queued on a stalled server, to run whenever it resumes
@@ -53,8 +53,8 @@ func (m *Mutex) round(ctx context.Context, op nodeOp, w *roundWatch) roundResult
 	if w != nil {
 		op = w.wrap(op)
 	}
-	r := &roundState{op: op, replies: make(chan nodeReply, len(m.pools)), remaining: int32(len(m.pools)), inflight: m.inflight}
-	r.ctx, r.cancel = detachedWithTimeout(ctx, m.expiry)
+	r := newRoundState(op, len(m.pools), m.inflight)
+	r.ctx, r.cancel = m.rs.boundedContext(ctx, m.expiry)
 	for node, pool := range m.pools {
 		m.inflight.add()
 		m.rs.workers.run(task{round: r, node: node, pool: pool})
@@ -90,6 +90,7 @@ collect:
 	if w != nil {
 		w.decide(r.replies)
 	}
+	r.release()
 	return t.result(ctxErr)
 }
 
@@ -101,17 +102,49 @@ type roundState struct {
 	replies   chan nodeReply // buffered: a goroutine never blocks on it
 	remaining int32          // atomic: goroutines still waiting for their server
 	inflight  *inflightCount
+	// refs counts the users of the roundState, the round itself and each
+	// server's goroutine (atomic); the last one recycles it.
+	refs int32
+}
+
+// roundStates recycles roundStates, with their reply channels.
+var roundStates sync.Pool
+
+// newRoundState returns a roundState for op on nodes servers.
+func newRoundState(op nodeOp, nodes int, inflight *inflightCount) *roundState {
+	r, _ := roundStates.Get().(*roundState)
+	if r == nil || cap(r.replies) != nodes {
+		r = &roundState{replies: make(chan nodeReply, nodes)}
+	}
+	r.op, r.inflight = op, inflight
+	r.remaining, r.refs = int32(nodes), int32(nodes+1)
+	return r
+}
+
+// release drops a reference to r, and recycles r when it was the last.
+func (r *roundState) release() {
+	if atomic.AddInt32(&r.refs, -1) != 0 {
+		return
+	}
+	for len(r.replies) > 0 {
+		<-r.replies // replies nobody waited for
+	}
+	r.op, r.ctx, r.cancel, r.inflight = nil, nil, nil, nil
+	roundStates.Put(r)
 }
 
 // serve runs the operation on one server and reports the reply.
 func (r *roundState) serve(node int, pool redis.Pool) {
-	defer r.inflight.done()
+	inflight := r.inflight
+	defer inflight.done()
 	ok, err := r.op(r.ctx, node, pool)
 	r.replies <- nodeReply{node: node, ok: ok, err: err}
 	if atomic.AddInt32(&r.remaining, -1) == 0 {
-		// The last reply is in: free the context's timer now.
+		// The last reply is in: free the context's timer now (if the
+		// round has a context of its own).
 		r.cancel()
 	}
+	r.release()
 }
 
 // A task is one server's part of a round.
@@ -270,6 +303,44 @@ func (t *tally) result(ctxErr error) roundResult {
 	}
 	return roundResult{n: t.n, err: err, ctxErr: ctxErr}
 }
+
+// sharedBound is a context bounded by a deadline that the rounds of one
+// Redsync's Mutexes with the same expiry share while they start before
+// renewAt.
+type sharedBound struct {
+	ctx     context.Context
+	expiry  time.Duration
+	renewAt time.Time
+	// cancel is never called: rounds may still use ctx when the next
+	// sharedBound replaces it, and its timer frees it at the deadline.
+	cancel context.CancelFunc
+}
+
+// boundShare is the share of the expiry a sharedBound is used for: a round
+// that starts then is bounded by between (1 - boundShare) × expiry and the
+// expiry.
+const boundShare = 10
+
+// boundedContext returns the context of a round of operations for a caller
+// with ctx: ctx's values, none of its cancellation, and a deadline at most
+// expiry and at least nine tenths of it from now. A caller with
+// context.Background() gets a context shared with other such rounds (one
+// context and timer per tenth of the expiry, instead of one per round);
+// others get one of their own, to be cancelled when done.
+func (r *Redsync) boundedContext(ctx context.Context, expiry time.Duration) (context.Context, context.CancelFunc) {
+	if ctx != context.Background() {
+		return detachedWithTimeout(ctx, expiry)
+	}
+	now := time.Now()
+	if b := r.bound.Load(); b != nil && b.expiry == expiry && now.Before(b.renewAt) {
+		return b.ctx, noCancel
+	}
+	shared, cancel := context.WithDeadline(context.Background(), now.Add(expiry))
+	r.bound.Store(&sharedBound{ctx: shared, expiry: expiry, renewAt: now.Add(expiry / boundShare), cancel: cancel})
+	return shared, noCancel
+}
+
+func noCancel() {}
 
 // detachedContext carries the values of its parent but never ends: work
 // started for a caller outlives the caller's cancellation (context.

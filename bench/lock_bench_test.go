@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 )
 
@@ -37,6 +39,44 @@ func BenchmarkLockUnlock(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(goroutinesCreated()-created)/float64(b.N), "goroutines/op")
+			})
+		}
+	}
+}
+
+// BenchmarkThroughput is scenario 2 as a standard benchmark: 16 goroutines
+// (8 per GOMAXPROCS on this 2-core machine; b.SetParallelism), each locking
+// and unlocking a key of its own, for this library and redsync on 1 and 5
+// servers. ns/op is wall time per Lock+Unlock of the whole group; profile
+// one library with -cpuprofile and a -bench pattern that selects it.
+func BenchmarkThroughput(b *testing.B) {
+	f := testFleet(b, maxServers)
+	for _, n := range []int{1, 5} {
+		for _, lib := range librariesFor(n) {
+			if lib.name != libQuorumlock && lib.name != libRedsync {
+				continue
+			}
+			b.Run(fmt.Sprintf("%s/N=%d", lib.name, n), func(b *testing.B) {
+				clients := f.clients(n)
+				defer closeClients(clients)
+				ctx := context.Background()
+				l := lib.open(clients, lockOptions{})
+				var next int64
+				b.ReportAllocs()
+				b.SetParallelism(16 / runtime.GOMAXPROCS(0))
+				b.RunParallel(func(pb *testing.PB) {
+					m := l.newMutex(fmt.Sprintf("bench:tput:%s:N%d:%d", lib.name, n, atomic.AddInt64(&next, 1)))
+					for pb.Next() {
+						if err := m.lock(ctx); err != nil {
+							b.Errorf("Lock: %v", err)
+							return
+						}
+						if err := m.unlock(ctx); err != nil {
+							b.Errorf("Unlock: %v", err)
+							return
+						}
+					}
+				})
 			})
 		}
 	}
