@@ -306,7 +306,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 	if err != nil {
 		return lockAttempt{}, fmt.Errorf("redsync: making the lock value: %w", err)
 	}
-	hold := newHolding(value)
+	hold := newHolding(value, len(m.pools))
 	start := time.Now()
 	if w != nil {
 		w.attempting(start)
@@ -350,6 +350,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 			// Given up already: nobody waits for this reply.
 			m.releaseLate(pool, value)
 		}
+		hold.acquireReplied(node)
 		return ok, err
 	}, watch)
 	a := lockAttempt{res: res, start: start, freeIn: -1}
@@ -491,13 +492,19 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 	if value == "" {
 		return false, ErrNotHeld
 	}
-	if hold != nil {
-		// Requests still on their way (a late acquire, or an extend that
-		// sets a missing key) now release what they set themselves.
-		hold.giveUp()
-	}
 	var valueArg any = value
-	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
+	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+		if hold != nil {
+			// An acquire of the value still on its way to this server
+			// (Lock returned at quorum) is waited for, so that this
+			// release comes after it and covers it. From then on,
+			// requests that set the value here (a late acquire, an
+			// extension that sets a missing key) release it themselves.
+			hold.awaitReply(ctx, node)
+			if !hold.giveUpNode(node) {
+				hold.giveUp()
+			}
+		}
 		ok, err := m.release(ctx, pool, valueArg)
 		if brokenConnection(err) {
 			// A pooled connection the server closed (it restarted, say):

@@ -76,7 +76,7 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 	if m.value != "" {
 		// WithValue: the lock was taken elsewhere; track what this Mutex
 		// may set (an extend that sets a missing key) like its own.
-		m.hold = newHolding(m.value)
+		m.hold = newHolding(m.value, 0)
 	}
 	m.invalid = m.checkConfig()
 	m.args.name = m.name

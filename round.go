@@ -371,19 +371,38 @@ func (d detachedContext) Value(key any) any         { return d.parent.Value(key)
 type holding struct {
 	value string
 
-	mu      sync.Mutex // guards givenUp and nodes
+	mu      sync.Mutex // guards the fields below, up to freeAfter
 	givenUp bool
 	nodes   []int  // servers whose acquire succeeded or failed with an error
 	few     [8]int // backs nodes for up to 8 servers, saving allocations
+	// givenUpNodes has bit i set once server i is given up alone (see
+	// giveUpNode).
+	givenUpNodes uint64
+	// pending has bit i set while the acquire reply of server i is not in
+	// (first 64 servers); replied, once made, is closed at the next reply.
+	pending uint64
+	replied chan struct{}
 
 	// freeAfter backs the acquire's per-server free times (see attempt)
 	// for up to 8 servers; written atomically by the node goroutines.
 	freeAfter [8]int64
 }
 
-func newHolding(value string) *holding {
+// newHolding returns the hold of value, which no request is acquiring
+// (WithValue), or, when acquiring is the number of servers an attempt is
+// sending its acquire to, of an attempt's value.
+func newHolding(value string, acquiring int) *holding {
 	h := &holding{value: value}
 	h.nodes = h.few[:0]
+	if acquiring > 64 {
+		acquiring = 64 // the others are not waited for (see awaitReply)
+	}
+	if acquiring > 0 {
+		h.pending = 1<<uint(acquiring) - 1
+		if acquiring == 64 {
+			h.pending = ^uint64(0)
+		}
+	}
 	return h
 }
 
@@ -392,7 +411,7 @@ func newHolding(value string) *holding {
 func (h *holding) record(node int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.givenUp {
+	if h.givenUp || (node < 64 && h.givenUpNodes&(1<<uint(node)) != 0) {
 		return false
 	}
 	for _, n := range h.nodes {
@@ -401,6 +420,61 @@ func (h *holding) record(node int) bool {
 		}
 	}
 	h.nodes = append(h.nodes, node)
+	return true
+}
+
+// acquireReplied notes that the acquire reply of node is in (and was
+// recorded if it had to be).
+func (h *holding) acquireReplied(node int) {
+	if node >= 64 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pending &^= 1 << uint(node)
+	if h.replied != nil {
+		close(h.replied) // the waiters look again
+		h.replied = nil
+	}
+}
+
+// awaitReply waits until the acquire reply of node is in, or ctx ends: a
+// release sent after it cannot be overtaken by the acquire. Servers beyond
+// the first 64 are not waited for.
+func (h *holding) awaitReply(ctx context.Context, node int) {
+	if node >= 64 {
+		return
+	}
+	for {
+		h.mu.Lock()
+		if h.pending&(1<<uint(node)) == 0 {
+			h.mu.Unlock()
+			return
+		}
+		if h.replied == nil {
+			h.replied = make(chan struct{})
+		}
+		replied := h.replied
+		h.mu.Unlock()
+		select {
+		case <-replied:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// giveUpNode gives up node alone: a request that sets the value there from
+// now on (a late acquire, an extension that sets a missing key) releases
+// it itself. It returns false for servers beyond the first 64, which only
+// giveUp gives up.
+func (h *holding) giveUpNode(node int) bool {
+	if node >= 64 {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.givenUpNodes |= 1 << uint(node)
 	return true
 }
 

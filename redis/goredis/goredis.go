@@ -25,6 +25,7 @@ package goredis
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/quorumlock/redsync/internal/scriptkeys"
@@ -63,12 +64,22 @@ type pool struct {
 
 // Get returns a Conn bound to ctx (context.Background() when ctx is nil).
 // go-redis manages its own connections, so Get does no I/O and never fails.
+// The Conn must not be used after Close, which recycles it.
 func (p *pool) Get(ctx context.Context) (redsyncredis.Conn, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return &conn{delegate: p.delegate, ctx: ctx}, nil
+	c, _ := conns.Get().(*conn)
+	if c == nil {
+		c = new(conn)
+	}
+	c.delegate, c.ctx = p.delegate, ctx
+	return c, nil
 }
+
+// conns recycles the Conns that Close gave back: a lock operation takes one
+// per server.
+var conns sync.Pool
 
 type conn struct {
 	delegate redis.UniversalClient
@@ -133,8 +144,13 @@ func (c *conn) ScriptLoad(script *redsyncredis.Script) error {
 	return nil
 }
 
-// Close does nothing: go-redis returns its connection to its pool after
-// every command.
+// Close recycles the Conn; go-redis itself returns its connection to its
+// pool after every command.
 func (c *conn) Close() error {
+	if c.delegate == nil {
+		return nil // closed already: recycled once is enough
+	}
+	c.delegate, c.ctx = nil, nil
+	conns.Put(c)
 	return nil
 }

@@ -1,0 +1,98 @@
+package redsync
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quorumlock/redsync/redis"
+)
+
+// countingPool counts the release scripts sent to its server and may delay
+// or hold the acquires (SET NX) sent to it.
+type countingPool struct {
+	redis.Pool
+	releases int64 // atomic
+	// acquire, when not nil, runs before each SET NX goes out.
+	acquire func()
+}
+
+func (p *countingPool) Get(ctx context.Context) (redis.Conn, error) {
+	conn, err := p.Pool.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: conn, p: p}, nil
+}
+
+type countingConn struct {
+	redis.Conn
+	p *countingPool
+}
+
+func (c *countingConn) SetNX(name, value string, expiry time.Duration) (bool, error) {
+	if c.p.acquire != nil {
+		c.p.acquire()
+	}
+	return c.Conn.SetNX(name, value, expiry)
+}
+
+func (c *countingConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
+	if script == releaseScript {
+		atomic.AddInt64(&c.p.releases, 1)
+	}
+	return c.Conn.Eval(script, keysAndArgs...)
+}
+
+// TestUnlockRightAfterLockReleasesEachServerOnce: Lock returns at quorum,
+// and the Unlock that follows at once finds acquires still on their way to
+// the other servers. Its release waits for each of them rather than racing
+// it, so every server gets exactly one release and no late one.
+func TestUnlockRightAfterLockReleasesEachServerOnce(t *testing.T) {
+	servers, pools := miniPools(t, 5)
+	counting := make([]*countingPool, len(pools))
+	for i := range pools {
+		counting[i] = &countingPool{Pool: pools[i]}
+		pools[i] = counting[i]
+	}
+	rs := New(pools...)
+	m := rs.NewMutex("once")
+	const n = 200
+	for i := 0; i < n; i++ {
+		require.NoError(t, m.Lock())
+		ok, err := m.Unlock()
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	rs.Wait()
+	for i, p := range counting {
+		assert.Equal(t, int64(n), atomic.LoadInt64(&p.releases), "server %d", i)
+		assert.False(t, servers[i].Exists("once"), "server %d", i)
+	}
+}
+
+// TestUnlockDoesNotWaitForAStalledServerToReleaseTheOthers: a release waits
+// only for the acquire of its own server, so a stalled server does not keep
+// the key on a server that was merely a little slower.
+func TestUnlockDoesNotWaitForAStalledServerToReleaseTheOthers(t *testing.T) {
+	servers, pools := miniPools(t, 5)
+	stalled := make(chan struct{})
+	slow := &countingPool{Pool: pools[3], acquire: func() { time.Sleep(30 * time.Millisecond) }}
+	pools[3] = slow
+	pools[4] = &countingPool{Pool: pools[4], acquire: func() { <-stalled }}
+	rs := New(pools...)
+	defer rs.Wait()
+	defer close(stalled) // before Wait: the server resumes
+	m := rs.NewMutex("stalled", WithExpiry(5*time.Second))
+	require.NoError(t, m.Lock())
+	ok, err := m.Unlock()
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Eventually(t, func() bool {
+		return atomic.LoadInt64(&slow.releases) == 1 && !servers[3].Exists("stalled")
+	}, 2*time.Second, 5*time.Millisecond, "the slow server is released once its acquire is in, while the other stays stalled")
+}
