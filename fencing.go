@@ -58,8 +58,9 @@ import (
 // One more round trip per acquisition (the write-back) and one script
 // instead of SET NX for the acquire. With a single server, which is its
 // own quorum, the acquire script stores the token itself and there is no
-// write-back. Extend, KeepAlive and Unlock cost the
-// same as without fencing, and keep the token.
+// write-back. Extend, KeepAlive and Unlock cost the same as without
+// fencing, and keep the token. An Observer sees the write-back in the
+// duration of the attempt, not as node events of its own.
 //
 // # The keys
 //
