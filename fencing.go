@@ -44,11 +44,13 @@ import (
 //
 // A server restarted empty has lost its counters (and its keys: Redlock
 // asks to restart such a server only after the longest expiry has
-// passed). The clock is the floor that keeps tokens from going back then:
-// tokens never run ahead of the fastest server clock by more than a
-// microsecond per acquisition within a microsecond, which cannot happen,
-// so once a server has been down longer than the servers' clocks differ,
-// its clock alone exceeds every token issued before it stopped.
+// passed). The clock is the floor that keeps tokens from going back then.
+// A token is a clock reading, or one more than an earlier token, and
+// acquisitions of a name are more than a microsecond apart (each takes
+// round trips), so tokens never run ahead of the fastest server clock by
+// more than a microsecond. Once a server has been down for longer than
+// the servers' clocks differ, its clock alone exceeds every token issued
+// before it stopped.
 // Servers kept in sync by NTP differ by milliseconds, far less than any
 // sensible restart delay. A counter not written for 24 hours expires; the
 // same argument covers it.
