@@ -68,6 +68,10 @@ type nameWaiters struct {
 	// name, or confirmed a new subscription (a release may have gone
 	// unheard before it).
 	heardAt []time.Time
+	// heldUntil is the validity of the lock while a waiter of this
+	// process holds it: announcements heard meanwhile are late ones of
+	// the release it took, not news for the next waiter.
+	heldUntil time.Time
 }
 
 // A waiter is one Lock call waiting for a name.
@@ -81,9 +85,29 @@ type waiter struct {
 // join queues a waiter for name whose failed try started at since, and
 // subscribes to the name's releases on every listener.
 func (h *handoff) join(rs *Redsync, name string, since time.Time) *waiter {
-	w := &waiter{h: h, name: name, since: since, wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.joinLocked(rs, name, since)
+}
+
+// joinBehind queues a waiter for name, without a try first, if other
+// waiters of this process already queue for it: a first try would find the
+// lock held or reserved for them. It returns nil when nobody queues.
+func (h *handoff) joinBehind(rs *Redsync, name string) *waiter {
+	if atomic.LoadInt32(&h.waited) == 0 {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if nw := h.names[name]; nw == nil || len(nw.queue) == 0 {
+		return nil
+	}
+	return h.joinLocked(rs, name, time.Now())
+}
+
+// joinLocked is join with h.mu held.
+func (h *handoff) joinLocked(rs *Redsync, name string, since time.Time) *waiter {
+	w := &waiter{h: h, name: name, since: since, wake: make(chan struct{}, 1)}
 	if !h.started {
 		h.started = true
 		h.listeners = make([]*listener, len(rs.pools))
@@ -158,14 +182,23 @@ func (w *waiter) head() bool {
 }
 
 // leave takes w out of its queue. When w was the head and did not get the
-// lock, the next waiter is woken to try: the lock may be free.
-func (w *waiter) leave(acquired bool) {
+// lock, the next waiter is woken to try: the lock may be free. When it got
+// the lock, valid until heldUntil, the releases heard so far were the one
+// it took: they do not wake the next waiter, nor do late announcements of
+// it heard while w holds the lock.
+func (w *waiter) leave(acquired bool, heldUntil time.Time) {
 	h := w.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	nw := h.names[w.name]
 	if nw == nil {
 		return
+	}
+	if acquired {
+		for i := range nw.heardAt {
+			nw.heardAt[i] = time.Time{}
+		}
+		nw.heldUntil = heldUntil
 	}
 	for i, q := range nw.queue {
 		if q != w {
@@ -209,7 +242,11 @@ func (h *handoff) heard(node int, channel string) {
 	if nw == nil {
 		return
 	}
-	nw.heardAt[node] = time.Now()
+	now := time.Now()
+	if now.Before(nw.heldUntil) {
+		return // a late announcement of the release the holder here took
+	}
+	nw.heardAt[node] = now
 	h.wakeHeadIfFree(nw)
 }
 
@@ -227,6 +264,7 @@ func (h *handoff) releasedHere(name string) {
 		return
 	}
 	now := time.Now()
+	nw.heldUntil = time.Time{} // whoever held it here released it
 	for i := range nw.heardAt {
 		nw.heardAt[i] = now
 	}

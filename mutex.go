@@ -171,15 +171,29 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 			timer.Stop()
 		}
 		if w != nil {
-			w.leave(err == nil)
+			var until time.Time
+			if err == nil {
+				until = m.Until()
+			}
+			w.leave(err == nil, until)
 		}
 	}()
 	// count.tries counts the retry delays waited so far, plus one;
 	// attempts made on a wake-up within a delay do not count.
 	count.tries = 1
-	// A refused first try asks for the key's time to live only if Lock may
-	// wait for it.
-	a, err := m.attempt(ctx, false, m.handoff && tries > 1, nil, count)
+	var a lockAttempt
+	if tries > 1 && m.handoff && m.rs.canListen {
+		// Behind waiters of this process, a first try would find the
+		// lock held or reserved for them: queue at once.
+		w = m.rs.handoff.joinBehind(m.rs, m.name)
+	}
+	if w != nil {
+		a = lockAttempt{freeIn: -1}
+	} else {
+		// A refused first try asks for the key's time to live only if
+		// Lock may wait for it.
+		a, err = m.attempt(ctx, false, m.handoff && tries > 1, nil, count)
+	}
 	var (
 		periodEnd time.Time
 		// errorRetries counts the early attempts made in a row because a
