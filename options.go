@@ -143,7 +143,9 @@ func WithShufflePools(b bool) Option {
 // for the retry delay: the servers announce releases (pub/sub, on pools
 // that are a redis.Subscriber, as every adapter of this project is), the
 // waiters of one process queue per name and take turns, and a refused try
-// tells when the key expires, so the wait never outlasts it. The retry
+// tells when the key expires, so the wait never outlasts it. A Lock that
+// finds other waiters of its process queued for the name joins them
+// without a first try (TryLock and WithTries(1) always try). The retry
 // delay stays the upper bound of each wait, and WithTries keeps its
 // meaning: the number of delay periods Lock may wait, wake-ups within a
 // period not counting.
