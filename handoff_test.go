@@ -82,3 +82,44 @@ func TestContendedLockTakesOneAttemptPerAcquisition(t *testing.T) {
 		})
 	}
 }
+
+// TestLockQueuedFromTheStartTriesBeforeGivingUp: a Lock that queued behind
+// other waiters without a first try still makes one try before its tries
+// run out, so its error says the lock is taken, as redsync's would.
+func TestLockQueuedFromTheStartTriesBeforeGivingUp(t *testing.T) {
+	servers := redistest.Start(t, 3)
+	pools := make([]redis.Pool, len(servers))
+	for i, s := range servers {
+		client := goredislib.NewClient(&goredislib.Options{Addr: s.Addr()})
+		t.Cleanup(func() { _ = client.Close() })
+		pools[i] = goredis.NewPool(client)
+	}
+	rs := New(pools...)
+	t.Cleanup(rs.Wait)
+	holder := rs.NewMutex("queued")
+	require.NoError(t, holder.Lock())
+	defer holder.Unlock()
+
+	// A waiter queues for the name...
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	waiting := make(chan error, 1)
+	go func() { waiting <- rs.NewMutex("queued").LockContext(ctx) }()
+	require.Eventually(t, func() bool {
+		rs.handoff.mu.Lock()
+		defer rs.handoff.mu.Unlock()
+		nw := rs.handoff.names["queued"]
+		return nw != nil && len(nw.queue) == 1
+	}, 5*time.Second, time.Millisecond)
+
+	// ... so the next Lock queues behind it without trying first.
+	counter := &attemptCounter{}
+	late := rs.NewMutex("queued", WithTries(2), WithRetryDelay(20*time.Millisecond), WithObserver(counter))
+	err := late.Lock()
+	var taken *ErrTaken
+	require.ErrorAs(t, err, &taken)
+	assert.Equal(t, int64(1), atomic.LoadInt64(&counter.attempts), "one try, at the end")
+
+	cancel()
+	assert.ErrorIs(t, <-waiting, context.Canceled)
+}

@@ -218,6 +218,13 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 			lastErr = a.res.err
 		}
 		if count.tries >= tries {
+			if count.attempts == 0 {
+				// Queued behind other waiters from the start, it never
+				// tried: one plain try before giving up, so that the
+				// error says why (an *ErrTaken, as redsync would).
+				a, err = m.attempt(ctx, false, false, w, count)
+				continue
+			}
 			awaitReleased(a.released, m.opTimeout())
 			if lastErr != nil {
 				return count, lastErr
