@@ -85,9 +85,9 @@ func WithFencing(enabled bool) Option {
 // Token returns the fencing token of the Mutex's last successful
 // acquisition (see WithFencing): a number that grows with every
 // acquisition of the name, to be passed to the storage the lock protects.
-// It is 0 before the first acquisition, without fencing, and for a Mutex
-// given a value with WithValue (hand the token over with the value). It
-// keeps its value after Unlock, as Value does.
+// It is 0 before the first acquisition and without fencing; a Mutex given
+// the value of a lock taken elsewhere (WithValue) has the token given with
+// WithToken, or 0. It keeps its value after Unlock, as Value does.
 //
 // Tokens start from the servers' clocks in microseconds since 1970, so
 // they are large (about 1.8e15 in 2027) and grow by much more than one
@@ -97,6 +97,16 @@ func (m *Mutex) Token() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.token
+}
+
+// WithToken gives the Mutex the fencing token of a lock taken elsewhere,
+// whose value WithValue gives it: Token returns it until the Mutex's next
+// acquisition, so that a process the lock was handed to writes with the
+// token of that lock. It has no other effect.
+func WithToken(token uint64) Option {
+	return OptionFunc(func(m *Mutex) {
+		m.token = token
+	})
 }
 
 // fenceSuffix ends the name of the counter key of fencing tokens.

@@ -242,7 +242,32 @@ func TestFencingKeepsRedsyncsKeyAndValue(t *testing.T) {
 
 	lockUnlock(t, plain)
 	assert.Zero(t, plain.Token(), "no token without fencing")
-	assert.Zero(t, rs.NewMutex("kept", WithFencing(true), WithValue("elsewhere")).Token(), "no token with WithValue")
+	assert.Zero(t, rs.NewMutex("kept", WithFencing(true), WithValue("elsewhere")).Token(), "no token with WithValue alone")
+}
+
+func TestWithTokenHandsATokenOverWithTheValue(t *testing.T) {
+	_, pools := miniPools(t, 3)
+	rs := New(pools...)
+	defer rs.Wait()
+	first := rs.NewMutex("handed", WithFencing(true))
+	require.NoError(t, first.Lock())
+
+	// Another process takes the lock over, value and token.
+	taker := rs.NewMutex("handed", WithFencing(true), WithValue(first.Value()), WithToken(first.Token()))
+	assert.Equal(t, first.Token(), taker.Token())
+	ok, err := taker.Extend()
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, err = taker.Unlock()
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, first.Token(), taker.Token(), "kept after Unlock")
+
+	// Its next acquisition has a token of its own, larger.
+	require.NoError(t, taker.Lock())
+	assert.Greater(t, taker.Token(), first.Token())
+	_, err = taker.Unlock()
+	require.NoError(t, err)
 }
 
 // faultyPool fails chosen scripts on its server.
