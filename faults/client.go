@@ -324,8 +324,22 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 			c.unexpected("KeepAlive %s: %v", p.name, err)
 		}
 	}
+	// doneAt is when the KeepAlive context ended, as soon as a goroutine
+	// of its own could tell: the holder, busy or not scheduled, may see it
+	// later, and only the earlier of the two says whether the library was
+	// late.
+	var doneAt int64
+	if held != nil && h.Lost == nil {
+		stop := context.AfterFunc(held, func() { atomic.StoreInt64(&doneAt, monoNow()) })
+		defer stop()
+	}
 	if h.Lost == nil {
 		c.watch(ctx, m, h, held, until, p)
+		if h.Lost != nil && h.Lost.CtxDone != 0 {
+			if at := awaitDoneAt(&doneAt); at != 0 && at < h.Lost.CtxDone {
+				h.Lost.CtxDone = at
+			}
+		}
 	}
 
 	h.Released = monoNow()
@@ -419,6 +433,18 @@ func (c *client) watch(ctx context.Context, m *redsync.Mutex, h *Holding, held c
 			return
 		}
 	}
+}
+
+// awaitDoneAt returns *doneAt once the AfterFunc that sets it ran, waiting
+// a little for it (it runs on a goroutine of its own); 0 if it did not run.
+func awaitDoneAt(doneAt *int64) int64 {
+	for i := 0; i < 100; i++ {
+		if at := atomic.LoadInt64(doneAt); at != 0 {
+			return at
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return 0
 }
 
 // lossOf describes a loss noticed now, with the KeepAlive context's

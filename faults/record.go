@@ -67,8 +67,10 @@ type Loss struct {
 	// Reason is LossExpired (Until had passed) or LossContext (the
 	// KeepAlive context ended first).
 	Reason string `json:"reason"`
-	// CtxDone is when the holder saw its KeepAlive context done; 0 when it
-	// was not (or the holder did not use KeepAlive, or KeepAlive refused
+	// CtxDone is when the KeepAlive context ended: the earlier of when the
+	// holder saw it done and when a goroutine started by its end
+	// (context.AfterFunc) ran, both bounds from above; 0 when it did not
+	// end (or the holder did not use KeepAlive, or KeepAlive refused
 	// because the validity was already over).
 	CtxDone int64 `json:"ctx_done,omitempty"`
 	// Cause is context.Cause of the KeepAlive context, and CauseLockLost
