@@ -85,5 +85,8 @@
 // ErrLockAlreadyExpired, *ErrTaken, *ErrNodeTaken and *RedisError, several
 // of them combined with errors.Join, so use errors.Is and errors.As. A bad
 // argument or option is reported as an *ArgumentError (matching
-// ErrInvalidArgument) before any server is contacted.
+// ErrInvalidArgument) before any server is contacted. This library adds
+// ErrNotHeld (Unlock or Extend without a value), ErrLockLost and
+// ErrUnlocked (why a KeepAlive context ended) and ErrTokenNotStored (a
+// fencing token a quorum did not store).
 package redsync
