@@ -371,3 +371,41 @@ func TestParseFenceReply(t *testing.T) {
 }
 
 var _ = miniredis.RunT
+
+// doneRecorder keeps the DoneEvents it sees.
+type doneRecorder struct {
+	BaseObserver
+	mu   sync.Mutex
+	done []DoneEvent
+}
+
+func (o *doneRecorder) Done(_ context.Context, e DoneEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.done = append(o.done, e)
+}
+
+func TestObserverSeesTheToken(t *testing.T) {
+	_, pools := miniPools(t, 3)
+	rs := New(pools...)
+	defer rs.Wait()
+	obs := &doneRecorder{}
+	m := rs.NewMutex("observed", WithFencing(true), WithObserver(obs))
+	require.NoError(t, m.Lock())
+	_, err := m.Unlock()
+	require.NoError(t, err)
+	plain := rs.NewMutex("observed", WithObserver(obs))
+	require.NoError(t, plain.Lock())
+	_, err = plain.Unlock()
+	require.NoError(t, err)
+
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	require.Len(t, obs.done, 4)
+	assert.Equal(t, OpLock, obs.done[0].Op)
+	assert.Equal(t, m.Token(), obs.done[0].Token)
+	assert.NotZero(t, obs.done[0].Token)
+	for _, e := range obs.done[1:] {
+		assert.Zero(t, e.Token, "%v: only a fenced Lock has a token", e.Op)
+	}
+}

@@ -147,6 +147,7 @@ func (m *Mutex) lockContext(ctx context.Context, tries int) error {
 	e.Duration = now.Sub(start)
 	if err == nil {
 		e.Validity = m.Until().Sub(now)
+		e.Token = m.Token()
 	}
 	m.obs.Done(ctx, e)
 	return err

@@ -298,6 +298,9 @@ type DoneEvent struct {
 	// was called, from the start of the attempt that acquired it; 0 when
 	// unknown (a value given with WithValue).
 	Held time.Duration
+	// Token is, for a successful OpLock with fencing, the acquisition's
+	// fencing token (see WithFencing); 0 otherwise.
+	Token uint64
 }
 
 // Outcome classifies the operation's result for a label:

@@ -21,8 +21,9 @@
 // context given to the operation (LockContext and so on; for KeepAlive's
 // extensions, the context given to KeepAlive). It carries the lock name
 // (redsync.lock.name) and, when it ends, the outcome (redsync.outcome, see
-// redsync.DoneEvent.Outcome); a failed operation records its error and
-// has the status Error. Its events:
+// redsync.DoneEvent.Outcome) and, for a Lock with fencing, its token
+// (redsync.fencing_token); a failed operation records its error and has
+// the status Error. Its events:
 //
 //   - "redsync.node" per server reply: redsync.node (the server's index),
 //     redsync.node.outcome, redsync.node.latency (seconds), redsync.attempt
@@ -79,6 +80,7 @@ const (
 	AgreedKey       = attribute.Key("redsync.agreed")
 	QuorumKey       = attribute.Key("redsync.quorum")
 	ValidityKey     = attribute.Key("redsync.validity")
+	TokenKey        = attribute.Key("redsync.fencing_token")
 	NodeKey         = attribute.Key("redsync.node")
 	NodeOutcomeKey  = attribute.Key("redsync.node.outcome")
 	NodeLatencyKey  = attribute.Key("redsync.node.latency")
@@ -259,6 +261,10 @@ func (o *Observer) Done(ctx context.Context, e redsync.DoneEvent) {
 		}
 		if e.Validity > 0 {
 			span.SetAttributes(ValidityKey.Float64(e.Validity.Seconds()))
+		}
+		if e.Token != 0 {
+			// Tokens are far below 2^63 (microseconds since 1970).
+			span.SetAttributes(TokenKey.Int64(int64(e.Token)))
 		}
 		if e.Err != nil {
 			span.RecordError(e.Err)

@@ -123,8 +123,15 @@ func TestSpansOfAScriptedRun(t *testing.T) {
 	}
 
 	// An acquired lock: at least the quorum's replies are on the span, and
-	// the attempt that acquired it.
+	// the attempt that acquired it; locked with fencing, its token.
 	lock := spans[0]
+	lockAttrs, plainAttrs := attribute.NewSet(lock.Attributes...), attribute.NewSet(spans[4].Attributes...)
+	if token, ok := lockAttrs.Value(redsyncotel.TokenKey); !ok || token.AsInt64() <= 0 {
+		t.Errorf("Lock with fencing: token attribute %v, %v", token.AsInt64(), ok)
+	}
+	if _, ok := plainAttrs.Value(redsyncotel.TokenKey); ok {
+		t.Errorf("Lock without fencing has a token attribute")
+	}
 	names := eventNames(lock)
 	if len(names) < 3 || names[len(names)-1] != "redsync.attempt" {
 		t.Errorf("Lock's events %v, want the quorum's replies then the attempt", names)

@@ -21,8 +21,8 @@ import (
 // on three embedded servers
 // (miniredis), the last of which fails every command (node 2: "error"):
 //
-//   - "orders" is locked (ok), refused to a TryLock (taken), extended
-//     (ok) and unlocked (ok);
+//   - "orders" is locked with fencing (ok), refused to a TryLock (taken),
+//     extended (ok) and unlocked (ok);
 //   - "reports" is locked (ok) and kept alive, but somebody else takes
 //     its key on nodes 0 and 1: KeepAlive's extension is refused (taken),
 //     the lock is lost, and Unlock is refused (taken).
@@ -43,7 +43,7 @@ func Run(t testing.TB, ctx context.Context, obs redsync.Observer) {
 	defer rs.Wait()
 	rs.SetObserver(obs)
 
-	orders := rs.NewMutex("orders")
+	orders := rs.NewMutex("orders", redsync.WithFencing(true))
 	must(t, orders.LockContext(ctx))
 	var taken *redsync.ErrTaken
 	if err := rs.NewMutex("orders").TryLockContext(ctx); !errors.As(err, &taken) {
