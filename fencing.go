@@ -302,12 +302,6 @@ func parseFenceReply(reply any) (counter, clock uint64, err error) {
 			s = item
 		case []byte:
 			s = string(item)
-		case int64:
-			if item < 0 {
-				return 0, 0, fmt.Errorf("redsync: unexpected negative number %d in the reply to the fenced acquire script", item)
-			}
-			n[i] = uint64(item)
-			continue
 		default:
 			return 0, 0, fmt.Errorf("redsync: unexpected %T in the reply to the fenced acquire script", item)
 		}

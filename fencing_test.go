@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,8 +19,8 @@ import (
 // clusterSlot is the Redis Cluster hash slot of key: CRC16 (XMODEM) of the
 // key, or of its hash tag, modulo 16384.
 func clusterSlot(key string) int {
-	if open := indexByte(key, '{'); open >= 0 {
-		if end := indexByte(key[open+1:], '}'); end > 0 {
+	if open := strings.IndexByte(key, '{'); open >= 0 {
+		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
 			key = key[open+1 : open+1+end]
 		}
 	}
@@ -35,15 +36,6 @@ func clusterSlot(key string) int {
 		}
 	}
 	return int(crc) % 16384
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func TestClusterSlotMatchesRedis(t *testing.T) {
@@ -270,37 +262,11 @@ func TestWithTokenHandsATokenOverWithTheValue(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// faultyPool fails chosen scripts on its server.
-type faultyPool struct {
-	redis.Pool
-	fail func(script *redis.Script) error
-}
-
-func (p *faultyPool) Get(ctx context.Context) (redis.Conn, error) {
-	conn, err := p.Pool.Get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &faultyConn{Conn: conn, fail: p.fail}, nil
-}
-
-type faultyConn struct {
-	redis.Conn
-	fail func(script *redis.Script) error
-}
-
-func (c *faultyConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
-	if err := c.fail(script); err != nil {
-		return nil, err
-	}
-	return c.Conn.Eval(script, keysAndArgs...)
-}
-
 func TestFencingWriteBackOnlyCountsOnAQuorum(t *testing.T) {
 	servers, pools := miniPools(t, 3)
 	errWriteBack := errors.New("ERR write-back refused for the test")
 	for i := 0; i < 2; i++ {
-		pools[i] = &faultyPool{Pool: pools[i], fail: func(script *redis.Script) error {
+		pools[i] = &hookPool{Pool: pools[i], eval: func(script *redis.Script) error {
 			if script == fenceWriteBackScript {
 				return errWriteBack
 			}
@@ -326,7 +292,7 @@ func TestFencingWriteBackOnlyCountsOnAQuorum(t *testing.T) {
 func TestFencingCrossSlotIsAnArgumentError(t *testing.T) {
 	servers, pools := miniPools(t, 3)
 	crossSlot := errors.New("CROSSSLOT Keys in request don't hash to the same slot")
-	pools[1] = &faultyPool{Pool: pools[1], fail: func(script *redis.Script) error {
+	pools[1] = &hookPool{Pool: pools[1], eval: func(script *redis.Script) error {
 		if script == fencedAcquireScript {
 			return crossSlot
 		}

@@ -17,6 +17,19 @@ import (
 	"github.com/quorumlock/redsync/redis/goredis"
 )
 
+// realPools starts n redis-servers and returns a go-redis pool for each,
+// closed when the test ends.
+func realPools(t *testing.T, n int) []redis.Pool {
+	t.Helper()
+	pools := make([]redis.Pool, n)
+	for i, s := range redistest.Start(t, n) {
+		client := goredislib.NewClient(&goredislib.Options{Addr: s.Addr()})
+		t.Cleanup(func() { _ = client.Close() })
+		pools[i] = goredis.NewPool(client)
+	}
+	return pools
+}
+
 // attemptCounter counts the attempts of Lock calls, and those that
 // acquired.
 type attemptCounter struct {
@@ -40,14 +53,7 @@ func (o *attemptCounter) Attempt(_ context.Context, e AttemptEvent) {
 func TestContendedLockTakesOneAttemptPerAcquisition(t *testing.T) {
 	for _, n := range []int{1, 3, 5} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			servers := redistest.Start(t, n)
-			pools := make([]redis.Pool, n)
-			for i, s := range servers {
-				client := goredislib.NewClient(&goredislib.Options{Addr: s.Addr()})
-				t.Cleanup(func() { _ = client.Close() })
-				pools[i] = goredis.NewPool(client)
-			}
-			rs := New(pools...)
+			rs := New(realPools(t, n)...)
 			t.Cleanup(rs.Wait)
 			counter := &attemptCounter{}
 			var (
@@ -87,14 +93,7 @@ func TestContendedLockTakesOneAttemptPerAcquisition(t *testing.T) {
 // other waiters without a first try still makes one try before its tries
 // run out, so its error says the lock is taken, as redsync's would.
 func TestLockQueuedFromTheStartTriesBeforeGivingUp(t *testing.T) {
-	servers := redistest.Start(t, 3)
-	pools := make([]redis.Pool, len(servers))
-	for i, s := range servers {
-		client := goredislib.NewClient(&goredislib.Options{Addr: s.Addr()})
-		t.Cleanup(func() { _ = client.Close() })
-		pools[i] = goredis.NewPool(client)
-	}
-	rs := New(pools...)
+	rs := New(realPools(t, 3)...)
 	t.Cleanup(rs.Wait)
 	holder := rs.NewMutex("queued")
 	require.NoError(t, holder.Lock())

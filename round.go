@@ -397,12 +397,8 @@ func newHolding(value string, acquiring int) *holding {
 	if acquiring > 64 {
 		acquiring = 64 // the others are not waited for (see awaitReply)
 	}
-	if acquiring > 0 {
-		h.pending = 1<<uint(acquiring) - 1
-		if acquiring == 64 {
-			h.pending = ^uint64(0)
-		}
-	}
+	// (1<<64 is 0 in a uint64, so 64 servers set all 64 bits.)
+	h.pending = 1<<uint(acquiring) - 1
 	return h
 }
 

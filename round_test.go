@@ -12,38 +12,45 @@ import (
 	"github.com/quorumlock/redsync/redis"
 )
 
-// countingPool counts the release scripts sent to its server and may delay
-// or hold the acquires (SET NX) sent to it.
-type countingPool struct {
+// hookPool runs hooks before the commands sent to its server, and counts
+// the release scripts.
+type hookPool struct {
 	redis.Pool
 	releases int64 // atomic
+	// eval, when not nil, runs before each script; its error fails it.
+	eval func(script *redis.Script) error
 	// acquire, when not nil, runs before each SET NX goes out.
 	acquire func()
 }
 
-func (p *countingPool) Get(ctx context.Context) (redis.Conn, error) {
+func (p *hookPool) Get(ctx context.Context) (redis.Conn, error) {
 	conn, err := p.Pool.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &countingConn{Conn: conn, p: p}, nil
+	return &hookConn{Conn: conn, p: p}, nil
 }
 
-type countingConn struct {
+type hookConn struct {
 	redis.Conn
-	p *countingPool
+	p *hookPool
 }
 
-func (c *countingConn) SetNX(name, value string, expiry time.Duration) (bool, error) {
+func (c *hookConn) SetNX(name, value string, expiry time.Duration) (bool, error) {
 	if c.p.acquire != nil {
 		c.p.acquire()
 	}
 	return c.Conn.SetNX(name, value, expiry)
 }
 
-func (c *countingConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
+func (c *hookConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
 	if script == releaseScript {
 		atomic.AddInt64(&c.p.releases, 1)
+	}
+	if c.p.eval != nil {
+		if err := c.p.eval(script); err != nil {
+			return nil, err
+		}
 	}
 	return c.Conn.Eval(script, keysAndArgs...)
 }
@@ -54,9 +61,9 @@ func (c *countingConn) Eval(script *redis.Script, keysAndArgs ...any) (any, erro
 // it, so every server gets exactly one release and no late one.
 func TestUnlockRightAfterLockReleasesEachServerOnce(t *testing.T) {
 	servers, pools := miniPools(t, 5)
-	counting := make([]*countingPool, len(pools))
+	counting := make([]*hookPool, len(pools))
 	for i := range pools {
-		counting[i] = &countingPool{Pool: pools[i]}
+		counting[i] = &hookPool{Pool: pools[i]}
 		pools[i] = counting[i]
 	}
 	rs := New(pools...)
@@ -81,9 +88,9 @@ func TestUnlockRightAfterLockReleasesEachServerOnce(t *testing.T) {
 func TestUnlockDoesNotWaitForAStalledServerToReleaseTheOthers(t *testing.T) {
 	servers, pools := miniPools(t, 5)
 	stalled := make(chan struct{})
-	slow := &countingPool{Pool: pools[3], acquire: func() { time.Sleep(30 * time.Millisecond) }}
+	slow := &hookPool{Pool: pools[3], acquire: func() { time.Sleep(30 * time.Millisecond) }}
 	pools[3] = slow
-	pools[4] = &countingPool{Pool: pools[4], acquire: func() { <-stalled }}
+	pools[4] = &hookPool{Pool: pools[4], acquire: func() { <-stalled }}
 	rs := New(pools...)
 	defer rs.Wait()
 	defer close(stalled) // before Wait: the server resumes

@@ -29,15 +29,7 @@ func BenchmarkFencing(b *testing.B) {
 				if err := warmup(ctx, m, 20); err != nil {
 					b.Fatal(err)
 				}
-				b.ReportAllocs()
-				for b.Loop() {
-					if err := m.lock(ctx); err != nil {
-						b.Fatalf("Lock: %v", err)
-					}
-					if err := m.unlock(ctx); err != nil {
-						b.Fatalf("Unlock: %v", err)
-					}
-				}
+				lockUnlockLoop(b, ctx, m)
 			})
 		}
 	}

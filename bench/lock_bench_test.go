@@ -28,18 +28,24 @@ func BenchmarkLockUnlock(b *testing.B) {
 				if err := warmup(ctx, m, 20); err != nil {
 					b.Fatal(err)
 				}
-				b.ReportAllocs()
 				created := goroutinesCreated()
-				for b.Loop() {
-					if err := m.lock(ctx); err != nil {
-						b.Fatalf("Lock: %v", err)
-					}
-					if err := m.unlock(ctx); err != nil {
-						b.Fatalf("Unlock: %v", err)
-					}
-				}
+				lockUnlockLoop(b, ctx, m)
 				b.ReportMetric(float64(goroutinesCreated()-created)/float64(b.N), "goroutines/op")
 			})
+		}
+	}
+}
+
+// lockUnlockLoop locks and unlocks m for the benchmark's iterations,
+// reporting allocations.
+func lockUnlockLoop(b *testing.B, ctx context.Context, m mutex) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := m.lock(ctx); err != nil {
+			b.Fatalf("Lock: %v", err)
+		}
+		if err := m.unlock(ctx); err != nil {
+			b.Fatalf("Unlock: %v", err)
 		}
 	}
 }

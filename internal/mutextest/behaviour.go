@@ -18,6 +18,26 @@ import (
 	"github.com/quorumlock/redsync/redis"
 )
 
+// occupancy counts the goroutines inside a critical section and keeps the
+// most there were at once.
+type occupancy struct {
+	inside, most int32 // atomic
+}
+
+func (o *occupancy) enter() {
+	now := atomic.AddInt32(&o.inside, 1)
+	for {
+		most := atomic.LoadInt32(&o.most)
+		if now <= most || atomic.CompareAndSwapInt32(&o.most, most, now) {
+			return
+		}
+	}
+}
+
+func (o *occupancy) leave() {
+	atomic.AddInt32(&o.inside, -1)
+}
+
 // testCluster is a redsync.Redsync over real servers, with a client per server to
 // look at what the servers hold.
 type testCluster struct {
@@ -153,9 +173,9 @@ func testMutualExclusionAmongManyGoroutines(t *testing.T, adapters []Adapter) {
 	forEachSetup(t, adapters, func(t *testing.T, c *testCluster, name string) {
 		const workers, rounds = 6, 4
 		var (
-			inside, maxInside int32
-			counter           int // guarded by the distributed lock only
-			wg                sync.WaitGroup
+			held    occupancy
+			counter int // guarded by the distributed lock only
+			wg      sync.WaitGroup
 		)
 		errs := make(chan error, workers*rounds)
 		for w := 0; w < workers; w++ {
@@ -170,17 +190,11 @@ func testMutualExclusionAmongManyGoroutines(t *testing.T, adapters []Adapter) {
 						errs <- err
 						return
 					}
-					now := atomic.AddInt32(&inside, 1)
-					for {
-						prev := atomic.LoadInt32(&maxInside)
-						if now <= prev || atomic.CompareAndSwapInt32(&maxInside, prev, now) {
-							break
-						}
-					}
+					held.enter()
 					v := counter
 					time.Sleep(200 * time.Microsecond)
 					counter = v + 1
-					atomic.AddInt32(&inside, -1)
+					held.leave()
 					if ok, err := m.Unlock(); !ok {
 						errs <- err
 						return
@@ -193,7 +207,7 @@ func testMutualExclusionAmongManyGoroutines(t *testing.T, adapters []Adapter) {
 		for err := range errs {
 			t.Error(err)
 		}
-		assert.EqualValues(t, 1, maxInside, "two holders at once")
+		assert.EqualValues(t, 1, held.most, "two holders at once")
 		assert.Equal(t, workers*rounds, counter)
 		c.assertNothingLeft(t, name)
 	})

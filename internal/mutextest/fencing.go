@@ -2,10 +2,10 @@ package mutextest
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,10 +95,10 @@ func testFencingTokensGrowInHoldOrder(t *testing.T, adapters []Adapter) {
 		// and gets no token.
 		const fencedWorkers, plainWorkers, rounds = 4, 1, 4
 		var (
-			inside, maxInside int32
-			mu                sync.Mutex // guards tokens (the race detector cannot see the distributed lock)
-			tokens            []uint64   // in the order the lock was held
-			wg                sync.WaitGroup
+			held   occupancy
+			mu     sync.Mutex // guards tokens (the race detector cannot see the distributed lock)
+			tokens []uint64   // in the order the lock was held
+			wg     sync.WaitGroup
 		)
 		errs := make(chan error, (fencedWorkers+plainWorkers)*rounds)
 		for w := 0; w < fencedWorkers+plainWorkers; w++ {
@@ -115,20 +115,14 @@ func testFencingTokensGrowInHoldOrder(t *testing.T, adapters []Adapter) {
 						errs <- err
 						return
 					}
-					now := atomic.AddInt32(&inside, 1)
-					for {
-						prev := atomic.LoadInt32(&maxInside)
-						if now <= prev || atomic.CompareAndSwapInt32(&maxInside, prev, now) {
-							break
-						}
-					}
+					held.enter()
 					if token := m.Token(); token != 0 {
 						mu.Lock()
 						tokens = append(tokens, token)
 						mu.Unlock()
 					}
 					time.Sleep(200 * time.Microsecond)
-					atomic.AddInt32(&inside, -1)
+					held.leave()
 					if ok, err := m.Unlock(); !ok {
 						errs <- err
 						return
@@ -141,7 +135,7 @@ func testFencingTokensGrowInHoldOrder(t *testing.T, adapters []Adapter) {
 		for err := range errs {
 			t.Error(err)
 		}
-		assert.EqualValues(t, 1, maxInside, "two holders at once")
+		assert.EqualValues(t, 1, held.most, "two holders at once")
 		assert.Len(t, tokens, fencedWorkers*rounds, "a token for every fencing holder, none for the other")
 		assertIncreasing(t, tokens)
 		c.assertNothingLeft(t, name)
@@ -351,4 +345,31 @@ func testFencingTokenOfAMutex(t *testing.T, adapters []Adapter) {
 		assert.Equal(t, seen, runner.Token())
 		c.assertNothingLeft(t, name)
 	})
+}
+
+// FencingOnACluster checks fencing through rs, whose single pool is a
+// client of a Redis Cluster: a name with a "}" but no hash tag, whose
+// counter cannot share its slot, fails Lock with an *ArgumentError, and a
+// name with a hash tag gets growing tokens. For the adapters whose cluster
+// client refuses keys of two slots itself (rueidis, valkey-go).
+func FencingOnACluster(t *testing.T, rs *redsync.Redsync) {
+	t.Helper()
+	m := rs.NewMutex("a}b", redsync.WithFencing(true))
+	if err := m.Lock(); !errors.Is(err, redsync.ErrInvalidArgument) {
+		t.Fatalf("Lock of a name without a hash tag that has a \"}\": %v, want an ArgumentError", err)
+	}
+	var last uint64
+	for i := 0; i < 3; i++ {
+		m := rs.NewMutex("{orders}:lock", redsync.WithFencing(true))
+		if err := m.Lock(); err != nil {
+			t.Fatalf("Lock: %v", err)
+		}
+		if m.Token() <= last {
+			t.Fatalf("token %d after %d", m.Token(), last)
+		}
+		last = m.Token()
+		if _, err := m.Unlock(); err != nil {
+			t.Fatalf("Unlock: %v", err)
+		}
+	}
 }

@@ -1,13 +1,13 @@
 package valkeygo_test
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/valkey-io/valkey-go"
 	"github.com/valkey-io/valkey-go/valkeycompat"
 
 	"github.com/quorumlock/redsync"
+	"github.com/quorumlock/redsync/internal/mutextest"
 	"github.com/quorumlock/redsync/internal/redistest"
 	adapter "github.com/quorumlock/redsync/redis/valkeygo"
 )
@@ -25,22 +25,5 @@ func TestFencingOnACluster(t *testing.T) {
 	rs := redsync.New(adapter.NewPool(valkeycompat.NewAdapter(client)))
 	t.Cleanup(rs.Wait)
 
-	m := rs.NewMutex("a}b", redsync.WithFencing(true))
-	if err := m.Lock(); !errors.Is(err, redsync.ErrInvalidArgument) {
-		t.Fatalf("Lock of a name without a hash tag that has a \"}\": %v, want an ArgumentError", err)
-	}
-	var last uint64
-	for i := 0; i < 3; i++ {
-		m := rs.NewMutex("{orders}:lock", redsync.WithFencing(true))
-		if err := m.Lock(); err != nil {
-			t.Fatalf("Lock: %v", err)
-		}
-		if m.Token() <= last {
-			t.Fatalf("token %d after %d", m.Token(), last)
-		}
-		last = m.Token()
-		if _, err := m.Unlock(); err != nil {
-			t.Fatalf("Unlock: %v", err)
-		}
-	}
+	mutextest.FencingOnACluster(t, rs)
 }
