@@ -528,12 +528,6 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 			}
 		}
 		ok, err := m.release(ctx, pool, valueArg)
-		if brokenConnection(err) {
-			// A pooled connection the server closed (it restarted, say):
-			// the request never reached it, and another connection will.
-			// Releasing twice is harmless anyway.
-			ok, err = m.release(ctx, pool, valueArg)
-		}
 		if err != nil && err != ErrLockAlreadyExpired && !neverSent(err) {
 			// A connection broken before the request went out (by a
 			// server restart, say) fails it: release once more, on the
@@ -712,8 +706,21 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afte
 	return false, -1, fmt.Errorf("redsync: unexpected reply %T to the acquire script", reply)
 }
 
-// release deletes the key on one server if it holds value.
+// release deletes the key on one server if it holds value, once more on
+// another connection when the first was found closed by the server.
 func (m *Mutex) release(ctx context.Context, pool redis.Pool, value any) (bool, error) {
+	ok, err := m.releaseOnce(ctx, pool, value)
+	if brokenConnection(err) {
+		// A pooled connection the server closed (it restarted, say):
+		// the request never reached it, and another connection will.
+		// Releasing twice is harmless anyway.
+		ok, err = m.releaseOnce(ctx, pool, value)
+	}
+	return ok, err
+}
+
+// releaseOnce is one release request.
+func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value any) (bool, error) {
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, err
