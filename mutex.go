@@ -807,9 +807,7 @@ const cancelCleanupWait = 5 * time.Millisecond
 // releaseLate releases value on one server on behalf of nobody waiting,
 // bounded by the expiry, after which the key is gone anyway.
 func (m *Mutex) releaseLate(pool redis.Pool, value string) {
-	ctx, cancel := detachedWithTimeout(context.Background(), m.expiry)
-	defer cancel()
-	_, _ = m.release(ctx, pool, value)
+	_, _ = m.release(m.rs.boundedContext(context.Background(), m.expiry), pool, value)
 }
 
 // errorRetryPause is how soon a waiter tries again after a server failed

@@ -28,8 +28,8 @@ type Redsync struct {
 	// observer is what SetObserver set; NewMutex gives it to each Mutex.
 	observer atomic.Pointer[observerBox]
 
-	// bound is the context that rounds started with context.Background()
-	// share (see boundedContext).
+	// bound is the deadline that rounds starting close together share
+	// (see boundedContext).
 	bound atomic.Pointer[sharedBound]
 }
 

@@ -54,7 +54,7 @@ func (m *Mutex) round(ctx context.Context, op nodeOp, w *roundWatch) roundResult
 		op = w.wrap(op)
 	}
 	r := newRoundState(op, len(m.pools), m.inflight)
-	r.ctx, r.cancel = m.rs.boundedContext(ctx, m.expiry)
+	r.ctx = m.rs.boundedContext(ctx, m.expiry)
 	for node, pool := range m.pools {
 		m.inflight.add()
 		m.rs.workers.run(task{round: r, node: node, pool: pool})
@@ -96,12 +96,10 @@ collect:
 
 // roundState is what the goroutines of one round share.
 type roundState struct {
-	op        nodeOp
-	ctx       context.Context // detached from the caller, bounded by the expiry
-	cancel    context.CancelFunc
-	replies   chan nodeReply // buffered: a goroutine never blocks on it
-	remaining int32          // atomic: goroutines still waiting for their server
-	inflight  *inflightCount
+	op       nodeOp
+	ctx      context.Context // detached from the caller, bounded by the expiry
+	replies  chan nodeReply  // buffered: a goroutine never blocks on it
+	inflight *inflightCount
 	// refs counts the users of the roundState, the round itself and each
 	// server's goroutine (atomic); the last one recycles it.
 	refs int32
@@ -117,7 +115,7 @@ func newRoundState(op nodeOp, nodes int, inflight *inflightCount) *roundState {
 		r = &roundState{replies: make(chan nodeReply, nodes)}
 	}
 	r.op, r.inflight = op, inflight
-	r.remaining, r.refs = int32(nodes), int32(nodes+1)
+	r.refs = int32(nodes + 1)
 	return r
 }
 
@@ -129,7 +127,7 @@ func (r *roundState) release() {
 	for len(r.replies) > 0 {
 		<-r.replies // replies nobody waited for
 	}
-	r.op, r.ctx, r.cancel, r.inflight = nil, nil, nil, nil
+	r.op, r.ctx, r.inflight = nil, nil, nil
 	roundStates.Put(r)
 }
 
@@ -139,11 +137,6 @@ func (r *roundState) serve(node int, pool redis.Pool) {
 	defer inflight.done()
 	ok, err := r.op(r.ctx, node, pool)
 	r.replies <- nodeReply{node: node, ok: ok, err: err}
-	if atomic.AddInt32(&r.remaining, -1) == 0 {
-		// The last reply is in: free the context's timer now (if the
-		// round has a context of its own).
-		r.cancel()
-	}
 	r.release()
 }
 
@@ -323,47 +316,55 @@ const boundShare = 10
 
 // boundedContext returns the context of a round of operations for a caller
 // with ctx: ctx's values, none of its cancellation, and a deadline at most
-// expiry and at least nine tenths of it from now. A caller with
-// context.Background() gets a context shared with other such rounds (one
-// context and timer per tenth of the expiry, instead of one per round);
-// others get one of their own, to be cancelled when done.
-func (r *Redsync) boundedContext(ctx context.Context, expiry time.Duration) (context.Context, context.CancelFunc) {
-	if ctx != context.Background() {
-		return detachedWithTimeout(ctx, expiry)
-	}
+// expiry and at least nine tenths of it from now. The deadline is shared
+// with the other rounds of r that start within the same tenth of the
+// expiry: one context and timer per tenth of the expiry instead of one per
+// round, and nothing for the round to cancel.
+func (r *Redsync) boundedContext(ctx context.Context, expiry time.Duration) context.Context {
 	now := time.Now()
-	if b := r.bound.Load(); b != nil && b.expiry == expiry && now.Before(b.renewAt) {
-		return b.ctx, noCancel
+	b := r.bound.Load()
+	if b == nil || b.expiry != expiry || !now.Before(b.renewAt) {
+		shared, cancel := context.WithDeadline(context.Background(), now.Add(expiry))
+		b = &sharedBound{ctx: shared, expiry: expiry, renewAt: now.Add(expiry / boundShare), cancel: cancel}
+		r.bound.Store(b)
 	}
-	shared, cancel := context.WithDeadline(context.Background(), now.Add(expiry))
-	r.bound.Store(&sharedBound{ctx: shared, expiry: expiry, renewAt: now.Add(expiry / boundShare), cancel: cancel})
-	return shared, noCancel
+	if ctx == context.Background() {
+		return b.ctx // no values to carry
+	}
+	return detachedContext{bound: b.ctx, caller: ctx}
 }
 
-func noCancel() {}
-
-// detachedContext carries the values of its parent but never ends: work
-// started for a caller outlives the caller's cancellation (context.
-// WithoutCancel needs Go 1.21).
-type detachedContext struct{ parent context.Context }
-
-// detachedWithTimeout returns a context with ctx's values, none of its
-// cancellation, and its own timeout.
-func detachedWithTimeout(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(detach(ctx), timeout)
+// detachedContext carries the values of the caller's context, and the
+// deadline and cancellation of bound instead of the caller's: work started
+// for a caller outlives the caller's cancellation (context.WithoutCancel
+// needs Go 1.21).
+type detachedContext struct {
+	bound  context.Context
+	caller context.Context
 }
 
+// detach returns a context with ctx's values that never ends.
 func detach(ctx context.Context) context.Context {
 	if ctx.Done() == nil {
 		return ctx
 	}
-	return detachedContext{parent: ctx}
+	return detachedContext{bound: context.Background(), caller: ctx}
 }
 
-func (detachedContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (detachedContext) Done() <-chan struct{}       { return nil }
-func (detachedContext) Err() error                  { return nil }
-func (d detachedContext) Value(key any) any         { return d.parent.Value(key) }
+func (d detachedContext) Deadline() (time.Time, bool) { return d.bound.Deadline() }
+func (d detachedContext) Done() <-chan struct{}       { return d.bound.Done() }
+func (d detachedContext) Err() error                  { return d.bound.Err() }
+
+// Value asks bound first: the context package finds its own cancellation
+// there, so a context derived from d (by a client, say) is cancelled with
+// bound without a goroutine of its own and never with the caller's
+// context. bound carries no values of its own.
+func (d detachedContext) Value(key any) any {
+	if v := d.bound.Value(key); v != nil {
+		return v
+	}
+	return d.caller.Value(key)
+}
 
 // holding tracks the servers that may hold one try's value, so that each of
 // them is released exactly once when the try fails or the lock is

@@ -2,6 +2,7 @@ package redsync
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,9 +22,14 @@ type hookPool struct {
 	eval func(script *redis.Script) error
 	// acquire, when not nil, runs before each SET NX goes out.
 	acquire func()
+	// get, when not nil, runs with the context of each request.
+	get func(ctx context.Context)
 }
 
 func (p *hookPool) Get(ctx context.Context) (redis.Conn, error) {
+	if p.get != nil {
+		p.get(ctx)
+	}
 	conn, err := p.Pool.Get(ctx)
 	if err != nil {
 		return nil, err
@@ -104,4 +110,50 @@ func TestUnlockDoesNotWaitForAStalledServerToReleaseTheOthers(t *testing.T) {
 	assert.Eventually(t, func() bool {
 		return atomic.LoadInt64(&slow.releases) == 1 && !servers[3].Exists("stalled")
 	}, 2*time.Second, 5*time.Millisecond, "the slow server is released once its acquire is in, while the other stays stalled")
+}
+
+// TestServerRequestsKeepTheCallersValuesButNotItsCancellation: the requests
+// of a round see the caller's context values (for tracing, say) and a
+// deadline within the expiry, but a caller that gives up does not cut them
+// off, nor a context a client derives from theirs.
+func TestServerRequestsKeepTheCallersValuesButNotItsCancellation(t *testing.T) {
+	type traceKey struct{}
+	_, pools := miniPools(t, 1)
+	const expiry = 4 * time.Second
+	stalled, cancelled := make(chan struct{}), make(chan struct{})
+	seen := make(chan string, 1)
+	var first int32
+	pools[0] = &hookPool{Pool: pools[0], get: func(ctx context.Context) {
+		if !atomic.CompareAndSwapInt32(&first, 0, 1) {
+			return // the release of the given-up try
+		}
+		start := time.Now()
+		derived, stop := context.WithTimeout(ctx, time.Hour) // as a client might
+		defer stop()
+		close(stalled)
+		<-cancelled
+		deadline, ok := ctx.Deadline()
+		switch {
+		case ctx.Value(traceKey{}) != "trace-1":
+			seen <- fmt.Sprintf("value %v", ctx.Value(traceKey{}))
+		case !ok || deadline.Sub(start) > expiry || deadline.Sub(start) < expiry*(boundShare-1)/boundShare-time.Second:
+			seen <- fmt.Sprintf("deadline %v from the start, expiry %v", deadline.Sub(start), expiry)
+		case ctx.Err() != nil || derived.Err() != nil:
+			seen <- fmt.Sprintf("cancelled with the caller: %v, derived %v", ctx.Err(), derived.Err())
+		default:
+			seen <- "ok"
+		}
+	}}
+	rs := New(pools...)
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), traceKey{}, "trace-1"))
+	go func() {
+		<-stalled
+		cancel()
+		time.Sleep(10 * time.Millisecond)
+		close(cancelled)
+	}()
+	err := rs.NewMutex("values", WithExpiry(expiry)).LockContext(ctx)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, "ok", <-seen)
+	rs.Wait()
 }

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"testing"
 )
@@ -24,7 +23,8 @@ func BenchmarkFencing(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/N=%d", variant, n), func(b *testing.B) {
 				clients := f.clients(n)
 				defer closeClients(clients)
-				ctx := context.Background()
+				ctx, cancel := requestContext()
+				defer cancel()
 				m := openQuorumlock(clients, lockOptions{fencing: fencing}).newMutex(fmt.Sprintf("bench:fencing:%s:N%d", variant, n))
 				if err := warmup(ctx, m, 20); err != nil {
 					b.Fatal(err)

@@ -23,7 +23,8 @@ func BenchmarkLockUnlock(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/N=%d", lib.name, n), func(b *testing.B) {
 				clients := f.clients(n)
 				defer closeClients(clients)
-				ctx := context.Background()
+				ctx, cancel := requestContext()
+				defer cancel()
 				m := lib.open(clients, lockOptions{}).newMutex(fmt.Sprintf("bench:go:%s:N%d", lib.name, n))
 				if err := warmup(ctx, m, 20); err != nil {
 					b.Fatal(err)
@@ -34,6 +35,13 @@ func BenchmarkLockUnlock(b *testing.B) {
 			})
 		}
 	}
+}
+
+// requestContext returns a context like a service's request context, which
+// can be cancelled, as lockbench's is: libraries may take a shortcut for
+// context.Background() that services rarely get.
+func requestContext() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
 }
 
 // lockUnlockLoop locks and unlocks m for the benchmark's iterations,
@@ -65,7 +73,8 @@ func BenchmarkThroughput(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/N=%d", lib.name, n), func(b *testing.B) {
 				clients := f.clients(n)
 				defer closeClients(clients)
-				ctx := context.Background()
+				ctx, cancel := requestContext()
+				defer cancel()
 				l := lib.open(clients, lockOptions{})
 				var next int64
 				b.ReportAllocs()
