@@ -17,6 +17,20 @@
 // it is not withdrawn, and a server that was merely slow may still execute
 // it.
 //
+// Commands of one Pool go out in batches: a command sent while another of
+// the Pool's commands is on its way to the server waits for that one to
+// return, and then goes out with every command that queued meanwhile, as
+// one go-redis pipeline; a command sent while none is on its way goes out
+// at once, through the client's Process. Under load, many lock operations
+// then share one write, one read and one wake-up of the server instead of
+// paying for their own. Each command keeps its own reply and error. A
+// command that waits for its batch returns with its context's error as
+// soon as the context ends, and is then not sent (or, if its batch already
+// left, its reply is dropped). The pipeline goes out under the context of
+// the first command that queued for it (or the first whose context has not
+// ended), so a go-redis hook sees it in ProcessPipelineHook with that
+// context. WithBatching(false) sends every command on its own.
+//
 // Errors are go-redis' own, unwrapped, so that its helpers and
 // errors.Is(err, context.DeadlineExceeded) keep working; errors made by this
 // package start with "goredis:".
@@ -41,8 +55,11 @@ import (
 // the shard of its first channel, while a release publishes on the shard of
 // its key, so most releases would go unheard (and go-redis panics on a Ring
 // subscription without channels). Waiters on a Ring poll instead.
-func NewPool(delegate redis.UniversalClient) redsyncredis.Pool {
-	p := &pool{delegate: delegate}
+func NewPool(delegate redis.UniversalClient, opts ...Option) redsyncredis.Pool {
+	p := &pool{delegate: delegate, batch: &batcher{client: delegate}}
+	for _, opt := range opts {
+		opt(p)
+	}
 	if _, ok := delegate.(*redis.Ring); ok {
 		return pollingPool{p}
 	}
@@ -60,6 +77,24 @@ func (p pollingPool) Get(ctx context.Context) (redsyncredis.Conn, error) {
 
 type pool struct {
 	delegate redis.UniversalClient
+	batch    *batcher // nil: every command goes out on its own
+}
+
+// An Option changes how a Pool sends its commands.
+type Option func(*pool)
+
+// WithBatching(false) makes every command of the Pool go out on its own,
+// through the client's Process, as redsync's adapter sends them. By
+// default (true) commands that the Pool's users issue while another is on
+// its way go out together, as one pipeline (see the package comment).
+func WithBatching(on bool) Option {
+	return func(p *pool) {
+		if !on {
+			p.batch = nil
+		} else if p.batch == nil {
+			p.batch = &batcher{client: p.delegate}
+		}
+	}
 }
 
 // Get returns a Conn bound to ctx (context.Background() when ctx is nil).
@@ -73,7 +108,7 @@ func (p *pool) Get(ctx context.Context) (redsyncredis.Conn, error) {
 	if c == nil {
 		c = new(conn)
 	}
-	c.delegate, c.ctx = p.delegate, ctx
+	c.delegate, c.batch, c.ctx = p.delegate, p.batch, ctx
 	return c, nil
 }
 
@@ -83,11 +118,27 @@ var conns sync.Pool
 
 type conn struct {
 	delegate redis.UniversalClient
+	batch    *batcher
 	ctx      context.Context
 }
 
+// process sends cmd, in a batch when the Pool batches. A non-nil error
+// means the command's reply will not be waited for, and cmd must not be
+// read.
+func (c *conn) process(cmd redis.Cmder) error {
+	if c.batch == nil {
+		_ = c.delegate.Process(c.ctx, cmd)
+		return nil
+	}
+	return c.batch.process(c.ctx, cmd)
+}
+
 func (c *conn) Get(name string) (string, error) {
-	value, err := c.delegate.Get(c.ctx, name).Result()
+	cmd := redis.NewStringCmd(c.ctx, "get", name)
+	if err := c.process(cmd); err != nil {
+		return "", err
+	}
+	value, err := cmd.Result()
 	if err == redis.Nil {
 		return "", nil
 	}
@@ -95,7 +146,11 @@ func (c *conn) Get(name string) (string, error) {
 }
 
 func (c *conn) Set(name string, value string) (bool, error) {
-	reply, err := c.delegate.Set(c.ctx, name, value, 0).Result()
+	cmd := redis.NewStatusCmd(c.ctx, "set", name, value)
+	if err := c.process(cmd); err != nil {
+		return false, err
+	}
+	reply, err := cmd.Result()
 	return reply == "OK", err
 }
 
@@ -103,12 +158,18 @@ func (c *conn) Set(name string, value string) (bool, error) {
 // seconds and to SETNX (no expiry at all) for a zero expiry.
 func (c *conn) SetNX(name string, value string, expiry time.Duration) (bool, error) {
 	cmd := redis.NewBoolCmd(c.ctx, "set", name, value, "nx", "px", int64(expiry/time.Millisecond))
-	_ = c.delegate.Process(c.ctx, cmd)
+	if err := c.process(cmd); err != nil {
+		return false, err
+	}
 	return cmd.Result()
 }
 
 func (c *conn) PTTL(name string) (time.Duration, error) {
-	ttl, err := c.delegate.PTTL(c.ctx, name).Result()
+	cmd := redis.NewDurationCmd(c.ctx, time.Millisecond, "pttl", name)
+	if err := c.process(cmd); err != nil {
+		return 0, err
+	}
+	ttl, err := cmd.Result()
 	// go-redis passes Redis' -1 and -2 through as bare nanoseconds; every
 	// other reply it has already scaled to milliseconds.
 	switch ttl {
@@ -125,14 +186,32 @@ func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (any, error
 	if err != nil {
 		return nil, fmt.Errorf("goredis: %w", err)
 	}
-	v, err := c.delegate.EvalSha(c.ctx, script.Hash, keys, args...).Result()
+	v, err := c.eval("evalsha", script.Hash, keys, args)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		v, err = c.delegate.Eval(c.ctx, script.Src, keys, args...).Result()
+		v, err = c.eval("eval", script.Src, keys, args)
 	}
 	if err == redis.Nil {
 		return nil, nil
 	}
 	return v, err
+}
+
+// eval sends EVAL or EVALSHA (command) with the script's source or hash.
+func (c *conn) eval(command, script string, keys []string, args []any) (any, error) {
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, command, script, len(keys))
+	for _, key := range keys {
+		cmdArgs = append(cmdArgs, key)
+	}
+	cmdArgs = append(cmdArgs, args...)
+	cmd := redis.NewCmd(c.ctx, cmdArgs...)
+	if len(keys) > 0 {
+		cmd.SetFirstKeyPos(3) // for a cluster client to route it by the first key
+	}
+	if err := c.process(cmd); err != nil {
+		return nil, err
+	}
+	return cmd.Result()
 }
 
 func (c *conn) ScriptLoad(script *redsyncredis.Script) error {
@@ -150,7 +229,7 @@ func (c *conn) Close() error {
 	if c.delegate == nil {
 		return nil // closed already: recycled once is enough
 	}
-	c.delegate, c.ctx = nil, nil
+	c.delegate, c.batch, c.ctx = nil, nil, nil
 	conns.Put(c)
 	return nil
 }

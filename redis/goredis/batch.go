@@ -1,0 +1,159 @@
+package goredis
+
+import (
+	"context"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A batcher sends the commands of one Pool, at most one batch at a time:
+// a command issued while a batch is on its way waits for it to return and
+// then goes out with every other command that queued meanwhile, as one
+// pipeline. Under load many lock operations share one write, one read and
+// one server wake-up instead of paying each their own; a command issued
+// alone goes out at once, as it would without the batcher.
+//
+// No goroutine of its own runs the batches: the goroutine whose command
+// finds nothing on its way sends it, and when a batch returns, its sender
+// passes the next batch to the first command that queued for it.
+type batcher struct {
+	client redis.UniversalClient
+
+	mu      sync.Mutex   // guards busy, queue and every queued call's state
+	busy    bool         // a batch is on its way, or about to be sent
+	queue   []*batchCall // the calls for the next batch, in arrival order
+	scratch []*batchCall // the previous queue's array, for reuse
+}
+
+// A batchCall is a command that waits in the queue for its batch.
+type batchCall struct {
+	ctx   context.Context
+	cmd   redis.Cmder
+	state callState
+	// done receives one value: when the call's batch returned (state
+	// sent), or when the call is to send the next batch (state leading).
+	done chan struct{}
+}
+
+type callState int
+
+const (
+	queued    callState = iota // waiting for its batch
+	leading                    // to send the next batch itself
+	sent                       // on its way, or back, in a batch
+	abandoned                  // its context ended before its batch left
+)
+
+// process sends cmd and waits for its reply. It returns an error without
+// touching cmd only when ctx ended while the command waited for a batch:
+// the command was then either never sent or is still on its way, and its
+// reply, whenever it comes, is dropped.
+func (b *batcher) process(ctx context.Context, cmd redis.Cmder) error {
+	b.mu.Lock()
+	if !b.busy {
+		b.busy = true
+		b.mu.Unlock()
+		_ = b.client.Process(ctx, cmd)
+		b.passOn()
+		return nil
+	}
+	call := &batchCall{ctx: ctx, cmd: cmd, done: make(chan struct{}, 1)}
+	b.queue = append(b.queue, call)
+	b.mu.Unlock()
+
+	select {
+	case <-call.done:
+	case <-ctx.Done():
+		b.mu.Lock()
+		state := call.state
+		if state == queued {
+			call.state = abandoned
+		}
+		b.mu.Unlock()
+		if state != leading {
+			return ctx.Err()
+		}
+		// Chosen to send the next batch as the context ended: send it
+		// anyway, for the others in it.
+	}
+	b.mu.Lock()
+	state := call.state
+	b.mu.Unlock()
+	if state == leading {
+		b.sendQueued(call)
+		b.passOn()
+	}
+	return nil
+}
+
+// sendQueued sends the calls queued so far, leader among them, as one
+// batch, and tells each that its reply is in.
+func (b *batcher) sendQueued(leader *batchCall) {
+	b.mu.Lock()
+	batch := b.queue
+	b.queue, b.scratch = b.scratch[:0], nil
+	live := batch[:0]
+	for _, c := range batch {
+		if c.state == queued || c == leader {
+			c.state = sent
+			live = append(live, c)
+		}
+	}
+	b.mu.Unlock()
+
+	b.send(live, leader)
+	for _, c := range live {
+		if c != leader {
+			c.done <- struct{}{}
+		}
+	}
+	for i := range batch {
+		batch[i] = nil
+	}
+	b.mu.Lock()
+	if b.scratch == nil {
+		b.scratch = batch[:0]
+	}
+	b.mu.Unlock()
+}
+
+// send runs calls as one pipeline, under the leader's context unless it
+// ended (then under the first one that did not).
+func (b *batcher) send(calls []*batchCall, leader *batchCall) {
+	ctx := leader.ctx
+	for _, c := range calls {
+		if ctx.Err() == nil {
+			break
+		}
+		ctx = c.ctx
+	}
+	if len(calls) == 1 {
+		_ = b.client.Process(ctx, calls[0].cmd)
+		return
+	}
+	pipe := b.client.Pipeline()
+	for _, c := range calls {
+		_ = pipe.Process(ctx, c.cmd)
+	}
+	_, _ = pipe.Exec(ctx)
+}
+
+// passOn ends the sender's turn: the first call still queued is to send
+// the next batch; with none, the next command goes out at once.
+func (b *batcher) passOn() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.queue {
+		if c.state == queued {
+			c.state = leading
+			c.done <- struct{}{}
+			return
+		}
+	}
+	for i := range b.queue {
+		b.queue[i] = nil // abandoned calls only
+	}
+	b.queue = b.queue[:0]
+	b.busy = false
+}
