@@ -106,8 +106,12 @@ type Config struct {
 	// clients before it is measured (dialing, loading scripts).
 	Warmup int
 
-	// UncontendedTime is the length of one round of scenario 1.
-	UncontendedTime time.Duration
+	// UncontendedRounds and UncontendedTime are the number and length of
+	// the rounds of scenario 1: more and shorter rounds than the other
+	// scenarios', since its figures are small and its ratios paired by
+	// round.
+	UncontendedRounds int
+	UncontendedTime   time.Duration
 
 	// ThroughputTime is the length of one round of scenario 2;
 	// ThroughputWorkers the number of goroutines, each on its own key.
@@ -152,7 +156,8 @@ func DefaultConfig() Config {
 		Rounds:             3,
 		Servers:            []int{1, 3, 5},
 		Warmup:             200,
-		UncontendedTime:    time.Second,
+		UncontendedRounds:  9,
+		UncontendedTime:    500 * time.Millisecond,
 		ThroughputTime:     1500 * time.Millisecond,
 		ThroughputWorkers:  16,
 		ContentionTime:     3 * time.Second,
@@ -175,6 +180,7 @@ func QuickConfig() Config {
 	c := DefaultConfig()
 	c.Rounds = 1
 	c.Warmup = 5
+	c.UncontendedRounds = 1
 	c.UncontendedTime = 100 * time.Millisecond
 	c.ThroughputTime = 100 * time.Millisecond
 	c.ThroughputWorkers = 4
@@ -197,6 +203,8 @@ func (c *Config) check() error {
 		return errors.New("no scenarios selected")
 	case c.Rounds < 1:
 		return fmt.Errorf("rounds must be at least 1, got %d", c.Rounds)
+	case c.UncontendedRounds < 1:
+		return fmt.Errorf("uncontended rounds must be at least 1, got %d", c.UncontendedRounds)
 	case len(c.Servers) == 0:
 		return errors.New("no server counts selected")
 	}
@@ -304,7 +312,7 @@ func writeHeader(w io.Writer, e *env, started time.Time) {
 	fmt.Fprintf(w, "| CPUs | %d (GOMAXPROCS %d), host %s |\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), host)
 	fmt.Fprintf(w, "| redis-server | %s, %d processes on 127.0.0.1, no persistence |\n", e.fleet.redisVersion(context.Background()), len(e.fleet.servers))
 	fmt.Fprintf(w, "| modules | %s |\n", moduleVersions())
-	fmt.Fprintf(w, "| rounds | %d per scenario, libraries interleaved, order rotated each round; figures are medians over rounds (range in parentheses) |\n\n", e.cfg.Rounds)
+	fmt.Fprintf(w, "| rounds | %d per scenario (scenario 1: %d shorter ones), libraries interleaved, order rotated each round; figures are medians over rounds (range in parentheses) |\n\n", e.cfg.Rounds, e.cfg.UncontendedRounds)
 	fmt.Fprintf(w, "Every library uses go-redis v9 clients with default options (one client per server) and its own default options unless a table says otherwise. The floor is the raw go-redis client sending `SET key value NX PX 8000` and the compare-and-delete script (EVALSHA) to every server (one goroutine per server when N > 1), with no library around it.\n\n")
 }
 

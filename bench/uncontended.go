@@ -95,13 +95,13 @@ func runUncontended(ctx context.Context, e *env) ([]section, error) {
 	}
 	figs := make([]figures, len(subjects))
 	lat := make([]time.Duration, 0, maxSamples)
-	for r := 0; r < e.cfg.Rounds; r++ {
+	for r := 0; r < e.cfg.UncontendedRounds; r++ {
 		for _, i := range rotate(len(subjects), r) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 			s := subjects[i]
-			e.progress("  round %d/%d: %s N=%d", r+1, e.cfg.Rounds, s.label, s.n)
+			e.progress("  round %d/%d: %s N=%d", r+1, e.cfg.UncontendedRounds, s.label, s.n)
 			res := measureLockUnlock(ctx, mutexes[i], e.cfg.UncontendedTime, lat)
 			f := &figs[i]
 			f.p50 = append(f.p50, res.p50)
@@ -116,10 +116,11 @@ func runUncontended(ctx context.Context, e *env) ([]section, error) {
 
 	sec := section{
 		title: "1. Uncontended Lock+Unlock (one goroutine)",
-		about: fmt.Sprintf("One goroutine locks and unlocks one key for %v per round; every Lock+Unlock is timed. "+
+		about: fmt.Sprintf("One goroutine locks and unlocks one key for %v per round, %d rounds; every Lock+Unlock is timed. "+
 			"Allocations are runtime.MemStats deltas over the round divided by the Lock+Unlock count; they include go-redis's own allocations, "+
 			"which every library pays alike. Goroutines/op counts the goroutines started per Lock+Unlock (runtime/metrics), go-redis's included. One Mutex is reused for the whole round. "+
-			"Ratios compare the median p50 with the floor's and redsync's on the same N.", e.cfg.UncontendedTime),
+			"Ratios compare the p50 with the floor's and redsync's on the same N in the same round (measured seconds apart), and give the median over rounds: "+
+			"paired by round, they are steadier than the p50s themselves on a shared machine.", e.cfg.UncontendedTime, e.cfg.UncontendedRounds),
 		header: []string{"N", "library", "p50", "p99", "allocs/op", "B/op", "goroutines/op", "p50 ÷ floor", "p50 ÷ redsync", "ops", "errors"},
 	}
 	ratio := func(i int, label string) string {
@@ -127,7 +128,11 @@ func runUncontended(ctx context.Context, e *env) ([]section, error) {
 		if !ok {
 			return "–"
 		}
-		return fmtRatio(float64(figs[i].p50.median()), float64(figs[j].p50.median()))
+		ratios := make(series, len(figs[i].p50))
+		for r := range ratios {
+			ratios[r] = float64(figs[i].p50[r]) / float64(figs[j].p50[r])
+		}
+		return fmtRatio(ratios.median(), 1)
 	}
 	for i, s := range subjects {
 		f := figs[i]
