@@ -611,7 +611,18 @@ func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult,
 		if status == int64(2) && hold != nil && !hold.record(node) {
 			m.releaseLate(pool, value)
 		}
-		return err == nil && status != int64(0), err
+		if err != nil {
+			return false, err
+		}
+		switch status {
+		case int64(1), int64(2):
+			return true, nil
+		case int64(0):
+			return false, nil
+		}
+		// Only the script's own replies count: a server that did not run
+		// it has not extended anything.
+		return false, fmt.Errorf("redsync: unexpected reply %#v to the extend script", status)
 	}, m.watchRound(ctx, op, 0))
 	if res.ctxErr != nil {
 		return res, errors.Join(res.err, res.ctxErr)
@@ -730,10 +741,17 @@ func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value any) (bo
 	if err != nil {
 		return false, err
 	}
-	if status == int64(-1) {
+	switch status {
+	case int64(1):
+		return true, nil
+	case int64(0):
+		return false, nil
+	case int64(-1):
 		return false, ErrLockAlreadyExpired
 	}
-	return status != int64(0), nil
+	// Only the script's own replies count: a server that did not run it
+	// has not released anything.
+	return false, fmt.Errorf("redsync: unexpected reply %#v to the release script", status)
 }
 
 // handoffGrace is how long a released key stays reserved for the waiters

@@ -2,6 +2,7 @@ package redsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -18,7 +19,8 @@ import (
 type hookPool struct {
 	redis.Pool
 	releases int64 // atomic
-	// eval, when not nil, runs before each script; its error fails it.
+	// eval, when not nil, runs before each script; its error fails it,
+	// and errSilent makes it answer nothing: no reply and no error.
 	eval func(script *redis.Script) error
 	// acquire, when not nil, runs before each SET NX goes out.
 	acquire func()
@@ -54,7 +56,9 @@ func (c *hookConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
 		atomic.AddInt64(&c.p.releases, 1)
 	}
 	if c.p.eval != nil {
-		if err := c.p.eval(script); err != nil {
+		if err := c.p.eval(script); err == errSilent {
+			return nil, nil
+		} else if err != nil {
 			return nil, err
 		}
 	}
@@ -157,3 +161,38 @@ func TestServerRequestsKeepTheCallersValuesButNotItsCancellation(t *testing.T) {
 	assert.Equal(t, "ok", <-seen)
 	rs.Wait()
 }
+
+// TestAReplyThatIsNoScriptReplyCountsForNothing: a server whose client
+// hands back neither a reply nor an error (go-redis does so for the
+// commands of a pipeline it could not send) has not run the script: it
+// must not count as extended or released.
+func TestAReplyThatIsNoScriptReplyCountsForNothing(t *testing.T) {
+	servers, pools := miniPools(t, 3)
+	silent := func(script *redis.Script) error {
+		if script == extendScript || script == releaseScript {
+			return errSilent
+		}
+		return nil
+	}
+	for i := 1; i < 3; i++ {
+		pools[i] = &hookPool{Pool: pools[i], eval: silent}
+	}
+	rs := New(pools...)
+	defer rs.Wait()
+	m := rs.NewMutex("silent")
+	require.NoError(t, m.Lock())
+
+	ok, err := m.Extend()
+	assert.False(t, ok, "extended on one server of three")
+	assert.ErrorContains(t, err, "unexpected reply")
+
+	ok, err = m.Unlock()
+	assert.False(t, ok, "released on one server of three")
+	assert.ErrorContains(t, err, "unexpected reply")
+	assert.False(t, servers[0].Exists("silent"))
+	assert.True(t, servers[1].Exists("silent"), "the silent servers kept the key")
+}
+
+// errSilent makes hookConn.Eval answer (nil, nil) without running the
+// script.
+var errSilent = errors.New("silent")

@@ -136,7 +136,27 @@ func (b *batcher) send(calls []*batchCall, leader *batchCall) {
 	for _, c := range calls {
 		_ = pipe.Process(ctx, c.cmd)
 	}
-	_, _ = pipe.Exec(ctx)
+	_, err := pipe.Exec(ctx)
+	if err == nil {
+		return
+	}
+	for _, c := range calls {
+		if c.cmd.Err() == err {
+			return // a command's own error: every command has its reply
+		}
+	}
+	// The pipeline failed as a whole, for instance because the server
+	// refused the new connection's handshake with an error of its own:
+	// go-redis then leaves the commands without reply and without error,
+	// which would read as nil replies. None of them ran (on a cluster
+	// client, the commands for other nodes may have: those that did not
+	// fail are then reported failed too, which a lock takes as "may have
+	// run" and cleans up after).
+	for _, c := range calls {
+		if c.cmd.Err() == nil {
+			c.cmd.SetErr(err)
+		}
+	}
 }
 
 // passOn ends the sender's turn: the first call still queued is to send

@@ -192,3 +192,34 @@ func TestBatchesKeepTheirCommandsOnAClusterClient(t *testing.T) {
 	t.Cleanup(func() { _ = client.Close() })
 	hammer(t, goredis.NewPool(client), 12, 60)
 }
+
+// TestEveryCommandOfAFailedBatchReportsTheFailure: when go-redis cannot
+// even set up the connection for a pipeline because the server refuses the
+// handshake with a Redis error (here SELECT of a database it does not
+// have), go-redis leaves the commands without reply and without
+// error. Each must still report the failure: an Eval without either would
+// read as a nil reply, which a lock must never take for success.
+func TestEveryCommandOfAFailedBatchReportsTheFailure(t *testing.T) {
+	srv := redistest.Start(t, 1)[0]
+	client, counter := countedClient(t, srv.Addr(), func(o *redis.Options) { o.DB = 1000 })
+	pool := goredis.NewPool(client)
+	script := redsyncredis.NewScript(1, `return 1`, "")
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				conn, _ := pool.Get(context.Background())
+				reply, err := conn.Eval(script, "k")
+				assert.Error(t, err, "reply %v", reply)
+				ok, err := conn.SetNX("k", "v", time.Minute)
+				assert.False(t, ok)
+				assert.Error(t, err)
+				_ = conn.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Greater(t, atomic.LoadInt64(&counter.pipelines), int64(0), "no batch was tried")
+}
