@@ -1,19 +1,29 @@
 package bench
 
 import (
+	"context"
 	"os"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/quorumlock/redsync/internal/redistest"
 )
 
 func TestMain(m *testing.M) {
+	// go-redis logs to standard output, where a line in the middle of a
+	// benchmark's result makes it unreadable to benchstat (it logs when
+	// a closed client's pooled connections are dropped).
+	redis.SetLogger(discardLogger{})
 	// go-redis may still be dialing a connection in the background when a
 	// client is closed; that goroutine ends by itself.
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"))
 }
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(context.Context, string, ...interface{}) {}
 
 // testFleet starts n servers for t (see redistest.Start: skipped without
 // redis-server unless REDSYNC_REQUIRE_REDIS=1) and stops them in cleanup.
