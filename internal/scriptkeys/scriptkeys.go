@@ -15,18 +15,9 @@ import (
 // would send for them as arguments. The error says why keysAndArgs does not
 // fit keyCount; its text has no adapter prefix, callers add their own.
 func Split(keyCount int, keysAndArgs []any) ([]string, []any, error) {
-	if keyCount < 0 {
-		if len(keysAndArgs) == 0 {
-			return nil, nil, fmt.Errorf("script takes its key count as the first argument, but no arguments were given")
-		}
-		n, ok := keyCountOf(keysAndArgs[0])
-		if !ok {
-			return nil, nil, fmt.Errorf("script key count (first argument) is %#v, want a non-negative integer", keysAndArgs[0])
-		}
-		keyCount, keysAndArgs = n, keysAndArgs[1:]
-	}
-	if keyCount > len(keysAndArgs) {
-		return nil, nil, fmt.Errorf("script takes %d keys, but only %d keys and arguments were given", keyCount, len(keysAndArgs))
+	keyCount, keysAndArgs, err := Count(keyCount, keysAndArgs)
+	if err != nil {
+		return nil, nil, err
 	}
 	switch keyCount {
 	case 0:
@@ -40,6 +31,27 @@ func Split(keyCount int, keysAndArgs []any) ([]string, []any, error) {
 		keys[i] = keyString(keysAndArgs[i])
 	}
 	return keys, keysAndArgs[keyCount:], nil
+}
+
+// Count returns the number of keys of a script taking keyCount keys, and
+// its keys and arguments: keysAndArgs, without the key count that comes
+// first when keyCount is negative (see Split, which gives the same
+// errors). For the adapters whose client takes the keys as arguments.
+func Count(keyCount int, keysAndArgs []any) (int, []any, error) {
+	if keyCount < 0 {
+		if len(keysAndArgs) == 0 {
+			return 0, nil, fmt.Errorf("script takes its key count as the first argument, but no arguments were given")
+		}
+		n, ok := keyCountOf(keysAndArgs[0])
+		if !ok {
+			return 0, nil, fmt.Errorf("script key count (first argument) is %#v, want a non-negative integer", keysAndArgs[0])
+		}
+		keyCount, keysAndArgs = n, keysAndArgs[1:]
+	}
+	if keyCount > len(keysAndArgs) {
+		return 0, nil, fmt.Errorf("script takes %d keys, but only %d keys and arguments were given", keyCount, len(keysAndArgs))
+	}
+	return keyCount, keysAndArgs, nil
 }
 
 // keyString returns key as a string, with the same bytes that go-redis (and

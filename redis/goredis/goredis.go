@@ -182,13 +182,13 @@ func (c *conn) PTTL(name string) (time.Duration, error) {
 }
 
 func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (any, error) {
-	keys, args, err := scriptkeys.Split(script.KeyCount, keysAndArgs)
+	keyCount, keysAndArgs, err := scriptkeys.Count(script.KeyCount, keysAndArgs)
 	if err != nil {
 		return nil, fmt.Errorf("goredis: %w", err)
 	}
-	v, err := c.eval("evalsha", script.Hash, keys, args)
+	v, err := c.eval("evalsha", script.Hash, keyCount, keysAndArgs)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		v, err = c.eval("eval", script.Src, keys, args)
+		v, err = c.eval("eval", script.Src, keyCount, keysAndArgs)
 	}
 	if err == redis.Nil {
 		return nil, nil
@@ -196,16 +196,15 @@ func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (any, error
 	return v, err
 }
 
-// eval sends EVAL or EVALSHA (command) with the script's source or hash.
-func (c *conn) eval(command, script string, keys []string, args []any) (any, error) {
-	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
-	cmdArgs = append(cmdArgs, command, script, len(keys))
-	for _, key := range keys {
-		cmdArgs = append(cmdArgs, key)
-	}
-	cmdArgs = append(cmdArgs, args...)
+// eval sends EVAL or EVALSHA (command) with the script's source or hash,
+// the number of keys and the keys and arguments, as given: go-redis writes
+// a key that is not a string as it writes any argument.
+func (c *conn) eval(command, script string, keyCount int, keysAndArgs []any) (any, error) {
+	cmdArgs := make([]any, 0, 3+len(keysAndArgs))
+	cmdArgs = append(cmdArgs, command, script, keyCount)
+	cmdArgs = append(cmdArgs, keysAndArgs...)
 	cmd := redis.NewCmd(c.ctx, cmdArgs...)
-	if len(keys) > 0 {
+	if keyCount > 0 {
 		cmd.SetFirstKeyPos(3) // for a cluster client to route it by the first key
 	}
 	if err := c.process(cmd); err != nil {
