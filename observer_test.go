@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -298,7 +299,9 @@ func TestObserverSeesContention(t *testing.T) {
 	t.Run("handoff", func(t *testing.T) {
 		// With hand-off the waiter is woken by the release, within its
 		// first retry delay; it may also try when its subscriptions are
-		// confirmed (a release may have gone unheard before).
+		// confirmed (a release may have gone unheard before), which on a
+		// loaded machine can fall in the middle of the release: such a
+		// try finds some servers released and is still taken.
 		rec := &recorder{attempt: make(chan redsync.AttemptEvent, 8)}
 		waiter := c.rs.NewMutex(name, redsync.WithObserver(rec), redsync.WithRetryDelay(time.Hour))
 		done := make(chan error, 1)
@@ -315,9 +318,12 @@ func TestObserverSeesContention(t *testing.T) {
 		attempts := (len(lines) - 2) / 2
 		want := []string{"lock start tries=32"}
 		for i := 1; i < attempts; i++ {
-			want = append(want,
-				fmt.Sprintf("lock attempt %d nodes: 0=refused 1=refused 2=refused", i),
-				fmt.Sprintf("lock attempt %d try 1: taken", i))
+			nodes := fmt.Sprintf("lock attempt %d nodes: 0=refused 1=refused 2=refused", i)
+			if regexp.MustCompile(`^lock attempt \d+ nodes: 0=(ok|refused) 1=(ok|refused) 2=(ok|refused)$`).MatchString(lines[2*i-1]) &&
+				strings.Count(lines[2*i-1], "refused") >= 2 {
+				nodes = lines[2*i-1] // a try during the release
+			}
+			want = append(want, nodes, fmt.Sprintf("lock attempt %d try 1: taken", i))
 		}
 		want = append(want,
 			fmt.Sprintf("lock attempt %d nodes: 0=ok 1=ok 2=ok", attempts),
