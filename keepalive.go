@@ -165,6 +165,9 @@ func (m *Mutex) keepAlive(k *keeper) {
 		case errors.Is(err, ErrNotHeld):
 			m.lose(k, fmt.Errorf("%w: the Mutex no longer holds a value", ErrLockLost))
 			return
+		case errors.Is(err, ErrLockLost):
+			m.lose(k, err)
+			return
 		default:
 			next = time.Now().Add(retry)
 		}

@@ -591,7 +591,7 @@ func (m *Mutex) extend(ctx context.Context, op Op, setNX bool) (roundResult, err
 // extendOnce is extend, unobserved.
 func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult, error) {
 	m.mu.Lock()
-	value, hold := m.value, m.hold
+	value, hold, validUntil := m.value, m.hold, m.until
 	m.mu.Unlock()
 	if value == "" {
 		return roundResult{}, ErrNotHeld
@@ -630,8 +630,16 @@ func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult,
 	if res.n < m.quorum {
 		return res, res.err
 	}
+	now := time.Now()
+	if op == OpKeepAlive && !now.Before(validUntil) {
+		// The replies came after the lock's validity ended (the process
+		// was stopped, say): another holder may have had the lock in
+		// between, and keys set again where they had expired would hide
+		// it. KeepAlive extends only a lock that never lapsed.
+		return res, fmt.Errorf("%w: the extension came back after the lock's validity ended", ErrLockLost)
+	}
 	until := start.Add(m.expiry - m.drift())
-	if !time.Now().Before(until) {
+	if !now.Before(until) {
 		return res, ErrExtendFailed
 	}
 	m.mu.Lock()

@@ -196,3 +196,29 @@ func TestAReplyThatIsNoScriptReplyCountsForNothing(t *testing.T) {
 // errSilent makes hookConn.Eval answer (nil, nil) without running the
 // script.
 var errSilent = errors.New("silent")
+
+// TestAKeepAliveExtensionBackAfterUntilLosesTheLock: an extension whose
+// replies come after the lock's validity ended (the process was stopped
+// between KeepAlive's check and the replies) must not move Until: another
+// holder may have had the lock in between, and setting the expired keys
+// again would hide that. Extend keeps redsync's meaning.
+func TestAKeepAliveExtensionBackAfterUntilLosesTheLock(t *testing.T) {
+	_, pools := miniPools(t, 3)
+	rs := New(pools...)
+	defer rs.Wait()
+	m := rs.NewMutex("lapsed", WithExpiry(time.Second))
+	require.NoError(t, m.Lock())
+	m.mu.Lock()
+	m.until = time.Now().Add(-time.Millisecond) // as after a pause
+	lapsed := m.until
+	m.mu.Unlock()
+
+	_, err := m.extend(context.Background(), OpKeepAlive, true)
+	assert.ErrorIs(t, err, ErrLockLost)
+	assert.Equal(t, lapsed, m.Until(), "Until moved by an extension that came back too late")
+
+	ok, err := m.Extend()
+	assert.True(t, ok, "Extend of a lapsed lock whose keys are still there: %v", err)
+	ok, err = m.Unlock()
+	assert.True(t, ok, err)
+}

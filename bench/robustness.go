@@ -46,9 +46,15 @@ func runCancelledLock(ctx context.Context, e *env) (section, error) {
 			s := e.openSubject(lib, maxServers, lockOptions{}, "")
 			key := s.key("cancel", r)
 			m := s.locker.newMutex(key)
-			if err := warmup(ctx, s.locker.newMutex(s.key("warmup")), min(e.cfg.Warmup, 20)); err != nil {
-				s.close()
-				return section{}, fmt.Errorf("%s: %w", lib.name, err)
+			// A fresh Mutex per warm-up Lock+Unlock: redsync's fail-fast
+			// Unlock returns while its goroutines still read the Mutex's
+			// value, which its next Lock writes (a data race in redsync
+			// that the race detector reports).
+			for w := 0; w < min(e.cfg.Warmup, 20); w++ {
+				if err := warmup(ctx, s.locker.newMutex(s.key("warmup", w)), 1); err != nil {
+					s.close()
+					return section{}, fmt.Errorf("%s: %w", lib.name, err)
+				}
 			}
 			base := runtime.NumGoroutine()
 			if err := e.fleet.pause(stalled...); err != nil {
@@ -148,9 +154,15 @@ func runFailFastOrphans(ctx context.Context, e *env) (section, error) {
 			lib, f := libs[i], &figs[i]
 			e.progress("  round %d/%d: %s, %d Lock+Unlock with WithFailFast(true)", r+1, e.cfg.Rounds, lib.name, e.cfg.FailFastOps)
 			s := e.openSubject(lib, maxServers, lockOptions{failFast: true}, "")
-			if err := warmup(ctx, s.locker.newMutex(s.key("warmup")), min(e.cfg.Warmup, 20)); err != nil {
-				s.close()
-				return section{}, fmt.Errorf("%s: %w", lib.name, err)
+			// A fresh Mutex per warm-up Lock+Unlock: redsync's fail-fast
+			// Unlock returns while its goroutines still read the Mutex's
+			// value, which its next Lock writes (a data race in redsync
+			// that the race detector reports).
+			for w := 0; w < min(e.cfg.Warmup, 20); w++ {
+				if err := warmup(ctx, s.locker.newMutex(s.key("warmup", w)), 1); err != nil {
+					s.close()
+					return section{}, fmt.Errorf("%s: %w", lib.name, err)
+				}
 			}
 			base := runtime.NumGoroutine()
 			prefix := s.key("failfast", r)
