@@ -47,7 +47,9 @@ type keeper struct {
 // the moment the lock can no longer be proven held: when Until, less a
 // margin (the drift allowance or the per-server deadline, whichever is
 // longer), passes without a successful extension, when a quorum of
-// servers holds another value, or when Unlock is called. context.Cause
+// servers holds another value, when an extension comes back only after
+// Until (the process was stopped meanwhile, and another holder may have had
+// the lock in between), or when Unlock is called. context.Cause
 // tells which: an error wrapping ErrLockLost, ErrUnlocked, or the cause of
 // ctx when ctx ended first (the extension then stops, and the lock lapses at
 // its expiry unless Unlock releases it first). Work done under the lock
