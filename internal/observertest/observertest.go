@@ -34,7 +34,9 @@ func Run(t testing.TB, ctx context.Context, obs redsync.Observer) {
 	pools := make([]redis.Pool, 3)
 	for i := range servers {
 		servers[i] = miniredis.RunT(t)
-		client := goredislib.NewClient(&goredislib.Options{Addr: servers[i].Addr()})
+		// No retries: node 2's errors come back at once instead of after
+		// go-redis's backoff, which could outlast the per-server deadline.
+		client := goredislib.NewClient(&goredislib.Options{Addr: servers[i].Addr(), MaxRetries: -1})
 		t.Cleanup(func() { _ = client.Close() })
 		pools[i] = goredis.NewPool(client)
 	}

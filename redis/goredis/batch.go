@@ -7,26 +7,32 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// A batcher sends the commands of one Pool, at most one batch at a time:
-// a command issued while a batch is on its way waits for it to return and
-// then goes out with every other command that queued meanwhile, as one
-// pipeline. Under load many lock operations share one write, one read and
-// one server wake-up instead of paying each their own; a command issued
-// alone goes out at once, as it would without the batcher.
+// A batcher sends the commands of one Pool, at most maxInFlight batches at
+// a time: a command issued while that many are on their way waits for one
+// of them to return and then goes out with every other command that queued
+// meanwhile, as one pipeline. Under load many lock operations share one
+// write, one read and one server wake-up instead of paying each their own;
+// a command issued while fewer are on their way goes out at once, as it
+// would without the batcher, so that one slow command (a server loading
+// its data answers only after go-redis's retries, say) does not hold up
+// the next.
 //
 // No goroutine of its own runs the batches: the goroutine whose command
-// finds nothing on its way sends it, and when a batch returns, its sender
-// passes the next batch to the first command that queued for it.
+// finds a free place sends it, and when a batch returns, its sender passes
+// its place to the first command that queued, which sends the next batch.
 type batcher struct {
 	client redis.UniversalClient
 
 	mu      sync.Mutex   // guards busy, queue and every queued call's state
-	busy    bool         // a batch is on its way, or about to be sent
+	busy    int          // batches on their way, or about to be sent
 	queue   []*batchCall // the calls for the next batch, in arrival order
 	scratch []*batchCall // the previous queue's array, for reuse
 }
 
 // A batchCall is a command that waits in the queue for its batch.
+// maxInFlight is how many batches of one Pool may be on their way at once.
+const maxInFlight = 2
+
 type batchCall struct {
 	ctx   context.Context
 	cmd   redis.Cmder
@@ -51,8 +57,8 @@ const (
 // reply, whenever it comes, is dropped.
 func (b *batcher) process(ctx context.Context, cmd redis.Cmder) error {
 	b.mu.Lock()
-	if !b.busy {
-		b.busy = true
+	if b.busy < maxInFlight {
+		b.busy++
 		b.mu.Unlock()
 		_ = b.client.Process(ctx, cmd)
 		b.passOn()
@@ -93,13 +99,18 @@ func (b *batcher) sendQueued(leader *batchCall) {
 	b.mu.Lock()
 	batch := b.queue
 	b.queue, b.scratch = b.scratch[:0], nil
+	// The leader may have left the queue already: another sender that was
+	// given a place at the same time took the queue with it still in, as a
+	// leader, which it leaves out.
 	live := batch[:0]
 	for _, c := range batch {
-		if c.state == queued || c == leader {
+		if c.state == queued {
 			c.state = sent
 			live = append(live, c)
 		}
 	}
+	leader.state = sent
+	live = append(live, leader)
 	b.mu.Unlock()
 
 	b.send(live, leader)
@@ -160,7 +171,7 @@ func (b *batcher) send(calls []*batchCall, leader *batchCall) {
 }
 
 // passOn ends the sender's turn: the first call still queued is to send
-// the next batch; with none, the next command goes out at once.
+// the next batch in its place; with none, the place is free.
 func (b *batcher) passOn() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -175,5 +186,5 @@ func (b *batcher) passOn() {
 		b.queue[i] = nil // abandoned calls only
 	}
 	b.queue = b.queue[:0]
-	b.busy = false
+	b.busy--
 }

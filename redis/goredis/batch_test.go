@@ -113,11 +113,11 @@ func TestWithBatchingFalseSendsEveryCommandAlone(t *testing.T) {
 	assert.GreaterOrEqual(t, atomic.LoadInt64(&counter.alone), int64(8*50*5))
 }
 
-// TestACommandWaitingForABatchReturnsWhenItsContextEnds: behind a batch
-// stuck on a stopped server, a queued command returns at its own deadline
-// and is never sent; the commands that queued with it still are, once the
-// stuck batch returns, by one of them although the first in the queue gave
-// up.
+// TestACommandWaitingForABatchReturnsWhenItsContextEnds: behind batches
+// stuck on a stopped server (as many as may be on their way), a queued
+// command returns at its own deadline and is never sent; the commands that
+// queued with it still are, once a stuck batch returns, by one of them
+// although the first in the queue gave up.
 func TestACommandWaitingForABatchReturnsWhenItsContextEnds(t *testing.T) {
 	srv := redistest.Start(t, 1)[0]
 	const readTimeout = 700 * time.Millisecond
@@ -129,13 +129,15 @@ func TestACommandWaitingForABatchReturnsWhenItsContextEnds(t *testing.T) {
 	require.NoError(t, err)
 
 	srv.Pause(t)
-	stuck := make(chan error, 1)
-	go func() {
-		conn, _ := pool.Get(context.Background())
-		_, err := conn.Set("stuck", "1")
-		stuck <- err
-	}()
-	time.Sleep(50 * time.Millisecond) // the stuck batch is on its way
+	stuck := make(chan error, goredis.MaxInFlight)
+	for i := 0; i < goredis.MaxInFlight; i++ {
+		go func(i int) {
+			conn, _ := pool.Get(context.Background())
+			_, err := conn.Set(fmt.Sprintf("stuck:%d", i), "1")
+			stuck <- err
+		}(i)
+	}
+	time.Sleep(50 * time.Millisecond) // the stuck batches are on their way
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -159,7 +161,9 @@ func TestACommandWaitingForABatchReturnsWhenItsContextEnds(t *testing.T) {
 	assert.Less(t, time.Since(start), readTimeout/2, "returned at its deadline, not with the stuck batch")
 
 	srv.Resume(t)
-	assert.NoError(t, within(t, stuck, 5*time.Second), "resumed before the read timeout")
+	for i := 0; i < goredis.MaxInFlight; i++ {
+		assert.NoError(t, within(t, stuck, 5*time.Second), "resumed before the read timeout")
+	}
 	assert.NoError(t, within(t, later, 5*time.Second), "the command queued after the one that gave up was sent")
 
 	check, err := pool.Get(context.Background())
