@@ -17,11 +17,12 @@
 // it is not withdrawn, and a server that was merely slow may still execute
 // it.
 //
-// Commands of one Pool go out in batches: a command sent while another of
-// the Pool's commands is on its way to the server waits for that one to
-// return, and then goes out with every command that queued meanwhile, as
-// one go-redis pipeline; a command sent while none is on its way goes out
-// at once, through the client's Process. Under load, many lock operations
+// Commands of one Pool go out in batches: at most two batches of the
+// Pool's commands are on their way to the server at once, and a command
+// sent while both are waits for one of them to return, and then goes out
+// with every command that queued meanwhile, as one go-redis pipeline; a
+// command sent while fewer are on their way goes out at once, through the
+// client's Process. Under load, many lock operations
 // then share one write, one read and one wake-up of the server instead of
 // paying for their own. Each command keeps its own reply and error. A
 // command that waits for its batch returns with its context's error as
@@ -85,8 +86,9 @@ type Option func(*pool)
 
 // WithBatching(false) makes every command of the Pool go out on its own,
 // through the client's Process, as redsync's adapter sends them. By
-// default (true) commands that the Pool's users issue while another is on
-// its way go out together, as one pipeline (see the package comment).
+// default (true) commands that the Pool's users issue while two batches
+// are on their way go out together, as one pipeline (see the package
+// comment).
 func WithBatching(on bool) Option {
 	return func(p *pool) {
 		if !on {
