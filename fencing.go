@@ -323,10 +323,13 @@ func parseFenceReply(reply any) (counter, clock uint64, err error) {
 }
 
 // writeBackToken stores token in the fencing counters of a quorum of the
-// servers that hold value, before the acquisition may count.
-func (m *Mutex) writeBackToken(ctx context.Context, value string, token uint64) roundResult {
+// servers that hold value, before the acquisition may count. The write-back
+// to a server waits for that server's acquire reply (hold's), so that it
+// cannot overtake the acquire still on its way there and find no value.
+func (m *Mutex) writeBackToken(ctx context.Context, value string, token uint64, hold *holding) roundResult {
 	var valueArg, tokenArg any = value, strconv.FormatUint(token, 10)
-	return m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
+	return m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+		hold.awaitReply(ctx, node)
 		status, err := m.eval(ctx, pool, fenceWriteBackScript, m.args.name, m.args.fenceKey, valueArg, tokenArg, fenceCounterTTLMillis)
 		return err == nil && status == int64(1), err
 	}, nil)

@@ -400,7 +400,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		token, stored = reads.token()
 		wb := roundResult{n: m.quorum}
 		if !stored {
-			wb = m.writeBackToken(ctx, value, token)
+			wb = m.writeBackToken(ctx, value, token, hold)
 		}
 		switch {
 		case wb.ctxErr != nil:
