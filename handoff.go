@@ -27,6 +27,12 @@ import (
 //     a waiter's acquire script takes the key over from it, while a plain
 //     SET NX, such as the first try of a newcomer or the releaser trying
 //     again at once, is refused. Those who waited go first.
+//   - When the head waiter is in the same process as the releaser, the
+//     release itself hands the lock over (see handOffer): on each server
+//     where nobody but this process listens for the name, the script sets
+//     the key from the releaser's value straight to the waiter's, and the
+//     waiter holds the lock once a quorum did, without a request of its
+//     own: the lock changes hands in one round trip instead of two.
 
 // handoffMarker is the value the release script leaves in the key for the
 // waiters it notified. It cannot be a lock value: those are base64, or
@@ -77,37 +83,47 @@ type nameWaiters struct {
 // A waiter is one Lock call waiting for a name.
 type waiter struct {
 	h     *handoff
+	m     *Mutex // the Mutex that waits
 	name  string
 	since time.Time     // when its last attempt started; guarded by h.mu
 	wake  chan struct{} // signalled when the head should try again; buffered
+
+	// Guarded by h.mu: busy is set while the waiter attempts or takes an
+	// offer, prepared is the value a releaser may hand the lock over to
+	// while it waits ("" when it may not), and offer is the hand-over made
+	// to it that it has not taken yet.
+	busy     bool
+	prepared string
+	offer    *handOffer
 }
 
-// join queues a waiter for name whose failed try started at since, and
+// join queues a waiter of m whose failed try started at since, and
 // subscribes to the name's releases on every listener.
-func (h *handoff) join(rs *Redsync, name string, since time.Time) *waiter {
+func (h *handoff) join(m *Mutex, since time.Time) *waiter {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.joinLocked(rs, name, since)
+	return h.joinLocked(m, since)
 }
 
-// joinBehind queues a waiter for name, without a try first, if other
-// waiters of this process already queue for it: a first try would find the
+// joinBehind queues a waiter of m, without a try first, if other waiters
+// of this process already queue for its name: a first try would find the
 // lock held or reserved for them. It returns nil when nobody queues.
-func (h *handoff) joinBehind(rs *Redsync, name string) *waiter {
+func (h *handoff) joinBehind(m *Mutex) *waiter {
 	if atomic.LoadInt32(&h.waited) == 0 {
 		return nil
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if nw := h.names[name]; nw == nil || len(nw.queue) == 0 {
+	if nw := h.names[m.name]; nw == nil || len(nw.queue) == 0 {
 		return nil
 	}
-	return h.joinLocked(rs, name, time.Now())
+	return h.joinLocked(m, time.Now())
 }
 
 // joinLocked is join with h.mu held.
-func (h *handoff) joinLocked(rs *Redsync, name string, since time.Time) *waiter {
-	w := &waiter{h: h, name: name, since: since, wake: make(chan struct{}, 1)}
+func (h *handoff) joinLocked(m *Mutex, since time.Time) *waiter {
+	rs, name := m.rs, m.name
+	w := &waiter{h: h, m: m, name: name, since: since, wake: make(chan struct{}, 1), busy: true}
 	if !h.started {
 		h.started = true
 		h.listeners = make([]*listener, len(rs.pools))
@@ -166,10 +182,28 @@ func (h *handoff) wakeHeadIfFree(nw *nameWaiters) {
 }
 
 // attempting records that w starts an attempt: only releases announced
-// from now on count for its next wake-up.
-func (w *waiter) attempting(start time.Time) {
+// from now on count for its next wake-up. When a releaser has handed the
+// lock over to w meanwhile, it returns that offer instead, which w must
+// take (see takeOffer) rather than attempt.
+func (w *waiter) attempting(start time.Time) *handOffer {
 	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	w.busy = true
+	w.prepared = ""
+	if o := w.offer; o != nil {
+		w.offer = nil
+		return o
+	}
 	w.since = start
+	return nil
+}
+
+// idle records that w waits, ready to be handed the lock with value (see
+// handOffer); "" when it may not be.
+func (w *waiter) idle(value string) {
+	w.h.mu.Lock()
+	w.busy = false
+	w.prepared = value
 	w.h.mu.Unlock()
 }
 
@@ -190,6 +224,12 @@ func (w *waiter) leave(acquired bool, heldUntil time.Time) {
 	h := w.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	w.busy, w.prepared = true, ""
+	if o := w.offer; o != nil {
+		// Handed the lock over while it gave up: it is released.
+		w.offer = nil
+		o.abandon()
+	}
 	nw := h.names[w.name]
 	if nw == nil {
 		return
@@ -445,5 +485,115 @@ func (l *listener) send(conn redis.Subscription, stop chan struct{}) {
 			_ = conn.Unsubscribe(ctx, drop...)
 		}
 		cancel()
+	}
+}
+
+// A handOffer is an Unlock that hands the lock over to the head waiter of
+// its process (see handOverScript). The waiter holds the lock once a
+// quorum of servers set its value within its validity, which counts from
+// before the release was sent, as if the waiter had sent an acquire then:
+// on each server the key went from the releaser's value to the waiter's in
+// one step, so nobody else can have held it there in between.
+//
+// The releaser settles the offer when its round returns. The waiter takes
+// it (takeOffer) or, when it gives up first, abandons it; whoever of the
+// two comes last releases what the offer set when the waiter does not
+// hold the lock.
+type handOffer struct {
+	w          *waiter
+	value      string // the waiter's value
+	valueArg   any    // value, converted once for the requests
+	expiryArg  any    // the waiter's expiry in milliseconds
+	hold       *holding
+	start      time.Time // when the release was about to be sent
+	handed     int32     // servers that set value (atomic)
+	done       chan struct{}
+	mu         sync.Mutex // guards the fields below
+	settled    bool
+	abandoned  bool
+	grantedTil time.Time // the waiter's validity; zero when not granted
+}
+
+// offerHead hands the lock that m releases over to the head waiter of m's
+// name in this process, if there is one that may take it: one that waits
+// (not attempting), with a value ready, of another Mutex without fencing
+// or shuffled pools. It returns nil otherwise.
+func (h *handoff) offerHead(m *Mutex) *handOffer {
+	if atomic.LoadInt32(&h.waited) == 0 {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	nw := h.names[m.name]
+	if nw == nil || len(nw.queue) == 0 {
+		return nil
+	}
+	w := nw.queue[0]
+	if w.busy || w.prepared == "" || w.offer != nil || w.m == m ||
+		m.fencing || w.m.fencing || m.shuffle || w.m.shuffle {
+		// (Fencing agrees on a token with the acquire; shuffled pools
+		// number the servers differently in each Mutex.)
+		return nil
+	}
+	o := &handOffer{
+		w:         w,
+		value:     w.prepared,
+		valueArg:  w.prepared,
+		expiryArg: w.m.args.expiryMillis,
+		hold:      newHolding(w.prepared, len(m.pools)),
+		start:     time.Now(),
+		done:      make(chan struct{}),
+	}
+	w.prepared = ""
+	w.offer = o
+	return o
+}
+
+// replied records the reply of one server to the hand-over: handed, or an
+// error after which the server may hold the waiter's value.
+func (o *handOffer) replied(m *Mutex, node int, handed bool, err error) {
+	if handed || (err != nil && !neverSent(err)) {
+		if !o.hold.record(node) {
+			// The hold was given up: this late reply is released here.
+			m.releaseLate(m.pools[node], o.value)
+		} else if handed {
+			atomic.AddInt32(&o.handed, 1)
+		}
+	}
+	o.hold.acquireReplied(node)
+}
+
+// settle decides the offer once the releaser's round returned, and tells
+// the waiter; a waiter that gave up meanwhile has its servers released.
+// It reports whether the waiter holds the lock (or would have).
+func (o *handOffer) settle() bool {
+	wm := o.w.m
+	until := o.start.Add(wm.expiry - wm.drift())
+	granted := int(atomic.LoadInt32(&o.handed)) >= wm.quorum && time.Now().Before(until)
+	o.mu.Lock()
+	o.settled = true
+	if granted {
+		o.grantedTil = until
+	}
+	abandoned := o.abandoned
+	o.mu.Unlock()
+	close(o.done)
+	if abandoned {
+		wm.releaseHold(o.hold)
+		return granted
+	}
+	o.w.signal()
+	return granted
+}
+
+// abandon gives the offer up for a waiter that stopped waiting without
+// taking it; what the offer set is released once it is settled.
+func (o *handOffer) abandon() {
+	o.mu.Lock()
+	o.abandoned = true
+	settled := o.settled
+	o.mu.Unlock()
+	if settled {
+		o.w.m.releaseHold(o.hold)
 	}
 }

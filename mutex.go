@@ -186,20 +186,23 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 	if tries > 1 && m.handoff && m.rs.canListen {
 		// Behind waiters of this process, a first try would find the
 		// lock held or reserved for them: queue at once.
-		w = m.rs.handoff.joinBehind(m.rs, m.name)
+		w = m.rs.handoff.joinBehind(m)
 	}
 	if w != nil {
 		a = lockAttempt{freeIn: -1}
 	} else {
 		// A refused first try asks for the key's time to live only if
 		// Lock may wait for it.
-		a, err = m.attempt(ctx, false, m.handoff && tries > 1, nil, count)
+		a, err = m.attempt(ctx, false, m.handoff && tries > 1, nil, count, "")
 	}
 	var (
 		periodEnd time.Time
 		// errorRetries counts the early attempts made in a row because a
 		// server failed (see below).
 		errorRetries uint
+		// next is the value of the next attempt, made while waiting so
+		// that a releaser can hand the lock over to it; "" until then.
+		next string
 	)
 	for {
 		if !a.start.IsZero() {
@@ -223,7 +226,8 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 				// Queued behind other waiters from the start, it never
 				// tried: one plain try before giving up, so that the
 				// error says why (an *ErrTaken, as redsync would).
-				a, err = m.attempt(ctx, false, false, w, count)
+				a, err = m.attempt(ctx, false, false, w, count, next)
+				next = ""
 				continue
 			}
 			awaitReleased(a.released, m.opTimeout())
@@ -233,7 +237,7 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 			return count, ErrFailed
 		}
 		if w == nil && m.handoff && m.rs.canListen {
-			w = m.rs.handoff.join(m.rs, m.name, a.start)
+			w = m.rs.handoff.join(m, a.start)
 		}
 		if periodEnd.IsZero() {
 			delay := m.delayFunc(count.tries)
@@ -277,6 +281,12 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 		var wake chan struct{}
 		if w != nil {
 			wake = w.wake
+			// While it waits, a releaser of this process may hand the
+			// lock over to it, with the value of its next attempt.
+			if next == "" && !m.fencing && !m.shuffle {
+				next, _ = m.genValueFunc() // a failure shows in the attempt
+			}
+			w.idle(next)
 		}
 		select {
 		case <-ctx.Done():
@@ -298,7 +308,8 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 				continue
 			}
 		}
-		a, err = m.attempt(ctx, m.handoff, m.handoff, w, count)
+		a, err = m.attempt(ctx, m.handoff, m.handoff, w, count, next)
+		next = ""
 	}
 }
 
@@ -312,27 +323,36 @@ type lockAttempt struct {
 	freeIn time.Duration
 	// released is closed when what a failed attempt set is released.
 	released <-chan struct{}
+	// handedOver: the attempt took a hand-over (see takeOffer).
+	handedOver bool
 }
 
-// attempt tries once to acquire the lock with a fresh value. A waiter's
-// attempt (afterWait) may take over a released key held for waiters; w,
-// when not nil, is its place in the queue. count is the Lock call's count
-// before this attempt, for the Observer.
-func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter, count lockCount) (lockAttempt, error) {
+// attempt tries once to acquire the lock with a fresh value (next, when
+// not "", made for it). A waiter's attempt (afterWait) may take over a
+// released key held for waiters; w, when not nil, is its place in the
+// queue, and when a releaser handed the lock over to w, attempt takes that
+// instead. count is the Lock call's count before this attempt, for the
+// Observer.
+func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter, count lockCount, next string) (lockAttempt, error) {
+	if w != nil {
+		if o := w.attempting(time.Now()); o != nil {
+			return m.takeOffer(ctx, w, o, count), nil
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return lockAttempt{res: roundResult{ctxErr: err}}, nil
 	}
 	// A fresh value per attempt: a late release of an earlier attempt can
 	// never delete the key a later one set.
-	value, err := m.genValueFunc()
-	if err != nil {
-		return lockAttempt{}, fmt.Errorf("redsync: making the lock value: %w", err)
+	value := next
+	if value == "" {
+		var err error
+		if value, err = m.genValueFunc(); err != nil {
+			return lockAttempt{}, fmt.Errorf("redsync: making the lock value: %w", err)
+		}
 	}
 	hold := newHolding(value, len(m.pools))
 	start := time.Now()
-	if w != nil {
-		w.attempting(start)
-	}
 	// freeAfter[node] is 1 + the milliseconds until the node is free of the
 	// key (1 when this attempt set it there), or 0 when unknown; written by
 	// the node goroutines, possibly after round returned.
@@ -432,17 +452,54 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 	return a, nil
 }
 
+// takeOffer waits for the hand-over o that a releaser made to w, and takes
+// the lock when it was granted. When it was not, what it set is released
+// and w tries again at once: the lock was released too. When ctx ends
+// first, the offer is abandoned, to be released once settled.
+func (m *Mutex) takeOffer(ctx context.Context, w *waiter, o *handOffer, count lockCount) lockAttempt {
+	select {
+	case <-o.done:
+	case <-ctx.Done():
+		o.abandon()
+		return lockAttempt{res: roundResult{ctxErr: ctx.Err()}}
+	}
+	a := lockAttempt{start: o.start, freeIn: -1, res: roundResult{n: int(atomic.LoadInt32(&o.handed))}, handedOver: true}
+	if until := o.grantedTil; !until.IsZero() {
+		m.mu.Lock()
+		m.value, m.token, m.until, m.acquiredAt, m.hold = o.value, 0, until, o.start, o.hold
+		m.mu.Unlock()
+		a.held = true
+	} else {
+		// Every server's reply first (the releaser's round returned at
+		// its own quorum), so that the release covers every server that
+		// handed over, and the next try finds them free.
+		wait, cancel := context.WithTimeout(context.Background(), m.opTimeout())
+		for node := range m.pools {
+			o.hold.awaitReply(wait, node)
+		}
+		cancel()
+		a.released = m.releaseHold(o.hold)
+		awaitReleased(a.released, m.opTimeout())
+		w.signal()
+	}
+	if m.obs != nil {
+		m.observeAttempt(ctx, a, count)
+	}
+	return a
+}
+
 // observeAttempt reports a decided attempt; m.obs is not nil.
 func (m *Mutex) observeAttempt(ctx context.Context, a lockAttempt, count lockCount) {
 	e := AttemptEvent{
-		Name:     m.name,
-		Attempt:  count.attempts + 1,
-		Try:      count.tries,
-		Duration: time.Since(a.start),
-		Agreed:   a.res.n,
-		Quorum:   m.quorum,
-		Acquired: a.held,
-		Canceled: a.res.ctxErr != nil,
+		Name:       m.name,
+		Attempt:    count.attempts + 1,
+		Try:        count.tries,
+		Duration:   time.Since(a.start),
+		Agreed:     a.res.n,
+		Quorum:     m.quorum,
+		Acquired:   a.held,
+		Canceled:   a.res.ctxErr != nil,
+		HandedOver: a.handedOver,
 	}
 	switch {
 	case a.held:
@@ -514,6 +571,10 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 	if value == "" {
 		return false, ErrNotHeld
 	}
+	var offer *handOffer
+	if m.rs.canListen {
+		offer = m.rs.handoff.offerHead(m)
+	}
 	var valueArg any = value
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		if hold != nil {
@@ -527,7 +588,17 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 				hold.giveUp()
 			}
 		}
-		ok, err := m.release(ctx, pool, valueArg)
+		var (
+			ok  bool
+			err error
+		)
+		if offer != nil {
+			var handed bool
+			ok, handed, err = m.handOver(ctx, pool, valueArg, offer)
+			offer.replied(m, node, handed, err)
+		} else {
+			ok, err = m.release(ctx, pool, valueArg)
+		}
 		if err != nil && err != ErrLockAlreadyExpired && !neverSent(err) {
 			// A connection broken before the request went out (by a
 			// server restart, say) fails it: release once more, on the
@@ -540,13 +611,17 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 		}
 		return ok, err
 	}, m.watchRound(ctx, OpUnlock, 0))
+	handedOver := false
+	if offer != nil {
+		handedOver = offer.settle()
+	}
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, res.ctxErr)
 	}
 	if res.n < m.quorum {
 		return false, res.err
 	}
-	if m.rs.canListen {
+	if m.rs.canListen && !handedOver {
 		m.rs.handoff.releasedHere(m.name)
 	}
 	return true, nil
@@ -760,6 +835,43 @@ func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value any) (bo
 	// Only the script's own replies count: a server that did not run it
 	// has not released anything.
 	return false, fmt.Errorf("redsync: unexpected reply %#v to the release script", status)
+}
+
+// handOver releases the key on one server as release does, handing it over
+// to the waiter of offer there when nobody else listens for it (see
+// handOverScript); handed reports that it did.
+func (m *Mutex) handOver(ctx context.Context, pool redis.Pool, value any, offer *handOffer) (ok, handed bool, err error) {
+	ok, handed, err = m.handOverOnce(ctx, pool, value, offer)
+	if brokenConnection(err) {
+		// As in release. The script reports a hand-over made by the first
+		// request as one.
+		ok, handed, err = m.handOverOnce(ctx, pool, value, offer)
+	}
+	return ok, handed, err
+}
+
+// handOverOnce is one hand-over request.
+func (m *Mutex) handOverOnce(ctx context.Context, pool redis.Pool, value any, offer *handOffer) (ok, handed bool, err error) {
+	conn, err := pool.Get(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	defer conn.Close()
+	status, err := conn.Eval(handOverScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, offer.valueArg, offer.expiryArg)
+	if err != nil {
+		return false, false, err
+	}
+	switch status {
+	case int64(2):
+		return true, true, nil
+	case int64(1):
+		return true, false, nil
+	case int64(0):
+		return false, false, nil
+	case int64(-1):
+		return false, false, ErrLockAlreadyExpired
+	}
+	return false, false, fmt.Errorf("redsync: unexpected reply %#v to the hand-over script", status)
 }
 
 // handoffGrace is how long a released key stays reserved for the waiters

@@ -234,6 +234,12 @@ type AttemptEvent struct {
 	Acquired bool
 	// Canceled reports that the caller's context ended first.
 	Canceled bool
+	// HandedOver reports an attempt that took a hand-over: an Unlock in
+	// this process released the lock straight to this Lock call (see
+	// WithHandoff). Its requests were the Unlock's: their replies are
+	// reported as the Unlock's NodeEvents, none as this attempt's, and
+	// Agreed counts the servers that handed the lock over.
+	HandedOver bool
 	// Err says why the attempt did not acquire the lock: the servers'
 	// errors as Lock reports them (*ErrTaken, *RedisError, ... joined),
 	// the context's error when Canceled, or ErrFailed when a quorum agreed

@@ -150,6 +150,15 @@ func WithShufflePools(b bool) Option {
 // meaning: the number of delay periods Lock may wait, wake-ups within a
 // period not counting.
 //
+// When the head waiter is in the process of the Mutex that unlocks (the
+// same Redsync), Unlock hands the lock over to it: on each server where
+// nobody else listens for the name, the release sets the key straight to
+// the waiter's value, and the waiter holds the lock once a quorum did,
+// with its validity counted from before the release was sent. The lock
+// then changes hands in one round trip. Where another process listens,
+// the server releases as usual, so that its waiters get their turn. Not
+// with WithFencing or WithShufflePools, on either side.
+//
 // WithHandoff(false) makes Lock poll exactly as redsync does: a plain
 // SET NX per try, one try per retry delay, no subscription, no queue.
 // Unlock announces releases either way, for the waiters of other Mutexes.

@@ -62,3 +62,38 @@ if current == false then
 end
 return 0
 `, "")
+
+// handOverScript is releaseScript that hands the lock over to a waiter of
+// the releaser's process: when nobody but that process listens on the
+// channel ARGV[2], KEYS[1] is set from ARGV[1] (the releaser's value)
+// straight to ARGV[5] (the waiter's) for ARGV[6] milliseconds, and nothing
+// is announced; otherwise it releases as releaseScript does, so that
+// waiters of other processes get their turn. Reply: 2 handed over (also
+// when the key holds ARGV[5] already: a request sent again), 1 released,
+// 0 the key holds another value, -1 the key is missing.
+//
+// PUBSUB NUMSUB is a non-deterministic command: Redis before 5 replicates
+// a script that writes after one only as its effects, which
+// redis.replicate_commands asks for (a no-op since Redis 7).
+var handOverScript = redis.NewScript(1, `
+local current = redis.call("GET", KEYS[1])
+if current == ARGV[5] then
+	return 2
+end
+if current == false then
+	return -1
+end
+if current ~= ARGV[1] then
+	return 0
+end
+if redis.replicate_commands then
+	redis.replicate_commands()
+end
+if redis.call("PUBSUB", "NUMSUB", ARGV[2])[2] <= 1 then
+	redis.call("SET", KEYS[1], ARGV[5], "PX", ARGV[6])
+	return 2
+end
+redis.call("PUBLISH", ARGV[2], "")
+redis.call("SET", KEYS[1], ARGV[3], "PX", ARGV[4])
+return 1
+`, "")

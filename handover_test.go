@@ -1,0 +1,333 @@
+package redsync
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredislib "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quorumlock/redsync/internal/redistest"
+	"github.com/quorumlock/redsync/redis"
+	"github.com/quorumlock/redsync/redis/goredis"
+)
+
+// handOverCluster is a Redsync over n real servers whose pools run hooks
+// (and still listen), with a client per server to look at them.
+type handOverCluster struct {
+	rs      *Redsync
+	hooks   []*hookPool
+	inspect []*goredislib.Client
+}
+
+// listeningHookPool is a hookPool that still listens for releases.
+type listeningHookPool struct {
+	*hookPool
+	sub redis.Subscriber
+}
+
+func (p listeningHookPool) Subscribe(ctx context.Context) (redis.Subscription, error) {
+	return p.sub.Subscribe(ctx)
+}
+
+func newHandOverCluster(t *testing.T, n int) *handOverCluster {
+	t.Helper()
+	c := &handOverCluster{}
+	pools := make([]redis.Pool, n)
+	for i, s := range redistest.Start(t, n) {
+		client := goredislib.NewClient(&goredislib.Options{Addr: s.Addr()})
+		t.Cleanup(func() { _ = client.Close() })
+		pool := goredis.NewPool(client)
+		hook := &hookPool{Pool: pool}
+		c.hooks = append(c.hooks, hook)
+		pools[i] = listeningHookPool{hookPool: hook, sub: pool.(redis.Subscriber)}
+		c.inspect = append(c.inspect, s.Client(t))
+	}
+	c.rs = New(pools...)
+	t.Cleanup(c.rs.Wait)
+	return c
+}
+
+// values returns what each server holds under name ("" when missing).
+func (c *handOverCluster) values(t *testing.T, name string) []string {
+	t.Helper()
+	out := make([]string, len(c.inspect))
+	for i, client := range c.inspect {
+		v, err := client.Get(context.Background(), name).Result()
+		if err != goredislib.Nil {
+			require.NoError(t, err)
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// awaitIdleWaiter waits until the head waiter for name in rs waits, ready
+// to be handed the lock, with its subscriptions confirmed by every server
+// and no wake-up due: a confirmation wakes it to try (a release may have
+// gone unheard before), and a try would compete with the hand-over.
+func awaitIdleWaiter(t *testing.T, rs *Redsync, name string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		h := &rs.handoff
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		nw := h.names[name]
+		if nw == nil || len(nw.queue) == 0 {
+			return false
+		}
+		w := nw.queue[0]
+		heard := 0
+		for _, at := range nw.heardAt {
+			if at.IsZero() {
+				return false
+			}
+			if at.After(w.since) {
+				heard++
+			}
+		}
+		return !w.busy && w.prepared != "" && len(w.wake) == 0 && heard < h.enough
+	}, 5*time.Second, time.Millisecond)
+}
+
+// lastAttempt records the last attempt event of a Mutex.
+type lastAttempt struct {
+	BaseObserver
+	mu   sync.Mutex
+	last AttemptEvent
+}
+
+func (o *lastAttempt) Attempt(_ context.Context, e AttemptEvent) {
+	o.mu.Lock()
+	o.last = e
+	o.mu.Unlock()
+}
+
+func (o *lastAttempt) get() AttemptEvent {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.last
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+// TestUnlockHandsTheLockOverToAWaiterOfItsProcess: the release sets the
+// key straight to the waiting Lock's value on every server, so the waiter
+// holds the lock without a request of its own, with a validity counted
+// from before the release was sent; its Unlock then releases it as usual.
+func TestUnlockHandsTheLockOverToAWaiterOfItsProcess(t *testing.T) {
+	for _, n := range []int{1, 3, 5} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			c := newHandOverCluster(t, n)
+			const name = "handed"
+			holder := c.rs.NewMutex(name)
+			require.NoError(t, holder.Lock())
+			c.rs.Wait() // every server holds the holder's value
+			obs := &lastAttempt{}
+			waiter := c.rs.NewMutex(name, WithObserver(obs), WithExpiry(5*time.Second))
+			done := make(chan error, 1)
+			go func() { done <- waiter.Lock() }()
+			awaitIdleWaiter(t, c.rs, name)
+
+			before := time.Now()
+			ok, err := holder.Unlock()
+			require.NoError(t, err)
+			require.True(t, ok)
+			require.NoError(t, <-done)
+			after := time.Now()
+
+			e := obs.get()
+			assert.True(t, e.HandedOver, "the waiter took a hand-over")
+			assert.True(t, e.Acquired)
+			assert.GreaterOrEqual(t, e.Agreed, n/2+1, "decided at a quorum")
+			c.rs.Wait() // the servers beyond the quorum
+			assert.Equal(t, repeat(waiter.Value(), n), c.values(t, name))
+			until := waiter.Until()
+			assert.True(t, until.After(before.Add(5*time.Second-waiter.drift()-time.Millisecond)), "validity from the release's start")
+			assert.False(t, until.After(after.Add(5*time.Second)), "validity from no later than the release's start")
+			for i, client := range c.inspect {
+				ttl, err := client.PTTL(context.Background(), name).Result()
+				require.NoError(t, err)
+				assert.True(t, ttl > 4*time.Second && ttl <= 5*time.Second, "server %d: the waiter's expiry, got %v", i, ttl)
+			}
+
+			ok, err = waiter.Unlock()
+			require.NoError(t, err)
+			require.True(t, ok)
+			c.rs.Wait()
+			assert.Equal(t, repeat("", n), c.values(t, name))
+		})
+	}
+}
+
+// TestAServerWhereAnotherProcessListensReleasesAsUsual: where a waiter of
+// another process listens for the name, the release leaves the key to the
+// waiters that were told, so the hand-over reaches no quorum; the waiter
+// releases the server that did hand over and wins by a try of its own.
+func TestAServerWhereAnotherProcessListensReleasesAsUsual(t *testing.T) {
+	c := newHandOverCluster(t, 3)
+	const name = "shared"
+	// Another process's listener on servers 0 and 1.
+	var others []*goredislib.PubSub
+	for _, client := range c.inspect[:2] {
+		ps := client.Subscribe(context.Background(), releaseChannel(name))
+		_, err := ps.Receive(context.Background())
+		require.NoError(t, err)
+		others = append(others, ps)
+		t.Cleanup(func() { _ = ps.Close() })
+	}
+	holder := c.rs.NewMutex(name)
+	require.NoError(t, holder.Lock())
+	c.rs.Wait()
+	obs := &lastAttempt{}
+	waiter := c.rs.NewMutex(name, WithObserver(obs))
+	done := make(chan error, 1)
+	go func() { done <- waiter.Lock() }()
+	awaitIdleWaiter(t, c.rs, name)
+
+	ok, err := holder.Unlock()
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, <-done)
+	assert.False(t, obs.get().HandedOver, "won by a try of its own")
+	c.rs.Wait() // the servers beyond the quorum
+	assert.Equal(t, repeat(waiter.Value(), 3), c.values(t, name))
+	for i, ps := range others {
+		select {
+		case msg := <-ps.Channel():
+			assert.Equal(t, releaseChannel(name), msg.Channel)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("server %d did not announce the release to the other process", i)
+		}
+	}
+	ok, err = waiter.Unlock()
+	require.NoError(t, err)
+	require.True(t, ok)
+}
+
+// TestAWaiterThatGivesUpDuringAHandOverLeavesNothing: a Lock whose context
+// ends while the lock is being handed over to it returns at once, and what
+// the hand-over set is released once it is in.
+func TestAWaiterThatGivesUpDuringAHandOverLeavesNothing(t *testing.T) {
+	c := newHandOverCluster(t, 3)
+	const name = "abandoned"
+	holder := c.rs.NewMutex(name)
+	require.NoError(t, holder.Lock())
+	c.rs.Wait()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	waiter := c.rs.NewMutex(name)
+	done := make(chan error, 1)
+	go func() { done <- waiter.LockContext(ctx) }()
+	awaitIdleWaiter(t, c.rs, name)
+
+	gate := make(chan struct{})
+	var held int32
+	for _, h := range c.hooks {
+		h.eval = func(script *redis.Script) error {
+			if script == handOverScript {
+				atomic.AddInt32(&held, 1)
+				<-gate
+			}
+			return nil
+		}
+	}
+	unlocked := make(chan bool, 1)
+	go func() {
+		ok, err := holder.Unlock()
+		assert.NoError(t, err)
+		unlocked <- ok
+	}()
+	require.Eventually(t, func() bool { return atomic.LoadInt32(&held) == 3 }, 5*time.Second, time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.ErrorIs(t, err, ErrFailed)
+	case <-time.After(time.Second):
+		t.Fatal("the Lock did not return when its context ended")
+	}
+	close(gate)
+	assert.True(t, <-unlocked)
+	c.rs.Wait()
+	assert.Equal(t, repeat("", 3), c.values(t, name), "nothing left once the hand-over is in")
+	assert.Equal(t, "", waiter.Value())
+}
+
+// TestHandOversUnderContentionKeepTheLockExclusive: goroutines of one
+// process take turns on a name through hand-overs, while goroutines of
+// "another process" (a second Redsync on the same servers) compete; nobody
+// ever finds another holder inside, and every acquisition is checked
+// against the servers.
+func TestHandOversUnderContentionKeepTheLockExclusive(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			c := newHandOverCluster(t, n)
+			pools := make([]redis.Pool, n)
+			for i, h := range c.hooks {
+				pools[i] = h.Pool // the same servers, another Redsync
+			}
+			other := New(pools...)
+			t.Cleanup(other.Wait)
+			const name = "turns"
+			var (
+				inside   int32
+				handed   int64
+				wg       sync.WaitGroup
+				observer = &handOverCounter{}
+			)
+			for g := 0; g < 8; g++ {
+				rs := c.rs
+				if g%4 == 3 {
+					rs = other
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					m := rs.NewMutex(name, WithObserver(observer))
+					for i := 0; i < 15; i++ {
+						if !assert.NoError(t, m.Lock()) {
+							return
+						}
+						assert.Equal(t, int32(1), atomic.AddInt32(&inside, 1))
+						time.Sleep(500 * time.Microsecond)
+						assert.Equal(t, int32(1), atomic.LoadInt32(&inside))
+						atomic.AddInt32(&inside, -1)
+						ok, err := m.Unlock()
+						assert.NoError(t, err)
+						assert.True(t, ok)
+					}
+				}()
+			}
+			wg.Wait()
+			handed = atomic.LoadInt64(&observer.handed)
+			t.Logf("%d of 120 acquisitions handed over", handed)
+			assert.Positive(t, handed)
+			c.rs.Wait()
+			assert.Equal(t, repeat("", n), c.values(t, name))
+		})
+	}
+}
+
+// handOverCounter counts the acquisitions that took a hand-over.
+type handOverCounter struct {
+	BaseObserver
+	handed int64
+}
+
+func (o *handOverCounter) Attempt(_ context.Context, e AttemptEvent) {
+	if e.Acquired && e.HandedOver {
+		atomic.AddInt64(&o.handed, 1)
+	}
+}
