@@ -78,6 +78,9 @@ type nameWaiters struct {
 	// process holds it: announcements heard meanwhile are late ones of
 	// the release it took, not news for the next waiter.
 	heldUntil time.Time
+	// handedInARow counts the hand-overs offered in a row (see
+	// maxHandOversInARow).
+	handedInARow int
 }
 
 // A waiter is one Lock call waiting for a name.
@@ -528,6 +531,10 @@ func (h *handoff) offerHead(m *Mutex) *handOffer {
 	if nw == nil || len(nw.queue) == 0 {
 		return nil
 	}
+	if nw.handedInARow >= maxHandOversInARow {
+		nw.handedInARow = 0
+		return nil
+	}
 	w := nw.queue[0]
 	if w.busy || w.prepared == "" || w.offer != nil || w.m == m ||
 		m.fencing || w.m.fencing || m.shuffle || w.m.shuffle {
@@ -546,13 +553,21 @@ func (h *handoff) offerHead(m *Mutex) *handOffer {
 	}
 	w.prepared = ""
 	w.offer = o
+	nw.handedInARow++
 	return o
 }
+
+// maxHandOversInARow bounds the hand-overs of a name in a row: the next
+// Unlock releases as usual and announces it, so that waiters elsewhere get
+// their chance even where a server cannot tell that they listen (a Redis
+// Cluster counts only the subscribers of the node that runs the script,
+// and a process that just started waiting may not be subscribed yet).
+const maxHandOversInARow = 16
 
 // replied records the reply of one server to the hand-over: handed, or an
 // error after which the server may hold the waiter's value.
 func (o *handOffer) replied(m *Mutex, node int, handed bool, err error) {
-	if handed || (err != nil && !neverSent(err)) {
+	if handed || (err != nil && err != ErrLockAlreadyExpired && !neverSent(err)) {
 		if !o.hold.record(node) {
 			// The hold was given up: this late reply is released here.
 			m.releaseLate(m.pools[node], o.value)

@@ -331,3 +331,31 @@ func (o *handOverCounter) Attempt(_ context.Context, e AttemptEvent) {
 		atomic.AddInt64(&o.handed, 1)
 	}
 }
+
+// TestEverySeventeenthUnlockInARowReleasesAsUsual: after 16 hand-overs of
+// a name in a row, one Unlock releases and announces as usual, so that
+// waiters a server does not know of get their chance.
+func TestEverySeventeenthUnlockInARowReleasesAsUsual(t *testing.T) {
+	c := newHandOverCluster(t, 1)
+	counter := &handOverCounter{}
+	var wg sync.WaitGroup
+	const goroutines, each = 4, 17
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := c.rs.NewMutex("bounded", WithObserver(counter))
+			for i := 0; i < each; i++ {
+				if !assert.NoError(t, m.Lock()) {
+					return
+				}
+				_, err := m.Unlock()
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	handed := atomic.LoadInt64(&counter.handed)
+	t.Logf("%d of %d acquisitions handed over", handed, goroutines*each)
+	assert.LessOrEqual(t, handed, int64(goroutines*each*maxHandOversInARow/(maxHandOversInARow+1)))
+}

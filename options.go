@@ -156,8 +156,11 @@ func WithShufflePools(b bool) Option {
 // the waiter's value, and the waiter holds the lock once a quorum did,
 // with its validity counted from before the release was sent. The lock
 // then changes hands in one round trip. Where another process listens,
-// the server releases as usual, so that its waiters get their turn. Not
-// with WithFencing or WithShufflePools, on either side.
+// the server releases as usual, so that its waiters get their turn, and
+// after 16 hand-overs of a name in a row one Unlock releases as usual
+// anyway (a server may not know of every listener: on a Redis Cluster it
+// counts only its own). Not with WithFencing or WithShufflePools, on
+// either side.
 //
 // WithHandoff(false) makes Lock poll exactly as redsync does: a plain
 // SET NX per try, one try per retry delay, no subscription, no queue.

@@ -122,12 +122,14 @@ type CheckResult struct {
 	PausedKeepAliveCancelled int `json:"paused_keepalive_cancelled"`
 
 	// Fencing sums up the check of fencing tokens (see checkFencing).
-	// FencingHoldings counts the holdings with a token, FencingCompared
+	// FencingHoldings counts the holdings with a token, FencingExpected
+	// the holdings of fenced names (see fencedName), FencingCompared
 	// those of them that had a definitely earlier holding of their name
 	// with a token, so that their token was checked, and
 	// FencingViolations lists the pairs whose tokens broke the order.
 	Fencing           string             `json:"fencing"`
 	FencingHoldings   int                `json:"fencing_holdings"`
+	FencingExpected   int                `json:"fencing_expected"`
 	FencingCompared   int                `json:"fencing_compared"`
 	FencingViolations []FencingViolation `json:"fencing_violations,omitempty"`
 }
@@ -395,6 +397,9 @@ func fencingVerdict(a, b *Holding) string {
 func checkFencing(res *CheckResult, holdings []Holding) {
 	var byStart []*Holding
 	for i := range holdings {
+		if fencedName(holdings[i].Name) {
+			res.FencingExpected++
+		}
 		if holdings[i].Token != nil {
 			byStart = append(byStart, &holdings[i])
 		}

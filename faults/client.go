@@ -170,6 +170,7 @@ func runClient(ctx context.Context, cfg *clientConfig, baseline goleak.Option) e
 		pools[i] = goredis.NewPool(rclients[i])
 	}
 	c := &client{cfg: cfg, rs: redsync.New(pools...), holdings: holdings}
+	c.rs.SetObserver(handOverCounter{n: &c.sum.HandedOver})
 	c.sum.Client = cfg.id
 	c.sum.Pid = os.Getpid()
 
@@ -257,6 +258,11 @@ func (c *client) work(ctx context.Context, worker int, slow bool) {
 			p.extendEvery = expiry / 3
 		} else {
 			p.name = c.cfg.fastNames[rng.Intn(len(c.cfg.fastNames))]
+			if rng.Intn(5) == 0 {
+				// A name only this client's fast workers lock: nobody
+				// else listens for it, so its Unlocks hand it over.
+				p.name = ownName(c.cfg.id)
+			}
 			p.mode = []string{ModePlain, ModePlain, ModeExtend, ModeKeepAlive}[rng.Intn(4)]
 			p.hold = time.Duration(rng.Int63n(int64(3 * time.Millisecond)))
 			p.lockTimeout = 2 * time.Second
@@ -286,7 +292,7 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 	// Values that tell who holds the lock and how, so that the runner can
 	// pause a client that holds one.
 	values := redsync.WithGenValueFunc(func() (string, error) { return newValue(c.cfg.id, p.mode) })
-	m := c.rs.NewMutex(p.name, append([]redsync.Option{redsync.WithExpiry(p.expiry), values}, fencingOptions()...)...)
+	m := c.rs.NewMutex(p.name, append([]redsync.Option{redsync.WithExpiry(p.expiry), values}, fencingOptions(p.name)...)...)
 	lockCtx, cancel := context.WithTimeout(ctx, p.lockTimeout)
 	atomic.AddInt64(&c.sum.LockCalls, 1)
 	// Read last before the call and first after it: a pause of the
@@ -308,7 +314,9 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 	h := &Holding{
 		Name: p.name, Client: c.cfg.id, Worker: worker, Seq: seq, Value: m.Value(), Mode: p.mode,
 		ExpiryMS: p.expiry.Milliseconds(), LockStart: lockStart, Acquired: acquired, Until: monoOf(until),
-		Token: fencingToken(m),
+	}
+	if fencedName(p.name) {
+		h.Token = fencingToken(m)
 	}
 
 	var held context.Context // the KeepAlive context, in ModeKeepAlive
@@ -478,12 +486,53 @@ func noticeExpiry(held context.Context) *Loss {
 	return l
 }
 
+// handOverCounter counts the acquisitions that took a hand-over.
+type handOverCounter struct {
+	redsync.BaseObserver
+	n *int64
+}
+
+func (o handOverCounter) Attempt(_ context.Context, e redsync.AttemptEvent) {
+	if e.Acquired && e.HandedOver {
+		atomic.AddInt64(o.n, 1)
+	}
+}
+
 // fencingOptions are the options that switch fencing on for the holders
-// of a run and of the restart scenarios, so that every acquisition has a
-// token for the checker to order.
-func fencingOptions() []redsync.Option {
+// of name in a run and in the restart scenarios, so that every acquisition
+// of a fenced name (see fencedName) has a token for the checker to order.
+func fencingOptions(name string) []redsync.Option {
+	if !fencedName(name) {
+		return nil
+	}
 	return []redsync.Option{redsync.WithFencing(true)}
 }
+
+// fencedName reports whether the holders of name lock with fencing: all
+// but every other fast name ("faults:fast:1", "faults:fast:3" and so on)
+// and the clients' own names (see ownName), whose holders go without, so
+// that the runs also cover what fencing turns off: a contended lock handed
+// over by the release itself.
+func fencedName(name string) bool {
+	const fast = "faults:fast:"
+	if strings.HasPrefix(name, ownNamePrefix) {
+		return false
+	}
+	if !strings.HasPrefix(name, fast) {
+		return true
+	}
+	i, err := strconv.Atoi(name[len(fast):])
+	return err != nil || i%2 == 0
+}
+
+// ownName is the name that only client id's fast workers lock, a fifth of
+// the time: with no other process listening for it, nearly every release
+// of it hands it over to a waiter.
+func ownName(id int) string {
+	return ownNamePrefix + strconv.Itoa(id)
+}
+
+const ownNamePrefix = "faults:own:"
 
 // fencingToken returns the token of m's last acquisition, for the
 // record. A successful Lock with fencing must not leave the token 0; a 0

@@ -22,8 +22,10 @@
 // its requests (orphans; the fencing counters, meant to outlive the locks
 // for a day, are not), the goroutines each client leaked, and whether
 // the KeepAlive contexts of holders that lost their lock were cancelled.
-// Every holder locks with fencing (redsync.WithFencing) and records its
-// token and when it called Lock; the checker requires a larger token of
+// The holders of every name but every other fast one lock with fencing
+// (redsync.WithFencing; the others cover what fencing turns off, the
+// hand-over of a contended lock by the release) and record their
+// token and when they called Lock; the checker requires a larger token of
 // every holding whose Lock was called after another holding of the name
 // had returned from its Lock. Pairs whose Lock calls overlapped are left
 // out: a holding's record only tells that it acquired somewhere between

@@ -148,6 +148,9 @@ type ClientSummary struct {
 	Unlocks      int64 `json:"unlocks"`
 	UnlockFailed int64 `json:"unlock_failed"`
 	KeepAlives   int64 `json:"keepalives"`
+	// HandedOver counts the acquisitions that took a hand-over from an
+	// Unlock of the same client (redsync.AttemptEvent.HandedOver).
+	HandedOver int64 `json:"handed_over"`
 
 	// WaitSeconds is how long Redsync.Wait took at exit.
 	WaitSeconds float64 `json:"wait_seconds"`

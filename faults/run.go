@@ -328,6 +328,7 @@ func (c *ClientSummary) add(s *ClientSummary) {
 	c.Unlocks += s.Unlocks
 	c.UnlockFailed += s.UnlockFailed
 	c.KeepAlives += s.KeepAlives
+	c.HandedOver += s.HandedOver
 	if s.WaitSeconds > c.WaitSeconds {
 		c.WaitSeconds = s.WaitSeconds
 	}

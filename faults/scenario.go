@@ -107,7 +107,7 @@ func RunScenario(ctx context.Context, kind ScenarioKind, log io.Writer) (*Scenar
 	if err := fault(1, "kill", 2, c.KillErr); err != nil {
 		return nil, err
 	}
-	opts := append([]redsync.Option{redsync.WithExpiry(scenarioExpiry), redsync.WithTries(1)}, fencingOptions()...)
+	opts := append([]redsync.Option{redsync.WithExpiry(scenarioExpiry), redsync.WithTries(1)}, fencingOptions(scenarioName)...)
 	m1 := first.NewMutex(scenarioName, opts...)
 	lockStart := monoNow()
 	if err := m1.LockContext(ctx); err != nil {
