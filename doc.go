@@ -22,8 +22,9 @@
 // waits to be told. Unlock announces the release on a pub/sub channel, a
 // Redsync listens with one connection per server (for pools that implement
 // redis.Subscriber, as every adapter here does), and the waiters of a
-// process queue per name and take turns; a refused try also tells when the
-// key expires. See WithHandoff.
+// process queue per name and take turns; an Unlock in the waiter's own
+// process hands the lock straight over to it in the release; a refused try
+// also tells when the key expires. See WithHandoff.
 //
 // # Servers that are slow, stalled or gone
 //
