@@ -82,3 +82,13 @@ func (e RedisError) Error() string {
 func (e RedisError) Unwrap() error {
 	return e.Err
 }
+
+// ErrBacklogged is the error (in a *RedisError) of a server that an
+// operation did not send its request to: at least 64 requests were waiting
+// for that server and it had answered none of them for longer than the
+// per-server deadline (a stopped server, say). Under load, requests to
+// such a server would otherwise pile up on goroutines until their
+// contexts end. Lock, Extend and Valid spare it their requests, and Unlock
+// those releases the server cannot need; a request not sent set nothing
+// there. Requests go out again as soon as the server answers.
+var ErrBacklogged = fmt.Errorf("redsync: not sent: the server answered none of the %d or more requests waiting for it within the per-server deadline", backlogMin)

@@ -332,7 +332,7 @@ func (m *Mutex) writeBackToken(ctx context.Context, value string, token uint64, 
 		hold.awaitReply(ctx, node)
 		status, err := m.eval(ctx, pool, fenceWriteBackScript, m.args.name, m.args.fenceKey, valueArg, tokenArg, fenceCounterTTLMillis)
 		return err == nil && status == int64(1), err
-	}, nil)
+	}, nil, skipAlways)
 }
 
 var fenceCounterTTLMillis any = fenceCounterTTL.Milliseconds()

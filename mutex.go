@@ -51,6 +51,7 @@ type Mutex struct {
 
 	rs       *Redsync
 	pools    []redis.Pool
+	states   []*nodeState // per pool, in the order of pools
 	inflight *inflightCount
 
 	// invalid is the first bad argument or option found by NewMutex,
@@ -394,7 +395,11 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		}
 		hold.acquireReplied(node)
 		return ok, err
-	}, watch)
+	}, watch, func(node int) bool {
+		// An acquire not sent sets nothing.
+		hold.acquireReplied(node)
+		return true
+	})
 	a := lockAttempt{res: res, start: start, freeIn: -1}
 	if reads != nil {
 		if err := reads.failure(); err != nil {
@@ -610,7 +615,17 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 			}()
 		}
 		return ok, err
-	}, m.watchRound(ctx, OpUnlock, 0))
+	}, m.watchRound(ctx, OpUnlock, 0), func(node int) bool {
+		// A server that cannot hold the value needs no release.
+		if hold == nil || hold.mayHold(node) {
+			return false
+		}
+		hold.giveUpNode(node)
+		if offer != nil {
+			offer.hold.acquireReplied(node)
+		}
+		return true
+	})
 	handedOver := false
 	if offer != nil {
 		handedOver = offer.settle()
@@ -698,7 +713,7 @@ func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult,
 		// Only the script's own replies count: a server that did not run
 		// it has not extended anything.
 		return false, fmt.Errorf("redsync: unexpected reply %#v to the extend script", status)
-	}, m.watchRound(ctx, op, 0))
+	}, m.watchRound(ctx, op, 0), skipAlways)
 	if res.ctxErr != nil {
 		return res, errors.Join(res.err, res.ctxErr)
 	}
@@ -752,7 +767,7 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 		defer conn.Close()
 		current, err := conn.Get(m.name)
 		return err == nil && current == value, err
-	}, nil)
+	}, nil, skipAlways)
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, res.ctxErr)
 	}
@@ -962,6 +977,9 @@ func brokenConnection(err error) bool {
 // neverSent reports whether err says the request could not even reach the
 // server (the connection was refused), so it cannot have run there.
 func neverSent(err error) bool {
+	if err == ErrBacklogged {
+		return true
+	}
 	var opErr *net.OpError
 	return errors.As(err, &opErr) && opErr.Op == "dial"
 }

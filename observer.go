@@ -474,6 +474,14 @@ func (w *roundWatch) wrap(op nodeOp) nodeOp {
 	}
 }
 
+// notSent records that the round did not send node its request: its reply
+// (ErrBacklogged) goes to the round at once.
+func (w *roundWatch) notSent(node int) {
+	w.mu.Lock()
+	w.nodes[node].handed = true
+	w.mu.Unlock()
+}
+
 // reply reports a reply that the round counts.
 func (w *roundWatch) reply(r nodeReply) {
 	w.nodes[r.node].counted = true

@@ -13,6 +13,8 @@ import (
 // enough for a whole process.
 type Redsync struct {
 	pools []redis.Pool
+	// states tells, per pool, whether its server is backlogged.
+	states []*nodeState
 
 	// inflight counts the goroutines that talk to servers on behalf of this
 	// Redsync's Mutexes, including replies still on their way after an
@@ -38,7 +40,10 @@ type Redsync struct {
 // len(pools)/2+1, agree. Bad pools (none, or a nil one) are reported by the
 // first operation of every Mutex as an *ArgumentError.
 func New(pools ...redis.Pool) *Redsync {
-	r := &Redsync{pools: pools}
+	r := &Redsync{pools: pools, states: make([]*nodeState, len(pools))}
+	for i := range r.states {
+		r.states[i] = &nodeState{}
+	}
 	r.workers.tasks = make(chan task)
 	for _, pool := range pools {
 		if _, ok := pool.(redis.Subscriber); ok {
@@ -65,6 +70,7 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 		channel:       releaseChannel(name),
 		rs:            r,
 		pools:         r.pools,
+		states:        r.states,
 		inflight:      &r.inflight,
 		obs:           r.redsyncObserver(),
 	}
@@ -85,10 +91,12 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 	m.args.expiryMillis = m.expiry.Milliseconds()
 	m.args.graceMillis = m.handoffGrace().Milliseconds()
 	if m.shuffle && m.invalid == nil {
-		// A copy, so that shuffling never races with other Mutexes.
+		// Copies, so that shuffling never races with other Mutexes.
 		m.pools = append([]redis.Pool(nil), m.pools...)
+		m.states = append([]*nodeState(nil), m.states...)
 		rand.Shuffle(len(m.pools), func(i, j int) {
 			m.pools[i], m.pools[j] = m.pools[j], m.pools[i]
+			m.states[i], m.states[j] = m.states[j], m.states[i]
 		})
 	}
 	return m

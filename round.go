@@ -49,18 +49,33 @@ type roundResult struct {
 //
 // w, when not nil, reports every reply to the Mutex's Observer: those the
 // round counts as it counts them, the others as late (see roundWatch).
-func (m *Mutex) round(ctx context.Context, op nodeOp, w *roundWatch) roundResult {
+//
+// skip, when not nil, may spare a server that is backlogged (see
+// nodeState) the request: when it returns true, the request is not sent
+// and the server counts as failed with ErrBacklogged. It is called only
+// for such servers, and does the bookkeeping of a request not sent.
+func (m *Mutex) round(ctx context.Context, op nodeOp, w *roundWatch, skip func(node int) bool) roundResult {
 	if w != nil {
 		op = w.wrap(op)
 	}
+	timeout := m.opTimeout()
 	r := newRoundState(op, len(m.pools), m.inflight)
 	r.ctx = m.rs.boundedContext(ctx, m.expiry)
 	for node, pool := range m.pools {
+		state := m.states[node]
+		if skip != nil && state.backlogged(timeout) && skip(node) {
+			if w != nil {
+				w.notSent(node)
+			}
+			r.replies <- nodeReply{node: node, err: ErrBacklogged}
+			r.release()
+			continue
+		}
+		state.sent()
 		m.inflight.add()
-		m.rs.workers.run(task{round: r, node: node, pool: pool})
+		m.rs.workers.run(task{round: r, node: node, pool: pool, state: state})
 	}
 
-	timeout := m.opTimeout()
 	deadline := getTimer(timeout)
 	defer putTimer(deadline)
 	t := tally{quorum: m.quorum, nodes: len(m.pools)}
@@ -132,10 +147,11 @@ func (r *roundState) release() {
 }
 
 // serve runs the operation on one server and reports the reply.
-func (r *roundState) serve(node int, pool redis.Pool) {
+func (r *roundState) serve(node int, pool redis.Pool, state *nodeState) {
 	inflight := r.inflight
 	defer inflight.done()
 	ok, err := r.op(r.ctx, node, pool)
+	state.replied()
 	r.replies <- nodeReply{node: node, ok: ok, err: err}
 	r.release()
 }
@@ -145,6 +161,48 @@ type task struct {
 	round *roundState
 	node  int
 	pool  redis.Pool
+	state *nodeState
+}
+
+// nodeState tells whether a server is backlogged: many requests sent to it
+// (backlogMin or more) and not one reply for longer than the per-server
+// deadline. A stopped server, say, answers nothing while the connections
+// to it stay open: every request sent to it waits, on a goroutine, until
+// its context ends (bounded by the expiry), and under load they would pile
+// up by the thousand. Rounds spare a backlogged server the requests that
+// are not needed (see round's skip): an acquire or extension not sent
+// cannot set anything there. Once the server answers again, requests go
+// out as before.
+type nodeState struct {
+	pending int64 // atomic: requests sent and not returned
+	// since is when the server last answered, or when pending last rose
+	// from zero (atomic, Unix nanoseconds).
+	since int64
+}
+
+// backlogMin is the number of requests waiting for a server from which it
+// may count as backlogged: fewer cost little while they wait, and a
+// stalled server under load collects that many within milliseconds.
+const backlogMin = 64
+
+func (s *nodeState) sent() {
+	if atomic.AddInt64(&s.pending, 1) == 1 {
+		atomic.StoreInt64(&s.since, time.Now().UnixNano())
+	}
+}
+
+func (s *nodeState) replied() {
+	atomic.StoreInt64(&s.since, time.Now().UnixNano())
+	atomic.AddInt64(&s.pending, -1)
+}
+
+// backlogged reports whether the server has backlogMin requests or more
+// waiting and has not answered for longer than timeout.
+func (s *nodeState) backlogged(timeout time.Duration) bool {
+	if atomic.LoadInt64(&s.pending) < backlogMin {
+		return false
+	}
+	return time.Since(time.Unix(0, atomic.LoadInt64(&s.since))) > timeout
 }
 
 // workers runs tasks on goroutines that outlive one task: a client call
@@ -177,7 +235,7 @@ func (w *workers) work(t task) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		t.round.serve(t.node, t.pool)
+		t.round.serve(t.node, t.pool, t.state)
 		if !idle.Stop() {
 			select {
 			case <-idle.C:
@@ -371,6 +429,9 @@ func (d detachedContext) Value(key any) any {
 // unlocked, even when its acquire reply arrives after Lock returned.
 type holding struct {
 	value string
+	// external: the value was acquired elsewhere (WithValue), so any
+	// server may hold it.
+	external bool
 
 	mu      sync.Mutex // guards the fields below, up to freeAfter
 	givenUp bool
@@ -393,7 +454,7 @@ type holding struct {
 // (WithValue), or, when acquiring is the number of servers an attempt is
 // sending its acquire to, of an attempt's value.
 func newHolding(value string, acquiring int) *holding {
-	h := &holding{value: value}
+	h := &holding{value: value, external: acquiring == 0}
 	h.nodes = h.few[:0]
 	if acquiring > 64 {
 		acquiring = 64 // the others are not waited for (see awaitReply)
@@ -419,6 +480,29 @@ func (h *holding) record(node int) bool {
 	h.nodes = append(h.nodes, node)
 	return true
 }
+
+// mayHold reports whether node may hold the value: it was acquired
+// elsewhere, or node's acquire is on its way or did not refuse.
+func (h *holding) mayHold(node int) bool {
+	if h.external || node >= 64 {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pending&(1<<uint(node)) != 0 {
+		return true
+	}
+	for _, n := range h.nodes {
+		if n == node {
+			return true
+		}
+	}
+	return false
+}
+
+// skipAlways is the skip of a round whose requests a backlogged server
+// may always be spared (see round).
+func skipAlways(int) bool { return true }
 
 // acquireReplied notes that the acquire reply of node is in (and was
 // recorded if it had to be).
