@@ -170,7 +170,7 @@ func runClient(ctx context.Context, cfg *clientConfig, baseline goleak.Option) e
 		pools[i] = goredis.NewPool(rclients[i])
 	}
 	c := &client{cfg: cfg, rs: redsync.New(pools...), holdings: holdings}
-	c.rs.SetObserver(handOverCounter{n: &c.sum.HandedOver})
+	c.rs.SetObserver(opCounter{handedOver: &c.sum.HandedOver, notSent: &c.sum.NotSent})
 	c.sum.Client = cfg.id
 	c.sum.Pid = os.Getpid()
 
@@ -486,15 +486,22 @@ func noticeExpiry(held context.Context) *Loss {
 	return l
 }
 
-// handOverCounter counts the acquisitions that took a hand-over.
-type handOverCounter struct {
+// opCounter counts the acquisitions that took a hand-over and the
+// requests not sent to a backlogged server.
+type opCounter struct {
 	redsync.BaseObserver
-	n *int64
+	handedOver, notSent *int64
 }
 
-func (o handOverCounter) Attempt(_ context.Context, e redsync.AttemptEvent) {
+func (o opCounter) Attempt(_ context.Context, e redsync.AttemptEvent) {
 	if e.Acquired && e.HandedOver {
-		atomic.AddInt64(o.n, 1)
+		atomic.AddInt64(o.handedOver, 1)
+	}
+}
+
+func (o opCounter) Node(_ context.Context, e redsync.NodeEvent) {
+	if errors.Is(e.Err, redsync.ErrBacklogged) {
+		atomic.AddInt64(o.notSent, 1)
 	}
 }
 

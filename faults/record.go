@@ -151,6 +151,9 @@ type ClientSummary struct {
 	// HandedOver counts the acquisitions that took a hand-over from an
 	// Unlock of the same client (redsync.AttemptEvent.HandedOver).
 	HandedOver int64 `json:"handed_over"`
+	// NotSent counts the requests not sent to a backlogged server
+	// (redsync.ErrBacklogged).
+	NotSent int64 `json:"not_sent"`
 
 	// WaitSeconds is how long Redsync.Wait took at exit.
 	WaitSeconds float64 `json:"wait_seconds"`

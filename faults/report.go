@@ -57,6 +57,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("Unlock calls", ops.Unlocks, fmt.Sprintf("%d reported no quorum (lock expired, server unreachable)", ops.UnlockFailed))
 	row("KeepAlive holders", ops.KeepAlives, "")
 	row("handed over", ops.HandedOver, "acquired from a releasing Unlock of the same client (names without fencing)")
+	row("requests not sent", ops.NotSent, "to a backlogged server (ErrBacklogged)")
 	row("total operations", ops.LockCalls+ops.ExtendCalls+ops.Unlocks, "Lock + Extend + Unlock")
 	fmt.Fprintln(w)
 	heading("faults injected")

@@ -329,6 +329,7 @@ func (c *ClientSummary) add(s *ClientSummary) {
 	c.UnlockFailed += s.UnlockFailed
 	c.KeepAlives += s.KeepAlives
 	c.HandedOver += s.HandedOver
+	c.NotSent += s.NotSent
 	if s.WaitSeconds > c.WaitSeconds {
 		c.WaitSeconds = s.WaitSeconds
 	}
