@@ -359,3 +359,60 @@ func TestEverySeventeenthUnlockInARowReleasesAsUsual(t *testing.T) {
 	t.Logf("%d of %d acquisitions handed over", handed, goroutines*each)
 	assert.LessOrEqual(t, handed, int64(goroutines*each*maxHandOversInARow/(maxHandOversInARow+1)))
 }
+
+// TestHandOversToWaitersThatGiveUpLeaveNothing: waiters whose contexts end
+// at random moments, also while the lock is being handed over to them,
+// never find another holder inside, and leave no key behind.
+func TestHandOversToWaitersThatGiveUpLeaveNothing(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			c := newHandOverCluster(t, n)
+			const name = "impatient"
+			var (
+				inside   int32
+				wg       sync.WaitGroup
+				acquired int64
+				gaveUp   int64
+				counter  = &handOverCounter{}
+			)
+			for g := 0; g < 8; g++ {
+				wg.Add(1)
+				go func(g int) {
+					defer wg.Done()
+					m := c.rs.NewMutex(name, WithObserver(counter))
+					for i := 0; i < 30; i++ {
+						// Between 0 and 6 ms: about as long as a hand-over,
+						// or a few.
+						wait := time.Duration((g*31+i*17)%60) * 100 * time.Microsecond
+						ctx, cancel := context.WithTimeout(context.Background(), wait)
+						err := m.LockContext(ctx)
+						cancel()
+						if err != nil {
+							assert.ErrorIs(t, err, ErrFailed)
+							atomic.AddInt64(&gaveUp, 1)
+							continue
+						}
+						atomic.AddInt64(&acquired, 1)
+						assert.Equal(t, int32(1), atomic.AddInt32(&inside, 1))
+						time.Sleep(200 * time.Microsecond)
+						atomic.AddInt32(&inside, -1)
+						_, err = m.Unlock()
+						assert.NoError(t, err)
+					}
+				}(g)
+			}
+			wg.Wait()
+			c.rs.Wait()
+			t.Logf("%d acquired (%d handed over), %d gave up", acquired, atomic.LoadInt64(&counter.handed), gaveUp)
+			assert.Positive(t, acquired)
+			assert.Positive(t, gaveUp)
+			values := c.values(t, name)
+			for i, v := range values {
+				if v == handoffMarker {
+					values[i] = "" // the placeholder, which lasts 50 ms at most
+				}
+			}
+			assert.Equal(t, repeat("", n), values, "nothing left")
+		})
+	}
+}

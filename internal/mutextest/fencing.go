@@ -214,6 +214,11 @@ func testFencingTokensGrowAcrossServersRestartedEmpty(t *testing.T, adapters []A
 					s.Restart(t)
 					lockTwice()
 				}
+				// Nothing on its way (Lock and Unlock return at quorum):
+				// a request retried by the client after the restart,
+				// such as a late acquire and the token's write-back that
+				// waited for it, would store a counter again.
+				c.rs.Wait()
 				for _, s := range c.servers {
 					s.Kill(t)
 				}
