@@ -95,7 +95,9 @@ func WithTimeoutFactor(factor float64) Option {
 
 // WithGenValueFunc sets the function that makes the value stored in the
 // key. It is called once per attempt (every try, and every attempt made
-// on a wake-up, see WithHandoff), and each value must be unique to its
+// on a wake-up, see WithHandoff; a waiting Lock makes its next value while
+// it waits, on its own goroutine, so that a release can hand the lock over
+// to it), and each value must be unique to its
 // caller: a value shared by two Mutexes lets either release the other's
 // lock. The default makes 16 random bytes (crypto/rand), base64-encoded.
 func WithGenValueFunc(genValueFunc func() (string, error)) Option {

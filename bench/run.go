@@ -136,6 +136,9 @@ type Config struct {
 	StalledSamples     int
 	StalledSlowSamples int
 	StalledCap         time.Duration
+	// StalledLoadTime is the length of one round of scenario 5's load
+	// (ThroughputWorkers goroutines, each on its own key).
+	StalledLoadTime time.Duration
 
 	// CancelAfter is when the LockContext of scenario 6a is cancelled,
 	// ResumeWait how long after resuming the stalled servers the keys are
@@ -168,6 +171,7 @@ func DefaultConfig() Config {
 		StalledSamples:     200,
 		StalledSlowSamples: 2,
 		StalledCap:         30 * time.Second,
+		StalledLoadTime:    2 * time.Second,
 		CancelAfter:        20 * time.Millisecond,
 		ResumeWait:         time.Second,
 		FailFastOps:        200,
@@ -191,6 +195,7 @@ func QuickConfig() Config {
 	c.StalledSamples = 5
 	c.StalledSlowSamples = 1
 	c.StalledCap = 500 * time.Millisecond
+	c.StalledLoadTime = 200 * time.Millisecond
 	c.ResumeWait = 200 * time.Millisecond
 	c.FailFastOps = 20
 	return c

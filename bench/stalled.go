@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -186,5 +188,105 @@ func runStalled(ctx context.Context, e *env) ([]section, error) {
 			sec.notes = append(sec.notes, fmt.Sprintf("%s: background goroutines were still running %v after the server resumed.", v.label, settleTimeout))
 		}
 	}
-	return []section{sec}, nil
+	load, err := runStalledLoad(ctx, e, stalled)
+	if err != nil {
+		return nil, err
+	}
+	return []section{sec, load}, nil
+}
+
+// runStalledLoad is the second part of scenario 5: Lock+Unlock under load
+// (ThroughputWorkers goroutines, each on its own key) while the server is
+// stalled. Every request to the stalled server waits somewhere, on a
+// goroutine, until it is given up: what counts is how much gets done and
+// how many goroutines pile up meanwhile.
+func runStalledLoad(ctx context.Context, e *env, stalled []int) (section, error) {
+	type figures struct {
+		rate, peak series
+		errs       int
+		unsettled  bool
+	}
+	variants := []struct {
+		lib   library
+		opts  lockOptions
+		label string
+	}{
+		{lib: libraryNamed(libQuorumlock), label: libQuorumlock},
+		{lib: libraryNamed(libFloor), opts: lockOptions{floorAtQuorum: true}, label: labelFloorAtQuorum},
+	}
+	figs := make([]figures, len(variants))
+	workers := e.cfg.ThroughputWorkers
+	for r := 0; r < e.cfg.Rounds; r++ {
+		for _, i := range rotate(len(variants), r) {
+			v, f := variants[i], &figs[i]
+			e.progress("  round %d/%d: %s, %d goroutines for %v with server %d stalled", r+1, e.cfg.Rounds, v.label, workers, e.cfg.StalledLoadTime, stalled[0])
+			settled, err := e.withStalled(ctx, v.lib, v.opts, v.label, stalled, func(s *subject) error {
+				base := runtime.NumGoroutine()
+				loadCtx, cancel := context.WithTimeout(ctx, e.cfg.StalledLoadTime)
+				defer cancel()
+				var (
+					wg        sync.WaitGroup
+					ops, errs int64
+				)
+				start := time.Now()
+				for w := 0; w < workers; w++ {
+					m := s.locker.newMutex(s.key("stalled-load", r, w))
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for loadCtx.Err() == nil {
+							if smp := timeLockUnlock(loadCtx, m); smp.err != nil {
+								if loadCtx.Err() == nil {
+									atomic.AddInt64(&errs, 1)
+								}
+								continue
+							}
+							atomic.AddInt64(&ops, 1)
+						}
+					}()
+				}
+				peak := base
+				tick := time.NewTicker(20 * time.Millisecond)
+				for loadCtx.Err() == nil {
+					select {
+					case <-tick.C:
+						if n := runtime.NumGoroutine(); n > peak {
+							peak = n
+						}
+					case <-loadCtx.Done():
+					}
+				}
+				tick.Stop()
+				wg.Wait()
+				f.rate = append(f.rate, float64(ops)/time.Since(start).Seconds())
+				// The load's own goroutines and the ticker's are not
+				// waiting for anything.
+				f.peak = append(f.peak, float64(peak-base-workers))
+				f.errs += int(errs)
+				return ctx.Err()
+			})
+			if err != nil {
+				return section{}, err
+			}
+			f.unsettled = f.unsettled || !settled
+		}
+	}
+	sec := section{
+		title: fmt.Sprintf("5b. One of 5 servers stalled, under load (%d goroutines, each on its own key)", workers),
+		about: fmt.Sprintf("%d goroutines lock and unlock their own keys for %v per round on 5 servers while server %d is stopped. "+
+			"Every request to the stopped server waits on a goroutine until it is given up: goroutines waiting is the peak number of "+
+			"goroutines during the round beyond those before it and the load's own (sampled every 20 ms). quorumlock stops sending a "+
+			"backlogged server the requests it cannot need (ErrBacklogged); the floor sends every command. redsync is left out: one of "+
+			"its Lock+Unlock takes 10 s here (table above).",
+			workers, e.cfg.StalledLoadTime, stalled[0]),
+		header: []string{"library", "Lock+Unlock/s", "goroutines waiting (peak)", "errors"},
+	}
+	for i, v := range variants {
+		f := figs[i]
+		sec.addRow(v.label, fmtRateRange(f.rate), fmtCount(f.peak), f.errs)
+		if f.unsettled {
+			sec.notes = append(sec.notes, fmt.Sprintf("%s: background goroutines were still running %v after the server resumed.", v.label, settleTimeout))
+		}
+	}
+	return sec, nil
 }
