@@ -23,7 +23,7 @@ func TestNodeStateIsBackloggedOnlyWhenManyWaitAndNothingComesBack(t *testing.T) 
 	for i := 0; i < backlogMin-1; i++ {
 		s.sent()
 	}
-	atomic.StoreInt64(&s.since, time.Now().Add(-time.Hour).UnixNano())
+	atomic.StoreInt64(&s.since, monoNow()-int64(time.Hour))
 	assert.False(t, s.backlogged(time.Second), "fewer than backlogMin waiting")
 	s.sent()
 	assert.True(t, s.backlogged(time.Second), "backlogMin waiting, no reply for an hour")
@@ -35,7 +35,7 @@ func TestNodeStateIsBackloggedOnlyWhenManyWaitAndNothingComesBack(t *testing.T) 
 	// A burst after a quiet spell: the silence counts from the first
 	// request of the burst, not from the last reply before it.
 	var b nodeState
-	atomic.StoreInt64(&b.since, time.Now().Add(-time.Hour).UnixNano())
+	atomic.StoreInt64(&b.since, monoNow()-int64(time.Hour))
 	for i := 0; i < 2*backlogMin; i++ {
 		b.sent()
 	}

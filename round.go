@@ -176,8 +176,17 @@ type task struct {
 type nodeState struct {
 	pending int64 // atomic: requests sent and not returned
 	// since is when the server last answered, or when pending last rose
-	// from zero (atomic, Unix nanoseconds).
+	// from zero (atomic, see monoNow).
 	since int64
+}
+
+// monoBase is the origin of monoNow.
+var monoBase = time.Now()
+
+// monoNow is the time on the monotonic clock, in nanoseconds since
+// monoBase: a step of the wall clock does not make a server look silent.
+func monoNow() int64 {
+	return int64(time.Since(monoBase))
 }
 
 // backlogMin is the number of requests waiting for a server from which it
@@ -187,12 +196,12 @@ const backlogMin = 64
 
 func (s *nodeState) sent() {
 	if atomic.AddInt64(&s.pending, 1) == 1 {
-		atomic.StoreInt64(&s.since, time.Now().UnixNano())
+		atomic.StoreInt64(&s.since, monoNow())
 	}
 }
 
 func (s *nodeState) replied() {
-	atomic.StoreInt64(&s.since, time.Now().UnixNano())
+	atomic.StoreInt64(&s.since, monoNow())
 	atomic.AddInt64(&s.pending, -1)
 }
 
@@ -202,7 +211,7 @@ func (s *nodeState) backlogged(timeout time.Duration) bool {
 	if atomic.LoadInt64(&s.pending) < backlogMin {
 		return false
 	}
-	return time.Since(time.Unix(0, atomic.LoadInt64(&s.since))) > timeout
+	return time.Duration(monoNow()-atomic.LoadInt64(&s.since)) > timeout
 }
 
 // workers runs tasks on goroutines that outlive one task: a client call
