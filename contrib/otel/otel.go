@@ -30,7 +30,10 @@
 //     for a Lock, and error.message for a failure. Replies that come after
 //     the span ended (late ones) are in the metrics only.
 //   - "redsync.attempt" per Lock attempt: redsync.attempt, redsync.try,
-//     redsync.outcome, redsync.agreed and redsync.quorum.
+//     redsync.outcome, redsync.agreed and redsync.quorum, and
+//     redsync.handed_over (true) for an attempt that took the lock from an
+//     Unlock of the same process (its servers' replies are on that
+//     Unlock's span).
 //
 // Operations talk to the servers with the span's context, so spans of an
 // instrumented Redis client (for example go-redis' redisotel) nest under
@@ -81,6 +84,7 @@ const (
 	QuorumKey       = attribute.Key("redsync.quorum")
 	ValidityKey     = attribute.Key("redsync.validity")
 	TokenKey        = attribute.Key("redsync.fencing_token")
+	HandedOverKey   = attribute.Key("redsync.handed_over")
 	NodeKey         = attribute.Key("redsync.node")
 	NodeOutcomeKey  = attribute.Key("redsync.node.outcome")
 	NodeLatencyKey  = attribute.Key("redsync.node.latency")
@@ -219,13 +223,19 @@ func (o *Observer) Start(ctx context.Context, e redsync.StartEvent) context.Cont
 func (o *Observer) Attempt(ctx context.Context, e redsync.AttemptEvent) {
 	outcome := e.Outcome()
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.AddEvent("redsync.attempt", trace.WithAttributes(
+		attrs := []attribute.KeyValue{
 			AttemptKey.Int(e.Attempt),
 			TryKey.Int(e.Try),
 			OutcomeKey.String(outcome),
 			AgreedKey.Int(e.Agreed),
 			QuorumKey.Int(e.Quorum),
-		))
+		}
+		if e.HandedOver {
+			// The lock came from an Unlock of this process: its servers'
+			// replies are on the Unlock's span.
+			attrs = append(attrs, HandedOverKey.Bool(true))
+		}
+		span.AddEvent("redsync.attempt", trace.WithAttributes(attrs...))
 	}
 	o.attempts.Add(ctx, 1, o.lockAttributes(e.Name, OutcomeKey.String(outcome)))
 }

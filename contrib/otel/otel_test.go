@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/goleak"
 
+	"github.com/quorumlock/redsync"
 	redsyncotel "github.com/quorumlock/redsync/contrib/otel"
 	"github.com/quorumlock/redsync/internal/observertest"
 )
@@ -271,5 +272,29 @@ func assertEqualMaps(t *testing.T, want, got map[string]int64) {
 		if want[k] != got[k] {
 			t.Errorf("%s = %d, want %d", k, got[k], want[k])
 		}
+	}
+}
+
+// An attempt that took a hand-over says so on its event.
+func TestAHandedOverAttemptIsMarked(t *testing.T) {
+	exporter := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	obs, err := redsyncotel.New(redsyncotel.WithTracerProvider(tp))
+	must(t, err)
+	ctx, span := tp.Tracer("test").Start(context.Background(), "lock")
+	obs.Attempt(ctx, redsync.AttemptEvent{Name: "n", Attempt: 2, Try: 1, Agreed: 3, Quorum: 2, Acquired: true, HandedOver: true})
+	obs.Attempt(ctx, redsync.AttemptEvent{Name: "n", Attempt: 1, Try: 1, Quorum: 2, Err: redsync.ErrFailed})
+	span.End()
+	events := exporter.GetSpans()[0].Events
+	if len(events) != 2 {
+		t.Fatalf("%d events, want 2", len(events))
+	}
+	handed, plain := attribute.NewSet(events[0].Attributes...), attribute.NewSet(events[1].Attributes...)
+	if v, ok := handed.Value(redsyncotel.HandedOverKey); !ok || !v.AsBool() {
+		t.Errorf("hand-over attempt: %v", events[0].Attributes)
+	}
+	if _, ok := plain.Value(redsyncotel.HandedOverKey); ok {
+		t.Errorf("plain attempt marked as handed over: %v", events[1].Attributes)
 	}
 }
