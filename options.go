@@ -166,7 +166,8 @@ func WithShufflePools(b bool) Option {
 //
 // WithHandoff(false) makes Lock poll exactly as redsync does: a plain
 // SET NX per try, one try per retry delay, no subscription, no queue.
-// Unlock announces releases either way, for the waiters of other Mutexes.
+// Unlock announces releases (and hands locks over) either way, for the
+// waiters of other Mutexes.
 func WithHandoff(enabled bool) Option {
 	return OptionFunc(func(m *Mutex) {
 		m.handoff = enabled
