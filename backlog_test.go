@@ -61,8 +61,9 @@ func TestAStalledServerUnderLoadIsSparedTheRequests(t *testing.T) {
 	}
 	rs := New(pools...)
 	t.Cleanup(rs.Wait)
+	notSent := &notSentCounter{}
 	// A 100 ms per-server deadline.
-	opts := []Option{WithExpiry(2 * time.Second)}
+	opts := []Option{WithExpiry(2 * time.Second), WithObserver(notSent)}
 	servers[2].Pause(t)
 	resumed := false
 	defer func() {
@@ -105,6 +106,8 @@ func TestAStalledServerUnderLoadIsSparedTheRequests(t *testing.T) {
 	require.Greater(t, opsAfter-opsBefore, int64(100), "the two servers kept granting the lock")
 	assert.Less(t, after-before, 200, "requests to the stalled server stopped piling up")
 	assert.Zero(t, atomic.LoadInt64(&backlog), "Unlock needs no release from the stalled server")
+	assert.Positive(t, atomic.LoadInt64(&notSent.n), "the requests not sent are reported")
+	assert.Zero(t, atomic.LoadInt64(&notSent.wrong), "as NodeNotSent, ErrBacklogged, server 2, no latency")
 
 	servers[2].Resume(t)
 	resumed = true
@@ -121,4 +124,21 @@ func TestAStalledServerUnderLoadIsSparedTheRequests(t *testing.T) {
 		_, _ = m.Unlock()
 		return v != "" && v == m.Value()
 	}, 5*time.Second, 10*time.Millisecond)
+}
+
+// notSentCounter counts the NodeNotSent events, and those that do not look
+// as they should.
+type notSentCounter struct {
+	BaseObserver
+	n, wrong int64
+}
+
+func (o *notSentCounter) Node(_ context.Context, e NodeEvent) {
+	if e.Outcome != NodeNotSent {
+		return
+	}
+	atomic.AddInt64(&o.n, 1)
+	if e.Err != ErrBacklogged || e.Node != 2 || e.Latency != 0 || e.Outcome.String() != "not_sent" {
+		atomic.AddInt64(&o.wrong, 1)
+	}
 }

@@ -90,5 +90,6 @@ func (e RedisError) Unwrap() error {
 // such a server would otherwise pile up on goroutines until their
 // contexts end. Lock, Extend and Valid spare it their requests, and Unlock
 // those releases the server cannot need; a request not sent set nothing
-// there. Requests go out again as soon as the server answers.
+// there. Requests go out again as soon as the server answers. An Observer
+// sees such a server as a NodeEvent with the outcome NodeNotSent.
 var ErrBacklogged = fmt.Errorf("redsync: not sent: the server answered none of the %d or more requests waiting for it within the per-server deadline", backlogMin)

@@ -186,10 +186,13 @@ const (
 	// NodeTimeout: no reply within the per-server deadline. The request
 	// stays in flight: its reply, if it comes, is reported again as Late.
 	NodeTimeout
+	// NodeNotSent: the request was not sent, because the server is
+	// backlogged (ErrBacklogged); the event's Latency is zero.
+	NodeNotSent
 )
 
-// String returns "ok", "refused", "expired", "error" or "timeout", for
-// labels.
+// String returns "ok", "refused", "expired", "error", "timeout" or
+// "not_sent", for labels.
 func (o NodeOutcome) String() string {
 	switch o {
 	case NodeOK:
@@ -202,6 +205,8 @@ func (o NodeOutcome) String() string {
 		return "error"
 	case NodeTimeout:
 		return "timeout"
+	case NodeNotSent:
+		return "not_sent"
 	}
 	return "unknown"
 }
@@ -267,7 +272,8 @@ type NodeEvent struct {
 	Outcome NodeOutcome
 	// Err is the error the reply counted as: ErrLockAlreadyExpired for
 	// NodeExpired, the client's error for NodeError, an error matching
-	// context.DeadlineExceeded for NodeTimeout; nil otherwise.
+	// context.DeadlineExceeded for NodeTimeout, ErrBacklogged for
+	// NodeNotSent; nil otherwise.
 	Err error
 	// Latency is the time from the start of the request (the round) to
 	// the reply; for NodeTimeout, the deadline.
@@ -531,6 +537,8 @@ func (w *roundWatch) report(r nodeReply, latency time.Duration, late bool) {
 		e.Outcome = NodeOK
 	case r.err == ErrLockAlreadyExpired:
 		e.Outcome, e.Err = NodeExpired, r.err
+	case r.err == ErrBacklogged:
+		e.Outcome, e.Err, e.Latency = NodeNotSent, r.err, 0
 	case r.err != nil:
 		e.Outcome, e.Err = NodeError, r.err
 	default:

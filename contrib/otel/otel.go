@@ -181,7 +181,7 @@ func New(options ...Option) (*Observer, error) {
 		metric.WithDescription("Locks kept alive by KeepAlive that could no longer be proven held."))
 	err = errors.Join(err, e)
 	o.nodeReplies, e = meter.Int64Counter("redsync.node.replies", metric.WithUnit("{reply}"),
-		metric.WithDescription("Replies of each server (its index in the pools), by outcome; timeout: no reply within the per-server deadline."))
+		metric.WithDescription("Replies of each server (its index in the pools), by outcome; timeout: no reply within the per-server deadline; not_sent: not sent to a backlogged server."))
 	err = errors.Join(err, e)
 	o.nodeLatency, e = meter.Float64Histogram("redsync.node.latency", metric.WithUnit("s"),
 		metric.WithDescription("Time each server took to reply."),
@@ -255,7 +255,7 @@ func (o *Observer) Node(ctx context.Context, e redsync.NodeEvent) {
 		span.AddEvent("redsync.node", trace.WithAttributes(attrs...))
 	}
 	o.nodeReplies.Add(ctx, 1, metric.WithAttributes(OpKey.String(op), NodeKey.Int(e.Node), NodeOutcomeKey.String(outcome)))
-	if e.Outcome != redsync.NodeTimeout {
+	if e.Outcome != redsync.NodeTimeout && e.Outcome != redsync.NodeNotSent {
 		o.nodeLatency.Record(ctx, e.Latency.Seconds(), metric.WithAttributes(OpKey.String(op), NodeKey.Int(e.Node)))
 	}
 }

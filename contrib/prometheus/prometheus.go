@@ -28,10 +28,12 @@
 // KeepAlive); outcome is redsync.DoneEvent.Outcome for operations and
 // attempts ("ok", "taken", "canceled", "expired", "not_held", "failed"),
 // and redsync.NodeOutcome for servers ("ok", "refused", "expired", "error",
-// "timeout"); node is the server's index in the pools given to redsync.New.
-// A server's late replies (those that came after its operation was
-// decided) count like the others; a server that missed the deadline counts
-// once as "timeout" and once more with its reply, if one comes.
+// "timeout", "not_sent"); node is the server's index in the pools given to
+// redsync.New. A server's late replies (those that came after its
+// operation was decided) count like the others; a server that missed the
+// deadline counts once as "timeout" and once more with its reply, if one
+// comes. Neither a timeout nor a request not sent to a backlogged server
+// ("not_sent") has a latency.
 //
 // The lock name is a label of the lock metrics (all but the node ones)
 // only with WithNameLabel: every name makes its own time series, so it
@@ -153,7 +155,7 @@ func New(reg prometheus.Registerer, options ...Option) (*Observer, error) {
 		nodeReplies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: c.namespace,
 			Name:      "node_replies_total",
-			Help:      "Replies of each server (node: its index in the pools), by outcome; timeout: no reply within the per-server deadline.",
+			Help:      "Replies of each server (node: its index in the pools), by outcome; timeout: no reply within the per-server deadline; not_sent: not sent to a backlogged server.",
 		}, []string{"op", "node", "outcome"}),
 		nodeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: c.namespace,
@@ -196,7 +198,7 @@ func (o *Observer) Attempt(_ context.Context, e redsync.AttemptEvent) {
 func (o *Observer) Node(_ context.Context, e redsync.NodeEvent) {
 	op, node := e.Op.String(), nodeLabel(e.Node)
 	o.nodeReplies.WithLabelValues(op, node, e.Outcome.String()).Inc()
-	if e.Outcome != redsync.NodeTimeout {
+	if e.Outcome != redsync.NodeTimeout && e.Outcome != redsync.NodeNotSent {
 		o.nodeLatency.WithLabelValues(op, node).Observe(e.Latency.Seconds())
 	}
 }

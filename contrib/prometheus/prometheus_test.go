@@ -47,7 +47,7 @@ redsync_lock_attempts_total{outcome="taken"} 1
 # HELP redsync_locks_lost_total Locks kept alive by KeepAlive that could no longer be proven held.
 # TYPE redsync_locks_lost_total counter
 redsync_locks_lost_total 1
-# HELP redsync_node_replies_total Replies of each server (node: its index in the pools), by outcome; timeout: no reply within the per-server deadline.
+# HELP redsync_node_replies_total Replies of each server (node: its index in the pools), by outcome; timeout: no reply within the per-server deadline; not_sent: not sent to a backlogged server.
 # TYPE redsync_node_replies_total counter
 redsync_node_replies_total{node="0",op="extend",outcome="ok"} 1
 redsync_node_replies_total{node="0",op="keepalive",outcome="refused"} 1
