@@ -593,16 +593,9 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 				hold.giveUp()
 			}
 		}
-		var (
-			ok  bool
-			err error
-		)
+		ok, handed, err := m.releaseTo(ctx, pool, valueArg, offer)
 		if offer != nil {
-			var handed bool
-			ok, handed, err = m.handOver(ctx, pool, valueArg, offer)
 			offer.replied(m, node, handed, err)
-		} else {
-			ok, err = m.release(ctx, pool, valueArg)
 		}
 		if err != nil && err != ErrLockAlreadyExpired && !neverSent(err) {
 			// A connection broken before the request went out (by a
@@ -818,67 +811,48 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afte
 // release deletes the key on one server if it holds value, once more on
 // another connection when the first was found closed by the server.
 func (m *Mutex) release(ctx context.Context, pool redis.Pool, value any) (bool, error) {
-	ok, err := m.releaseOnce(ctx, pool, value)
-	if brokenConnection(err) {
-		// A pooled connection the server closed (it restarted, say):
-		// the request never reached it, and another connection will.
-		// Releasing twice is harmless anyway.
-		ok, err = m.releaseOnce(ctx, pool, value)
-	}
+	ok, _, err := m.releaseTo(ctx, pool, value, nil)
 	return ok, err
 }
 
-// releaseOnce is one release request.
-func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value any) (bool, error) {
-	conn, err := pool.Get(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close()
-	status, err := conn.Eval(releaseScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis)
-	if err != nil {
-		return false, err
-	}
-	switch status {
-	case int64(1):
-		return true, nil
-	case int64(0):
-		return false, nil
-	case int64(-1):
-		return false, ErrLockAlreadyExpired
-	}
-	// Only the script's own replies count: a server that did not run it
-	// has not released anything.
-	return false, fmt.Errorf("redsync: unexpected reply %#v to the release script", status)
-}
-
-// handOver releases the key on one server as release does, handing it over
-// to the waiter of offer there when nobody else listens for it (see
+// releaseTo is release that, with an offer, hands the key over to the
+// offer's waiter there when nobody else listens for it (see
 // handOverScript); handed reports that it did.
-func (m *Mutex) handOver(ctx context.Context, pool redis.Pool, value any, offer *handOffer) (ok, handed bool, err error) {
-	ok, handed, err = m.handOverOnce(ctx, pool, value, offer)
+func (m *Mutex) releaseTo(ctx context.Context, pool redis.Pool, value any, offer *handOffer) (ok, handed bool, err error) {
+	ok, handed, err = m.releaseOnce(ctx, pool, value, offer)
 	if brokenConnection(err) {
-		// As in release. The script reports a hand-over made by the first
-		// request as one.
-		ok, handed, err = m.handOverOnce(ctx, pool, value, offer)
+		// A pooled connection the server closed (it restarted, say):
+		// the request never reached it, and another connection will.
+		// Releasing twice is harmless anyway, and the hand-over script
+		// reports a hand-over made by the first request as one.
+		ok, handed, err = m.releaseOnce(ctx, pool, value, offer)
 	}
 	return ok, handed, err
 }
 
-// handOverOnce is one hand-over request.
-func (m *Mutex) handOverOnce(ctx context.Context, pool redis.Pool, value any, offer *handOffer) (ok, handed bool, err error) {
+// releaseOnce is one release (or hand-over) request.
+func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value any, offer *handOffer) (ok, handed bool, err error) {
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, false, err
 	}
 	defer conn.Close()
-	status, err := conn.Eval(handOverScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, offer.valueArg, offer.expiryArg)
+	var status any
+	what := "release"
+	if offer == nil {
+		status, err = conn.Eval(releaseScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis)
+	} else {
+		what = "hand-over"
+		status, err = conn.Eval(handOverScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, offer.valueArg, offer.expiryArg)
+	}
 	if err != nil {
 		return false, false, err
 	}
 	switch status {
 	case int64(2):
-		return true, true, nil
+		if offer != nil {
+			return true, true, nil
+		}
 	case int64(1):
 		return true, false, nil
 	case int64(0):
@@ -886,7 +860,9 @@ func (m *Mutex) handOverOnce(ctx context.Context, pool redis.Pool, value any, of
 	case int64(-1):
 		return false, false, ErrLockAlreadyExpired
 	}
-	return false, false, fmt.Errorf("redsync: unexpected reply %#v to the hand-over script", status)
+	// Only the script's own replies count: a server that did not run it
+	// has not released anything.
+	return false, false, fmt.Errorf("redsync: unexpected reply %#v to the %s script", status, what)
 }
 
 // handoffGrace is how long a released key stays reserved for the waiters

@@ -109,6 +109,10 @@ collect:
 	return t.result(ctxErr)
 }
 
+// skipAlways is the skip of a round whose requests a backlogged server
+// may always be spared (see round).
+func skipAlways(int) bool { return true }
+
 // roundState is what the goroutines of one round share.
 type roundState struct {
 	op       nodeOp
@@ -508,10 +512,6 @@ func (h *holding) mayHold(node int) bool {
 	}
 	return false
 }
-
-// skipAlways is the skip of a round whose requests a backlogged server
-// may always be spared (see round).
-func skipAlways(int) bool { return true }
 
 // acquireReplied notes that the acquire reply of node is in (and was
 // recorded if it had to be).
