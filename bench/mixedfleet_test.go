@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -124,6 +125,12 @@ func TestMixedFleetNeverOverlaps(t *testing.T) {
 		names          = 3
 		workersPerSide = 2
 		hold           = time.Millisecond
+		// pause is the most a worker waits after its Unlock before it
+		// locks again. Workers that lock again at once would keep the
+		// key busy for good: quorumlock hands the lock from one of its
+		// holders to its next waiter, and redsync's polling Locks, which
+		// nothing reserves a turn for, would hardly ever find it free.
+		pause = 3 * hold
 	)
 	duration := 3 * time.Second
 	if testing.Short() {
@@ -190,6 +197,7 @@ func TestMixedFleetNeverOverlaps(t *testing.T) {
 							rec.unlockErr = append(rec.unlockErr, fmt.Errorf("%s Unlock: ok=%v err=%v", sd.name, ok, err))
 							rec.mu.Unlock()
 						}
+						time.Sleep(rand.N(pause))
 					}
 				}()
 			}
