@@ -154,6 +154,10 @@ func RunScenario(ctx context.Context, kind ScenarioKind, log io.Writer) (*Scenar
 			LockStart: lockStart, Acquired: monoNow(), Until: monoOf(m2.Until()), Token: fencingToken(m2)}
 		fmt.Fprintf(log, "  %s  the second holder acquired (fencing tokens: first %d, second %d)\n", at(), *h1.Token, *h2.Token)
 	}
+	// Lock returns once a quorum replied; the third server's acquire may
+	// still be on its way (B restarted, so the second client dials it
+	// afresh). The keys are read once it has landed.
+	second.Wait()
 	res.Keys = scenarioKeys(ctx, servers, h1.Value, m2.Value())
 	fmt.Fprintf(log, "  %s  keys: A=%s B=%s C=%s; the first holder's Until is %+.3fs\n", at(), res.Keys[0], res.Keys[1], res.Keys[2],
 		time.Duration(h1.Until-start).Seconds())
