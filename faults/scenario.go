@@ -49,8 +49,9 @@ type ScenarioResult struct {
 	Holdings []Holding `json:"holdings"`
 	// SecondErr is the second holder's Lock error, if it did not acquire.
 	SecondErr string `json:"second_err,omitempty"`
-	// Keys tells, once the second holder tried, whose value each server
-	// held under the name: "first", "second" or "-" (none).
+	// Keys tells, once the second holder tried and every request of its
+	// try had landed, whose value each server held under the name:
+	// "first", "second" or "-" (none).
 	Keys   []string     `json:"keys"`
 	Faults []FaultEvent `json:"faults"`
 	Check  CheckResult  `json:"check"`
