@@ -338,12 +338,21 @@ func (s *Server) Output() string {
 // Pause stops the server process with SIGSTOP, so that it accepts
 // connections but answers nothing, as a hung or partitioned node would.
 // Pausing a paused server does nothing. It fails the test if the server is not
-// running.
+// running. A server still paused when the test ends is resumed before the
+// cleanups registered until now run (a test that failed before its Resume
+// would otherwise leave them waiting for the server's replies).
 func (s *Server) Pause(t testing.TB) {
 	t.Helper()
 	if err := s.PauseErr(); err != nil {
 		t.Fatalf("%v", err)
 	}
+	t.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.proc != nil && !s.proc.exited() {
+			_ = s.resumeLocked()
+		}
+	})
 }
 
 // PauseErr is Pause for callers without a testing.TB.
