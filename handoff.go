@@ -449,17 +449,51 @@ func (l *listener) serve(conn redis.Subscription) error {
 	}
 }
 
+// listenerQuitWait is how long a listener that wants nothing any more
+// waits for its server to confirm that the connection is subscribed to
+// nothing, before it gives the connection up: a stalled server confirms
+// nothing, and Redsync.Wait waits for the listener.
+const listenerQuitWait = time.Second
+
 // send subscribes and unsubscribes conn until stop is closed. It is the
-// only goroutine that calls Subscribe and Unsubscribe on conn.
+// only goroutine that calls Subscribe and Unsubscribe on conn. When nothing
+// is wanted and serve is still running listenerQuitWait later, it closes
+// conn, which makes serve's Receive fail (see redis.Subscription).
 func (l *listener) send(conn redis.Subscription, stop chan struct{}) {
+	var quit *time.Timer // runs while nothing is wanted
+	var quitC <-chan time.Time
+	defer func() {
+		if quit != nil {
+			quit.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-l.kick:
+		case <-quitC:
+			l.mu.Lock()
+			idle := len(l.wanted) == 0
+			l.mu.Unlock()
+			if idle {
+				_ = conn.Close()
+				return
+			}
+			quit, quitC = nil, nil
+			continue
 		}
 		var add, drop []string
 		l.mu.Lock()
+		if len(l.wanted) == 0 {
+			if quit == nil {
+				quit = time.NewTimer(listenerQuitWait)
+				quitC = quit.C
+			}
+		} else if quit != nil {
+			quit.Stop()
+			quit, quitC = nil, nil
+		}
 		for c := range l.wanted {
 			if !l.subscribed[c] {
 				l.subscribed[c] = true

@@ -106,10 +106,14 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 // flight, and its idle goroutines have exited. Operations return as soon as
 // their outcome is decided, and a request to a slow server may complete
 // after that (what it did is then undone if it was not wanted), for at
-// most the Mutex's expiry. Call Wait before closing the clients behind the
-// pools, for example at shutdown or at the end of a test that checks for
-// leaked goroutines. Lock and the other operations may run concurrently
-// with Wait; Wait then also waits for their requests.
+// most the Mutex's expiry, or until the client's own read timeout when it
+// does not follow context deadlines (go-redis without
+// ContextTimeoutEnabled). A hand-off listener whose server does not
+// confirm that nobody waits any more gives its connection up after a
+// second. Call Wait before closing the clients behind the pools, for
+// example at shutdown or at the end of a test that checks for leaked
+// goroutines. Lock and the other operations may run concurrently with
+// Wait; Wait then also waits for their requests.
 func (r *Redsync) Wait() {
 	r.inflight.wait()
 	r.workers.stopIdle()

@@ -96,8 +96,13 @@ type Subscriber interface {
 // Subscription is a connection dedicated to pub/sub. Subscribe and
 // Unsubscribe send their command and return; the server's confirmation
 // arrives through Receive. They may be called while another goroutine is
-// blocked in Receive, but never concurrently with each other. Close is
-// called by the goroutine that calls Receive, never concurrently with it.
+// blocked in Receive, but never concurrently with each other.
+//
+// Close never waits for the server. It is called by the goroutine that
+// calls Receive, once Receive returned; it may also be called by another
+// goroutine while Receive is blocked, to give up a connection whose server
+// does not answer: Receive must then return an error at once, after which
+// its goroutine calls Close again. A Close after the first does nothing.
 type Subscription interface {
 	// Subscribe asks the server to start sending the messages published
 	// on channels.

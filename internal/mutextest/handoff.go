@@ -238,3 +238,44 @@ func (c *testCluster) valuesAfterWait(t *testing.T, name string) []string {
 	c.rs.Wait()
 	return c.values(t, name)
 }
+
+// testWaitReturnsWhileAListenersServerIsStalled: once nobody waits, a
+// listener unsubscribes and stops when its server confirms. A stalled
+// server confirms nothing; the listener gives its connection up after a
+// while, so that Redsync.Wait (at shutdown, say) does not wait for the
+// server to come back.
+func testWaitReturnsWhileAListenersServerIsStalled(t *testing.T, adapters []Adapter) {
+	forEachAdapter(t, adapters, 3, func(t *testing.T, c *testCluster, name string) {
+		if !subscribes(t, c) {
+			t.Skip("the pool is not a redis.Subscriber: waiters poll")
+		}
+		holder := c.rs.NewMutex(name)
+		c.lock(t, holder)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := lockInBackground(ctx, c.rs.NewMutex(name, neverRetry))
+		waitForSubscribers(t, c, name)
+
+		// The waiter gives up while server 2 is stalled: its listener's
+		// unsubscribe gets no answer. No other request is on its way.
+		c.servers[2].Pause(t)
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+		waited := make(chan struct{})
+		go func() {
+			c.rs.Wait()
+			close(waited)
+		}()
+		select {
+		case <-waited:
+		case <-time.After(5 * time.Second):
+			c.servers[2].Resume(t) // lets Wait return, and the test end
+			<-waited
+			t.Fatal("Wait waited for the stalled server")
+		}
+		c.servers[2].Resume(t)
+		ok, err := holder.Unlock()
+		require.True(t, ok, err)
+		c.assertNothingLeft(t, name)
+	})
+}

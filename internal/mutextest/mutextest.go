@@ -56,6 +56,7 @@ func Run(t *testing.T, adapters ...Adapter) {
 		{"WaitersOfOneProcessShareOneConnectionPerServer", testWaitersOfOneProcessShareOneConnectionPerServer},
 		{"ReleaserDoesNotJumpTheQueue", testReleaserDoesNotJumpTheQueue},
 		{"ListenerReconnectsAfterRestart", testListenerReconnectsAfterRestart},
+		{"WaitReturnsWhileAListenersServerIsStalled", testWaitReturnsWhileAListenersServerIsStalled},
 		{"HandoffOffPollsLikeRedsync", testHandoffOffPollsLikeRedsync},
 		{"KeepAliveHoldsALockForManyExpiries", testKeepAliveHoldsALockForManyExpiries},
 		{"KeepAliveStopsForGoodAtUnlock", testKeepAliveStopsForGoodAtUnlock},
