@@ -485,13 +485,20 @@ func (h *holding) record(node int) bool {
 	if h.givenUp || (node < 64 && h.givenUpNodes&(1<<uint(node)) != 0) {
 		return false
 	}
+	if !h.recordedLocked(node) {
+		h.nodes = append(h.nodes, node)
+	}
+	return true
+}
+
+// recordedLocked reports whether node was recorded; h.mu is held.
+func (h *holding) recordedLocked(node int) bool {
 	for _, n := range h.nodes {
 		if n == node {
 			return true
 		}
 	}
-	h.nodes = append(h.nodes, node)
-	return true
+	return false
 }
 
 // mayHold reports whether node may hold the value: it was acquired
@@ -502,15 +509,7 @@ func (h *holding) mayHold(node int) bool {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.pending&(1<<uint(node)) != 0 {
-		return true
-	}
-	for _, n := range h.nodes {
-		if n == node {
-			return true
-		}
-	}
-	return false
+	return h.pending&(1<<uint(node)) != 0 || h.recordedLocked(node)
 }
 
 // acquireReplied notes that the acquire reply of node is in (and was
