@@ -142,7 +142,7 @@ func hasHashTag(key string) bool {
 // microseconds), read in the same step; otherwise with the key's
 // remaining time to live in milliseconds (-1 when it has no expiry).
 // TIME comes after the only write, as old servers require of scripts.
-var fencedAcquireScript = redis.NewScript(2, `
+var fencedAcquireScript = newScript(2, `
 local current = redis.call("GET", KEYS[1])
 if current == false or (ARGV[3] ~= "" and current == ARGV[3]) then
 	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
@@ -151,7 +151,7 @@ if current == false or (ARGV[3] ~= "" and current == ARGV[3]) then
 	return {counter, now[1], now[2]}
 end
 return redis.call("PTTL", KEYS[1])
-`, "")
+`)
 
 // fencedAcquireOneScript is fencedAcquireScript for a single server,
 // which is its own quorum: when it sets the key it also agrees the token
@@ -159,7 +159,7 @@ return redis.call("PTTL", KEYS[1])
 // (an array of one integer), saving the write-back round.
 // replicate_commands lets a script write after TIME on servers before
 // Redis 5 (later servers always allow it).
-var fencedAcquireOneScript = redis.NewScript(2, `
+var fencedAcquireOneScript = newScript(2, `
 redis.replicate_commands()
 local current = redis.call("GET", KEYS[1])
 if current == false or (ARGV[3] ~= "" and current == ARGV[3]) then
@@ -174,13 +174,13 @@ if current == false or (ARGV[3] ~= "" and current == ARGV[3]) then
 	return {token}
 end
 return redis.call("PTTL", KEYS[1])
-`, "")
+`)
 
 // fenceWriteBackScript raises the fencing counter KEYS[2] to ARGV[2] if
 // KEYS[1] holds ARGV[1], and keeps the counter ARGV[3] milliseconds from
 // now. Reply: 1 stored (the counter is at least ARGV[2]), 0 the key holds
 // another value or is missing.
-var fenceWriteBackScript = redis.NewScript(2, `
+var fenceWriteBackScript = newScript(2, `
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then
 	return 0
 end
@@ -191,7 +191,7 @@ else
 	redis.call("PEXPIRE", KEYS[2], ARGV[3])
 end
 return 1
-`, "")
+`)
 
 // fenceReads gathers what the servers that granted an acquire read: the
 // highest counter and the highest clock. The node goroutines add to it,

@@ -1,6 +1,16 @@
 package redsync
 
-import "github.com/quorumlock/redsync/redis"
+import (
+	"github.com/quorumlock/redsync/internal/scripthash"
+	"github.com/quorumlock/redsync/redis"
+)
+
+// newScript is redis.NewScript with the hash of src, computed once, when
+// the package starts: a Pool of the user's own may use the hash as it comes
+// (redis.NewScript, like redsync's, keeps an empty hash empty).
+func newScript(keyCount int, src string) *redis.Script {
+	return redis.NewScript(keyCount, src, scripthash.Compute(src))
+}
 
 // The scripts keep redsync v4's meaning on the key, so that a service on
 // redsync and one on this library exclude each other on the same name.
@@ -11,7 +21,7 @@ import "github.com/quorumlock/redsync/redis"
 // the placeholder ARGV[3] for ARGV[4] milliseconds, which only a waiter's
 // acquire (acquireAfterWaitScript) takes over: those who waited go first.
 // Reply: 1 released, 0 the key holds another value, -1 the key is missing.
-var releaseScript = redis.NewScript(1, `
+var releaseScript = newScript(1, `
 local current = redis.call("GET", KEYS[1])
 if current == false then
 	return -1
@@ -25,33 +35,33 @@ else
 	redis.call("DEL", KEYS[1])
 end
 return 1
-`, "")
+`)
 
 // acquireAfterWaitScript sets KEYS[1] to ARGV[1] for ARGV[2] milliseconds
 // if the key is missing or holds the hand-off placeholder ARGV[3]. Reply:
 // OK when set, else the key's remaining time to live in milliseconds (-1
 // when it has no expiry).
-var acquireAfterWaitScript = redis.NewScript(1, `
+var acquireAfterWaitScript = newScript(1, `
 local current = redis.call("GET", KEYS[1])
 if current == false or current == ARGV[3] then
 	return redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 end
 return redis.call("PTTL", KEYS[1])
-`, "")
+`)
 
 // extendScript resets the expiry of KEYS[1] to ARGV[2] milliseconds if it
 // holds ARGV[1]. Reply: 1 extended, 0 missing or another value.
-var extendScript = redis.NewScript(1, `
+var extendScript = newScript(1, `
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then
 	return 0
 end
 return redis.call("PEXPIRE", KEYS[1], ARGV[2])
-`, "")
+`)
 
 // extendOrSetScript is extendScript that also sets KEYS[1] to ARGV[1] with
 // the expiry when the key is missing (WithSetNXOnExtend). Reply: 1
 // extended, 2 set (the key was missing), 0 the key holds another value.
-var extendOrSetScript = redis.NewScript(1, `
+var extendOrSetScript = newScript(1, `
 local current = redis.call("GET", KEYS[1])
 if current == ARGV[1] then
 	return redis.call("PEXPIRE", KEYS[1], ARGV[2])
@@ -61,7 +71,7 @@ if current == false then
 	return 2
 end
 return 0
-`, "")
+`)
 
 // handOverScript is releaseScript that hands the lock over to a waiter of
 // the releaser's process: when nobody but that process listens on the
@@ -75,7 +85,7 @@ return 0
 // PUBSUB NUMSUB is a non-deterministic command: Redis before 5 replicates
 // a script that writes after one only as its effects, which
 // redis.replicate_commands asks for (a no-op since Redis 7).
-var handOverScript = redis.NewScript(1, `
+var handOverScript = newScript(1, `
 local current = redis.call("GET", KEYS[1])
 if current == ARGV[5] then
 	return 2
@@ -96,4 +106,4 @@ end
 redis.call("PUBLISH", ARGV[2], "")
 redis.call("SET", KEYS[1], ARGV[3], "PX", ARGV[4])
 return 1
-`, "")
+`)

@@ -14,6 +14,8 @@
 //     milliseconds, whatever unit the client library uses itself).
 //   - Eval runs a script by EVALSHA and falls back to EVAL when the server
 //     answers NOSCRIPT, so a SCRIPT FLUSH or a restarted server is harmless.
+//     A Script whose Hash is empty is named by the SHA-1 of its Src, which
+//     the adapters of this project compute once per source, not per call.
 //   - A nil reply is returned as a nil value with a nil error; an integer
 //     reply as an int64; a bulk string reply as a string or a []byte,
 //     whichever the client library returns; an array reply as a []any of
@@ -23,8 +25,6 @@ package redis
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"time"
 )
 
@@ -68,17 +68,15 @@ type Script struct {
 	KeyCount int
 	// Src is the Lua source.
 	Src string
-	// Hash is the lowercase hex SHA-1 of Src.
+	// Hash is the lowercase hex SHA-1 of Src, or empty when the caller did
+	// not give it (see the package comment on Eval).
 	Hash string
 }
 
-// NewScript returns a Script for src taking keyCount keys. hash is the hex
-// SHA-1 of src; when it is empty NewScript computes it.
+// NewScript returns a Script for src taking keyCount keys, with the hash
+// given (the hex SHA-1 of src, or ""). It keeps its arguments as given, as
+// redsync's NewScript does: it computes no hash.
 func NewScript(keyCount int, src, hash string) *Script {
-	if hash == "" {
-		sum := sha1.Sum([]byte(src))
-		hash = hex.EncodeToString(sum[:])
-	}
 	return &Script{KeyCount: keyCount, Src: src, Hash: hash}
 }
 

@@ -65,6 +65,7 @@ func Run(t *testing.T, newPool func(t *testing.T, addr string) redsyncredis.Pool
 	t.Run("EvalWithBadKeyCountReturnsError", s.testEvalBadKeyCount)
 	t.Run("EvalFallsBackToEvalAfterScriptFlush", s.testEvalAfterScriptFlush)
 	t.Run("EvalFallsBackToEvalOnWrongHash", s.testEvalWrongHash)
+	t.Run("EvalWithoutHashSendsEVALSHAOfTheSource", s.testEvalWithoutHash)
 	t.Run("ScriptLoadStoresServerHash", s.testScriptLoad)
 	t.Run("GetWithNilContextWorks", s.testNilContext)
 	t.Run("CloseReleasesConnection", s.testClose)
@@ -358,12 +359,12 @@ func (s *suite) testEvalAfterScriptFlush(t *testing.T) {
 	c := s.conn(t)
 	for i := 0; i < 2; i++ {
 		require.NoError(t, s.client.ScriptFlush(clientCtx(t)).Err())
-		require.False(t, s.scriptCached(t, script.Hash))
+		require.False(t, s.scriptCached(t, sha1Hex(script.Src)))
 
 		v, err := c.Eval(script, key(t), "after flush")
 		require.NoError(t, err, "round %d", i)
 		assert.Equal(t, "after flush", bulkString(t, v))
-		assert.True(t, s.scriptCached(t, script.Hash), "the EVAL fallback caches the script")
+		assert.True(t, s.scriptCached(t, sha1Hex(script.Src)), "the EVAL fallback caches the script")
 	}
 }
 
@@ -373,6 +374,27 @@ func (s *suite) testEvalWrongHash(t *testing.T) {
 	v, err := s.conn(t).Eval(script, key(t), "wrong hash")
 	require.NoError(t, err)
 	assert.Equal(t, "wrong hash", bulkString(t, v))
+}
+
+// testEvalWithoutHash: a Script made with an empty hash (redis.NewScript
+// keeps it empty) is sent by EVALSHA of its source's SHA-1, and the Script
+// is left as it was.
+func (s *suite) testEvalWithoutHash(t *testing.T) {
+	script := uniqueScript(t)
+	require.Empty(t, script.Hash)
+	require.NoError(t, s.client.ScriptLoad(clientCtx(t), script.Src).Err())
+	require.NoError(t, s.client.ConfigResetStat(clientCtx(t)).Err())
+	c := s.conn(t)
+	for i := 0; i < 2; i++ {
+		v, err := c.Eval(script, key(t), "no hash")
+		require.NoError(t, err, "call %d", i+1)
+		assert.Equal(t, "no hash", bulkString(t, v))
+	}
+	assert.Empty(t, script.Hash, "Eval leaves the Script as it was")
+	stats, err := s.client.Info(clientCtx(t), "commandstats").Result()
+	require.NoError(t, err)
+	assert.Contains(t, stats, "cmdstat_evalsha:calls=2,", "both calls by EVALSHA")
+	assert.NotContains(t, stats, "cmdstat_eval:", "no EVAL: the hash was right")
 }
 
 func (s *suite) testScriptLoad(t *testing.T) {

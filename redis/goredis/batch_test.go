@@ -107,7 +107,7 @@ func TestConcurrentCommandsGoOutTogetherWithTheirOwnReplies(t *testing.T) {
 func TestWithBatchingFalseSendsEveryCommandAlone(t *testing.T) {
 	srv := redistest.Start(t, 1)[0]
 	client, counter := countedClient(t, srv.Addr())
-	hammer(t, goredis.NewPool(client, goredis.WithBatching(false)), 8, 50)
+	hammer(t, goredis.NewPoolWithOptions(client, goredis.WithBatching(false)), 8, 50)
 	assert.Zero(t, atomic.LoadInt64(&counter.pipelines))
 	// Each Eval is an EVALSHA, and an EVAL after NOSCRIPT the first time.
 	assert.GreaterOrEqual(t, atomic.LoadInt64(&counter.alone), int64(8*50*5))

@@ -43,20 +43,30 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/scripthash"
 	"github.com/quorumlock/redsync/internal/scriptkeys"
 	redsyncredis "github.com/quorumlock/redsync/redis"
 	"github.com/redis/go-redis/v9"
 )
 
 // NewPool returns a redsync Pool whose connections send their commands
-// through delegate. It never closes delegate: the caller owns it.
+// through delegate, in batches (see the package comment). It never closes
+// delegate: the caller owns it. It is NewPoolWithOptions without options,
+// with redsync's signature, so that it can stand wherever redsync's
+// constructor did (a function value, a table of constructors).
 //
 // The Pool is a redis.Subscriber, so that waiters wake when a lock is
 // released, except for a *redis.Ring: a Ring puts a pub/sub connection on
 // the shard of its first channel, while a release publishes on the shard of
 // its key, so most releases would go unheard (and go-redis panics on a Ring
 // subscription without channels). Waiters on a Ring poll instead.
-func NewPool(delegate redis.UniversalClient, opts ...Option) redsyncredis.Pool {
+func NewPool(delegate redis.UniversalClient) redsyncredis.Pool {
+	return NewPoolWithOptions(delegate)
+}
+
+// NewPoolWithOptions is NewPool with options that change how the Pool
+// sends its commands (WithBatching).
+func NewPoolWithOptions(delegate redis.UniversalClient, opts ...Option) redsyncredis.Pool {
 	p := &pool{delegate: delegate, batch: &batcher{client: delegate}}
 	for _, opt := range opts {
 		opt(p)
@@ -81,7 +91,7 @@ type pool struct {
 	batch    *batcher // nil: every command goes out on its own
 }
 
-// An Option changes how a Pool sends its commands.
+// An Option changes how a Pool sends its commands; see NewPoolWithOptions.
 type Option func(*pool)
 
 // WithBatching(false) makes every command of the Pool go out on its own,
@@ -188,7 +198,7 @@ func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (any, error
 	if err != nil {
 		return nil, fmt.Errorf("goredis: %w", err)
 	}
-	v, err := c.eval("evalsha", script.Hash, keyCount, keysAndArgs)
+	v, err := c.eval("evalsha", scripthash.Of(script.Src, script.Hash), keyCount, keysAndArgs)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		v, err = c.eval("eval", script.Src, keyCount, keysAndArgs)
 	}

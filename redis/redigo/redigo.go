@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/quorumlock/redsync/internal/scripthash"
 	redsyncredis "github.com/quorumlock/redsync/redis"
 )
 
@@ -143,7 +144,7 @@ func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (any, error
 		args[1] = script.KeyCount
 		copy(args[2:], keysAndArgs)
 	}
-	args[0] = script.Hash
+	args[0] = scripthash.Of(script.Src, script.Hash)
 	v, err := c.do("EVALSHA", args...)
 	if isNoScript(err) {
 		args[0] = script.Src

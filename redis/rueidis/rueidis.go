@@ -27,6 +27,7 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/redis/rueidis/rueidiscompat"
 
+	"github.com/quorumlock/redsync/internal/scripthash"
 	"github.com/quorumlock/redsync/internal/scriptkeys"
 	redsyncredis "github.com/quorumlock/redsync/redis"
 )
@@ -111,7 +112,7 @@ func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (_ any, err
 	if err != nil {
 		return nil, fmt.Errorf("rueidis: %w", err)
 	}
-	v, err := c.delegate.EvalSha(c.ctx, script.Hash, keys, args...).Result()
+	v, err := c.delegate.EvalSha(c.ctx, scripthash.Of(script.Src, script.Hash), keys, args...).Result()
 	if reply, ok := rueidis.IsRedisErr(err); ok && reply.IsNoScript() {
 		v, err = c.delegate.Eval(c.ctx, script.Src, keys, args...).Result()
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 	"github.com/valkey-io/valkey-go/valkeycompat"
 
+	"github.com/quorumlock/redsync/internal/scripthash"
 	"github.com/quorumlock/redsync/internal/scriptkeys"
 	redsyncredis "github.com/quorumlock/redsync/redis"
 )
@@ -112,7 +113,7 @@ func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (_ any, err
 	if err != nil {
 		return nil, fmt.Errorf("valkeygo: %w", err)
 	}
-	v, err := c.delegate.EvalSha(c.ctx, script.Hash, keys, args...).Result()
+	v, err := c.delegate.EvalSha(c.ctx, scripthash.Of(script.Src, script.Hash), keys, args...).Result()
 	if reply, ok := valkey.IsValkeyErr(err); ok && reply.IsNoScript() {
 		v, err = c.delegate.Eval(c.ctx, script.Src, keys, args...).Result()
 	}

@@ -30,6 +30,7 @@ import (
 
 	"github.com/go-redis/redis/v7"
 
+	"github.com/quorumlock/redsync/internal/scripthash"
 	"github.com/quorumlock/redsync/internal/scriptkeys"
 	redsyncredis "github.com/quorumlock/redsync/redis"
 )
@@ -132,7 +133,7 @@ func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (any, error
 	if err != nil {
 		return nil, fmt.Errorf("goredis: %w", err)
 	}
-	v, err := c.eval("evalsha", script.Hash, keys, args)
+	v, err := c.eval("evalsha", scripthash.Of(script.Src, script.Hash), keys, args)
 	if isNoScript(err) {
 		v, err = c.eval("eval", script.Src, keys, args)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/go-redis/redis/v8"
 
+	"github.com/quorumlock/redsync/internal/scripthash"
 	"github.com/quorumlock/redsync/internal/scriptkeys"
 	redsyncredis "github.com/quorumlock/redsync/redis"
 )
@@ -118,7 +119,7 @@ func (c *conn) Eval(script *redsyncredis.Script, keysAndArgs ...any) (any, error
 	if err != nil {
 		return nil, fmt.Errorf("goredis: %w", err)
 	}
-	v, err := c.delegate.EvalSha(c.ctx, script.Hash, keys, args...).Result()
+	v, err := c.delegate.EvalSha(c.ctx, scripthash.Of(script.Src, script.Hash), keys, args...).Result()
 	if isNoScript(err) {
 		v, err = c.delegate.Eval(c.ctx, script.Src, keys, args...).Result()
 	}

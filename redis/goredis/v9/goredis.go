@@ -16,6 +16,12 @@ import (
 // NewPool returns a redsync Pool whose connections send their commands
 // through delegate. It is github.com/quorumlock/redsync/redis/goredis.NewPool;
 // see that package for how contexts and timeouts apply.
-func NewPool(delegate redis.UniversalClient, opts ...adapter.Option) redsyncredis.Pool {
-	return adapter.NewPool(delegate, opts...)
+func NewPool(delegate redis.UniversalClient) redsyncredis.Pool {
+	return adapter.NewPool(delegate)
+}
+
+// NewPoolWithOptions is
+// github.com/quorumlock/redsync/redis/goredis.NewPoolWithOptions.
+func NewPoolWithOptions(delegate redis.UniversalClient, opts ...adapter.Option) redsyncredis.Pool {
+	return adapter.NewPoolWithOptions(delegate, opts...)
 }
