@@ -22,6 +22,14 @@ func NewPool(delegate redis.UniversalClient) redsyncredis.Pool {
 
 // NewPoolWithOptions is
 // github.com/quorumlock/redsync/redis/goredis.NewPoolWithOptions.
-func NewPoolWithOptions(delegate redis.UniversalClient, opts ...adapter.Option) redsyncredis.Pool {
+func NewPoolWithOptions(delegate redis.UniversalClient, opts ...Option) redsyncredis.Pool {
 	return adapter.NewPoolWithOptions(delegate, opts...)
+}
+
+// Option is github.com/quorumlock/redsync/redis/goredis.Option.
+type Option = adapter.Option
+
+// WithBatching is github.com/quorumlock/redsync/redis/goredis.WithBatching.
+func WithBatching(on bool) Option {
+	return adapter.WithBatching(on)
 }
