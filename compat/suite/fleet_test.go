@@ -103,9 +103,13 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-// value returns the key name on server i, and whether it exists.
+// value returns the key name on server i, and whether it exists (never on
+// a server that was killed).
 func (f *fleet) value(t *testing.T, i int, name string) (string, bool) {
 	t.Helper()
+	if !f.servers[i].Running() {
+		return "", false
+	}
 	v, err := f.raw[i].Get(ctx(t), name).Result()
 	if err == goredislib.Nil {
 		return "", false

@@ -14,11 +14,21 @@
 package suite
 
 import (
+	"context"
 	"testing"
 
+	goredislib "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
+	// go-redis logs every failed dial; the tests that stop servers cause
+	// many, and check the errors they care about themselves.
+	goredislib.SetLogger(quiet{})
 	goleak.VerifyTestMain(m)
 }
+
+// quiet is a go-redis logger that logs nothing.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
