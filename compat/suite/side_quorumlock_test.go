@@ -53,9 +53,14 @@ func pollingOptions() []redsync.Option { return []redsync.Option{redsync.WithHan
 
 // awaitWaiter returns once the Lock started on name listens for its
 // release on every server (hand-off: the waiter subscribes to
-// redsync:released:<name>).
-func awaitWaiter(t *testing.T, f *fleet, name string) {
+// redsync:released:<name>); a Lock that polls (polling) only had time for
+// its first try.
+func awaitWaiter(t *testing.T, f *fleet, name string, polling bool) {
 	t.Helper()
+	if polling {
+		pause(10)
+		return
+	}
 	channel := "redsync:released:" + name
 	deadline := time.Now().Add(10 * time.Second)
 	for i, c := range f.raw {

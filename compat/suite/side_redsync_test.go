@@ -46,9 +46,9 @@ func pollingOptions() []redsync.Option { return nil }
 
 // awaitWaiter returns once the Lock started on name had time for its first
 // try: redsync polls, so nothing on the servers says it waits.
-func awaitWaiter(t *testing.T, f *fleet, name string) {
+func awaitWaiter(t *testing.T, f *fleet, name string, polling bool) {
 	t.Helper()
-	pause(50)
+	pause(10)
 }
 
 // The other library of the mixed-fleet tests.
