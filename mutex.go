@@ -58,12 +58,15 @@ type Mutex struct {
 	// returned by every operation.
 	invalid error
 
-	mu         sync.Mutex // guards value, token, until, acquiredAt, hold and keeper
+	mu         sync.Mutex // guards value, token, until, acquiredAt, hold, released and keeper
 	value      string
 	token      uint64 // the fencing token of value; 0 without one
 	until      time.Time
 	acquiredAt time.Time // the start of the attempt that acquired value; zero with WithValue
 	hold       *holding  // the servers that may hold value; nil after Unlock
+	// released: Unlock was called on value. Nothing may set the key
+	// with value again (no KeepAlive, no Extend that sets a missing key).
+	released bool
 	keeper     *keeper   // the background extension, while KeepAlive runs
 
 	// obs observes the Mutex's operations; nil when nobody does.
@@ -440,7 +443,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 	}
 	if granted {
 		m.mu.Lock()
-		m.value, m.token, m.until, m.acquiredAt, m.hold = value, token, until, start, hold
+		m.value, m.token, m.until, m.acquiredAt, m.hold, m.released = value, token, until, start, hold, false
 		m.mu.Unlock()
 		a.held = true
 	} else {
@@ -471,7 +474,7 @@ func (m *Mutex) takeOffer(ctx context.Context, w *waiter, o *handOffer, count lo
 	a := lockAttempt{start: o.start, freeIn: -1, res: roundResult{n: int(atomic.LoadInt32(&o.handed))}, handedOver: true}
 	if until := o.grantedTil; !until.IsZero() {
 		m.mu.Lock()
-		m.value, m.token, m.until, m.acquiredAt, m.hold = o.value, 0, until, o.start, o.hold
+		m.value, m.token, m.until, m.acquiredAt, m.hold, m.released = o.value, 0, until, o.start, o.hold, false
 		m.mu.Unlock()
 		a.held = true
 	} else {
@@ -547,11 +550,16 @@ func (m *Mutex) Unlock() (bool, error) {
 	return m.UnlockContext(context.Background())
 }
 
-// UnlockContext is Unlock that stops waiting when ctx ends. The releases
-// it sent still complete in the background, bounded by the per-server
-// deadline, so the key does not outlive a cancelled Unlock.
+// UnlockContext is Unlock that stops waiting when ctx ends. With a ctx
+// that is done already it sends nothing, returns false with an error
+// matching ctx.Err() and leaves the Mutex as it was: the lock is still
+// held, and a later Unlock releases it. When ctx ends during the call, the
+// releases already sent still complete in the background, bounded by the
+// per-server deadline, so the key does not outlive a cancelled Unlock: the
+// error (matching ctx.Err()) then says that the lock is being released,
+// and the Mutex counts as unlocked.
 func (m *Mutex) UnlockContext(ctx context.Context) (bool, error) {
-	if err := m.check(ctx); err != nil {
+	if err := m.checkActive(ctx, "release"); err != nil {
 		return false, err
 	}
 	if m.obs == nil {
@@ -572,6 +580,7 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 	m.mu.Lock()
 	value, hold := m.value, m.hold
 	m.hold = nil
+	m.released = value != ""
 	m.mu.Unlock()
 	if value == "" {
 		return false, ErrNotHeld
@@ -624,7 +633,7 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 		handedOver = offer.settle()
 	}
 	if res.ctxErr != nil {
-		return false, errors.Join(res.err, res.ctxErr)
+		return false, errors.Join(res.err, fmt.Errorf("redsync: the context ended before a quorum confirmed the release; the releases sent complete in the background: %w", res.ctxErr))
 	}
 	if res.n < m.quorum {
 		return false, res.err
@@ -638,14 +647,18 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 // Extend resets the key's expiry on every server to the full expiry and
 // reports whether a quorum did; Until moves accordingly. It returns
 // ErrExtendFailed when a quorum extended but too late to leave any
-// validity, and ErrNotHeld without a value.
+// validity, and ErrNotHeld without a value. After Unlock it never sets the
+// key again, even with WithSetNXOnExtend: it only extends a key that
+// still holds the value (none does, once the release went through).
 func (m *Mutex) Extend() (bool, error) {
 	return m.ExtendContext(context.Background())
 }
 
-// ExtendContext is Extend that stops waiting when ctx ends.
+// ExtendContext is Extend that stops waiting when ctx ends. With a ctx
+// that is done already it sends nothing and returns false with an error
+// matching ctx.Err().
 func (m *Mutex) ExtendContext(ctx context.Context) (bool, error) {
-	if err := m.check(ctx); err != nil {
+	if err := m.checkActive(ctx, "extension"); err != nil {
 		return false, err
 	}
 	_, err := m.extend(ctx, OpExtend, m.setNXOnExtend)
@@ -674,13 +687,15 @@ func (m *Mutex) extend(ctx context.Context, op Op, setNX bool) (roundResult, err
 // extendOnce is extend, unobserved.
 func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult, error) {
 	m.mu.Lock()
-	value, hold, validUntil := m.value, m.hold, m.until
+	value, hold, validUntil, released := m.value, m.hold, m.until, m.released
 	m.mu.Unlock()
 	if value == "" {
 		return roundResult{}, ErrNotHeld
 	}
 	script := extendScript
-	if setNX {
+	if setNX && !released {
+		// (After Unlock, an extension that set a missing key would bring
+		// back a lock its holder gave up.)
 		script = extendOrSetScript
 	}
 	var valueArg any = value
@@ -741,11 +756,13 @@ func (m *Mutex) Valid() (bool, error) {
 	return m.ValidContext(context.Background())
 }
 
-// ValidContext is Valid that stops waiting when ctx ends.
+// ValidContext is Valid that stops waiting when ctx ends. With a ctx that
+// is done already it sends nothing and returns false with an error
+// matching ctx.Err().
 //
 // Deprecated: Use Until, which needs no round trip.
 func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
-	if err := m.check(ctx); err != nil {
+	if err := m.checkActive(ctx, "check"); err != nil {
 		return false, err
 	}
 	value := m.Value()
@@ -978,6 +995,18 @@ func (m *Mutex) check(ctx context.Context) error {
 	}
 	if ctx == nil {
 		return &ArgumentError{Arg: "ctx", Problem: "nil context; pass context.Background() or a context of your own"}
+	}
+	return nil
+}
+
+// checkActive is check for an operation on a held lock, which also sends
+// nothing when ctx is done already; what names the operation in the error.
+func (m *Mutex) checkActive(ctx context.Context, what string) error {
+	if err := m.check(ctx); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redsync: %s not sent, the context is done: %w", what, err)
 	}
 	return nil
 }
