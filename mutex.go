@@ -67,7 +67,7 @@ type Mutex struct {
 	// released: Unlock was called on value. Nothing may set the key
 	// with value again (no KeepAlive, no Extend that sets a missing key).
 	released bool
-	keeper     *keeper   // the background extension, while KeepAlive runs
+	keeper   *keeper // the background extension, while KeepAlive runs
 
 	// obs observes the Mutex's operations; nil when nobody does.
 	obs Observer
