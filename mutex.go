@@ -49,9 +49,12 @@ type Mutex struct {
 
 	fencing bool // acquisitions agree on a fencing token (WithFencing)
 
-	rs       *Redsync
-	pools    []redis.Pool
-	states   []*nodeState // per pool, in the order of pools
+	rs     *Redsync
+	pools  []redis.Pool
+	states []*nodeState // per pool, in the order of pools
+	// order[i] is the index, among the pools given to New, of pools[i];
+	// nil when they are in that order (see WithShufflePools).
+	order    []int
 	inflight *inflightCount
 
 	// invalid is the first bad argument or option found by NewMutex,
@@ -585,9 +588,13 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 	if value == "" {
 		return false, ErrNotHeld
 	}
-	var offer *handOffer
+	var (
+		offer      *handOffer
+		staleNodes uint64
+	)
 	if m.rs.canListen {
 		offer = m.rs.handoff.offerHead(m)
+		staleNodes = m.rs.handoff.staleListeners(m)
 	}
 	var valueArg any = value
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
@@ -602,7 +609,11 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 				hold.giveUp()
 			}
 		}
-		ok, handed, err := m.releaseTo(ctx, pool, valueArg, offer)
+		stale := countEveryListener
+		if staleNodes&(1<<uint(node)) != 0 {
+			stale = leaveOneListener
+		}
+		ok, handed, err := m.releaseTo(ctx, pool, valueArg, stale, offer)
 		if offer != nil {
 			offer.replied(m, node, handed, err)
 		}
@@ -789,6 +800,11 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 // refuses, ttl is the key's remaining time to live, or -1 when unknown (or
 // not asked for: a first try asks only when wantTTL).
 func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afterWait, wantTTL bool) (ok bool, ttl time.Duration, err error) {
+	if _, ours := pool.(redis.Subscriber); !ours {
+		// A Pool of the user's own (none of this project's adapters)
+		// sees only the calls redsync makes: a SET NX per try.
+		afterWait, wantTTL = false, false
+	}
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, -1, err
@@ -826,29 +842,41 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afte
 }
 
 // release deletes the key on one server if it holds value, once more on
-// another connection when the first was found closed by the server.
+// another connection when the first was found closed by the server. It
+// never leaves the placeholder for waiters: it cleans up after a failed
+// attempt, or after a late reply, for nobody waiting.
 func (m *Mutex) release(ctx context.Context, pool redis.Pool, value any) (bool, error) {
-	ok, _, err := m.releaseTo(ctx, pool, value, nil)
+	ok, _, err := m.releaseTo(ctx, pool, value, neverReserve, nil)
 	return ok, err
 }
 
+// Arguments of releaseScript: how many listeners of the releaser's own
+// process to leave out when it counts the waiters that heard the release
+// (see handoff.staleListeners), or never to reserve the key for waiters.
+var (
+	countEveryListener any = int64(0)
+	leaveOneListener   any = int64(1)
+	neverReserve       any = int64(-1)
+)
+
 // releaseTo is release that, with an offer, hands the key over to the
 // offer's waiter there when nobody else listens for it (see
-// handOverScript); handed reports that it did.
-func (m *Mutex) releaseTo(ctx context.Context, pool redis.Pool, value any, offer *handOffer) (ok, handed bool, err error) {
-	ok, handed, err = m.releaseOnce(ctx, pool, value, offer)
+// handOverScript); handed reports that it did. Without one, stale is
+// releaseScript's count of listeners to leave out.
+func (m *Mutex) releaseTo(ctx context.Context, pool redis.Pool, value, stale any, offer *handOffer) (ok, handed bool, err error) {
+	ok, handed, err = m.releaseOnce(ctx, pool, value, stale, offer)
 	if brokenConnection(err) {
 		// A pooled connection the server closed (it restarted, say):
 		// the request never reached it, and another connection will.
 		// Releasing twice is harmless anyway, and the hand-over script
 		// reports a hand-over made by the first request as one.
-		ok, handed, err = m.releaseOnce(ctx, pool, value, offer)
+		ok, handed, err = m.releaseOnce(ctx, pool, value, stale, offer)
 	}
 	return ok, handed, err
 }
 
 // releaseOnce is one release (or hand-over) request.
-func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value any, offer *handOffer) (ok, handed bool, err error) {
+func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value, stale any, offer *handOffer) (ok, handed bool, err error) {
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, false, err
@@ -857,7 +885,7 @@ func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value any, off
 	var status any
 	what := "release"
 	if offer == nil {
-		status, err = conn.Eval(releaseScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis)
+		status, err = conn.Eval(releaseScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, stale)
 	} else {
 		what = "hand-over"
 		status, err = conn.Eval(handOverScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, offer.valueArg, offer.expiryArg)
@@ -975,6 +1003,15 @@ func neverSent(err error) bool {
 	}
 	var opErr *net.OpError
 	return errors.As(err, &opErr) && opErr.Op == "dial"
+}
+
+// serverIndex returns the index, among the pools given to New, of the
+// server that m numbers node.
+func (m *Mutex) serverIndex(node int) int {
+	if m.order == nil {
+		return node
+	}
+	return m.order[node]
 }
 
 // opTimeout is the per-server deadline of every operation.
