@@ -331,3 +331,44 @@ func TestAUsersOwnPoolSeesRedsyncsCalls(t *testing.T) {
 		assert.Equal(t, map[string]int{"SetNX": 4}, log.calls, "server %d", i)
 	}
 }
+
+// TestUnlockWorksOnServersOutOfMemory: on a server at maxmemory with
+// noeviction, redsync's release (a DEL) works; so must this one, whose
+// release would set the placeholder for a waiter of another process.
+func TestUnlockWorksOnServersOutOfMemory(t *testing.T) {
+	for _, full := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%dof3", full), func(t *testing.T) {
+			c := newRealCluster(t, 3)
+			m := c.rs.NewMutex("oom")
+			require.NoError(t, m.Lock())
+			waiters := New(pools(c)...)
+			t.Cleanup(waiters.Wait)
+			ctx, cancel := context.WithCancel(context.Background())
+			waited := make(chan error, 1)
+			go func() { waited <- waiters.NewMutex("oom").LockContext(ctx) }()
+			awaitWaiter(t, waiters, "oom")
+			for _, client := range c.inspect[:full] {
+				require.NoError(t, client.ConfigSet(context.Background(), "maxmemory", "1").Err())
+			}
+			t.Cleanup(func() {
+				for _, client := range c.inspect[:full] {
+					_ = client.ConfigSet(context.Background(), "maxmemory", "0").Err()
+				}
+			})
+			ok, err := m.Unlock()
+			assert.True(t, ok, "%v", err)
+			assert.NoError(t, err)
+			c.rs.Wait()
+			for i, client := range c.inspect[:full] {
+				v, err := client.Get(context.Background(), "oom").Result()
+				if err != goredislib.Nil {
+					assert.NoError(t, err)
+				}
+				assert.NotEqual(t, m.Value(), v, "server %d keeps the key", i)
+				assert.NotEqual(t, handoffMarker, v, "server %d keeps a placeholder", i)
+			}
+			cancel()
+			<-waited
+		})
+	}
+}
