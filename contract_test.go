@@ -372,3 +372,32 @@ func TestUnlockWorksOnServersOutOfMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestALockJustTakenIsOnEveryServer: on healthy servers a Lock returns
+// with its key on every server, as redsync's does, so a contender's
+// TryLock right after is refused by each of them and says so (before
+// Lock returned at the quorum, a contender took the last server now and
+// then, and its *ErrTaken named only the others).
+func TestALockJustTakenIsOnEveryServer(t *testing.T) {
+	c := newRealCluster(t, 3)
+	contender := New(pools(c)...)
+	t.Cleanup(contender.Wait)
+	const rounds = 200
+	everyServer := 0
+	for i := 0; i < rounds; i++ {
+		name := fmt.Sprintf("just-taken-%d", i)
+		holder := c.rs.NewMutex(name)
+		require.NoError(t, holder.Lock())
+		var taken *ErrTaken
+		require.ErrorAs(t, contender.NewMutex(name).TryLock(), &taken)
+		if len(taken.Nodes) == len(c.servers) {
+			everyServer++
+		}
+		ok, err := holder.Unlock()
+		require.True(t, ok, err)
+	}
+	t.Logf("%d of %d refusals named every server", everyServer, rounds)
+	// A loaded machine may delay one reply past the short wait after the
+	// quorum (see lingerFor): that is what this allows for.
+	assert.GreaterOrEqual(t, everyServer, rounds*95/100)
+}
