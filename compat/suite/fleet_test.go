@@ -42,6 +42,10 @@ type fleetConfig struct {
 	pool func(goredislib.UniversalClient) redis.Pool
 }
 
+// goredisNewPool is the go-redis v9 adapter's constructor, as a value of
+// redsync's type.
+var goredisNewPool func(goredislib.UniversalClient) redis.Pool = goredis.NewPool
+
 // A fleetOption changes how newFleet builds the library's side.
 type fleetOption func(*fleetConfig)
 
@@ -59,7 +63,7 @@ func withPool(newPool func(goredislib.UniversalClient) redis.Pool) fleetOption {
 // when the test ends.
 func newFleet(t *testing.T, n int, opts ...fleetOption) *fleet {
 	t.Helper()
-	f := &fleet{servers: redistest.Start(t, n), config: fleetConfig{pool: goredis.NewPool}}
+	f := &fleet{servers: redistest.Start(t, n), config: fleetConfig{pool: goredisNewPool}}
 	for _, opt := range opts {
 		opt(&f.config)
 	}
@@ -239,9 +243,10 @@ func sortedNodes(nodes []int) []int {
 type countingPool struct {
 	inner redis.Pool
 
-	mu      sync.Mutex // guards calls and scripts
-	calls   map[string]int
-	scripts []redis.Script // a copy of every script given to Eval
+	mu        sync.Mutex // guards calls, scripts and setValues
+	calls     map[string]int
+	scripts   []redis.Script // a copy of every script given to Eval
+	setValues []string       // the value of every SetNX
 }
 
 func newCountingPool(inner redis.Pool) *countingPool {
@@ -272,12 +277,15 @@ func (p *countingPool) evalScripts() []redis.Script {
 	return append([]redis.Script(nil), p.scripts...)
 }
 
-// reset forgets the calls counted so far.
-func (p *countingPool) reset() {
+// setNXValues returns the distinct values given to SetNX so far.
+func (p *countingPool) setNXValues() map[string]bool {
 	p.mu.Lock()
-	p.calls = map[string]int{}
-	p.scripts = nil
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	out := map[string]bool{}
+	for _, v := range p.setValues {
+		out[v] = true
+	}
+	return out
 }
 
 func (p *countingPool) Get(ctx context.Context) (redis.Conn, error) {
@@ -306,6 +314,9 @@ func (c *countingConn) Set(name string, value string) (bool, error) {
 
 func (c *countingConn) SetNX(name string, value string, expiry time.Duration) (bool, error) {
 	c.pool.count("SetNX")
+	c.pool.mu.Lock()
+	c.pool.setValues = append(c.pool.setValues, value)
+	c.pool.mu.Unlock()
 	return c.inner.SetNX(name, value, expiry)
 }
 
