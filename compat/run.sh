@@ -28,6 +28,9 @@ if [ "${COMPAT_RACE:-1}" != 0 ]; then
 	flags+=(-race)
 fi
 export GOWORK=off
+if [ -x "$(go env GOPATH)/bin/staticcheck" ]; then
+	PATH="$(go env GOPATH)/bin:$PATH"
+fi
 
 tmp=$(mktemp -d)
 trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -37,15 +40,22 @@ status=0
 
 testargs=("$@")
 
-# run SIDE DIR TAGS: vets the module in DIR and runs its suite with the
-# build tags TAGS, and counts the top-level tests that passed and failed.
+# run SIDE DIR TAGS: vets the module in DIR (go vet, and staticcheck when
+# it is on PATH), runs its suite with the build tags TAGS, and counts the
+# top-level tests that passed and failed.
 run() {
 	local side=$1 dir=$2 tags=$3
 	local log="$tmp/$side.log" rc=0
 	echo "== compat suite, $side side"
-	(cd "$dir" && go vet -tags="$tags" ./... && go test -tags="$tags" "${flags[@]}" "${testargs[@]}" ./suite/) >"$log" 2>&1 || rc=$?
+	# set -e does not apply inside a subshell whose status is tested: chain.
+	(
+		cd "$dir" &&
+			go vet -tags="$tags" ./... &&
+			{ ! command -v staticcheck >/dev/null 2>&1 || staticcheck -tags="$tags" ./...; } &&
+			go test -tags="$tags" "${flags[@]}" "${testargs[@]}" ./suite/
+	) >"$log" 2>&1 || rc=$?
 	# The failures and their output, then the counts.
-	grep -v -e '^=== \(RUN\|PAUSE\|CONT\)' -e '^    --- PASS' -e '^--- PASS' "$log" | grep -v '^\s*$' | tail -n 400 || true
+	grep -v -e '^=== \(RUN\|PAUSE\|CONT\)' -e '^ *--- PASS' "$log" | grep -v '^\s*$' | tail -n 400 || true
 	local passed failed
 	passed=$(grep -c '^--- PASS' "$log" || true)
 	failed=$(grep -c '^--- FAIL' "$log" || true)

@@ -250,7 +250,7 @@ func TestDifferenceRedigoScriptLoad(t *testing.T) {
 	hash := hex.EncodeToString(sum[:])
 	// scriptLoad runs ScriptLoad through the redigo adapter and reports
 	// what it panicked with, if it did.
-	scriptLoad := func(t *testing.T, p redigo.Pool) (script *redis.Script, err error, panicked any) {
+	scriptLoad := func(t *testing.T, p redigo.Pool) (script *redis.Script, panicked any, err error) {
 		conn, err := redigo.NewPool(p).Get(ctx(t))
 		if err != nil {
 			t.Fatal(err)
@@ -258,7 +258,7 @@ func TestDifferenceRedigoScriptLoad(t *testing.T) {
 		defer conn.Close()
 		script = redis.NewScript(0, src, "")
 		defer func() { panicked = recover() }()
-		return script, conn.ScriptLoad(script), nil
+		return script, nil, conn.ScriptLoad(script)
 	}
 	t.Run("RealServer", func(t *testing.T) {
 		s := redistest.Start(t, 1)[0]
@@ -266,7 +266,7 @@ func TestDifferenceRedigoScriptLoad(t *testing.T) {
 			return redigolib.DialContext(ctx, "tcp", s.Addr())
 		}}
 		defer p.Close()
-		script, err, panicked := scriptLoad(t, p)
+		script, panicked, err := scriptLoad(t, p)
 		if quorumlock {
 			if panicked != nil || err != nil || script.Hash != hash {
 				t.Errorf("ScriptLoad = %v (panic %v), Hash %q; want nil, %q", err, panicked, script.Hash, hash)
@@ -279,7 +279,7 @@ func TestDifferenceRedigoScriptLoad(t *testing.T) {
 		}
 	})
 	t.Run("ReplyNotAHash", func(t *testing.T) {
-		script, err, panicked := scriptLoad(t, fakeRedigoPool{reply: int64(1)})
+		script, panicked, err := scriptLoad(t, fakeRedigoPool{reply: int64(1)})
 		if quorumlock {
 			if panicked != nil || err == nil || script.Hash != "" {
 				t.Errorf("ScriptLoad with an integer reply = %v (panic %v), Hash %q; want an error", err, panicked, script.Hash)
