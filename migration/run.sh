@@ -24,9 +24,10 @@
 #   -race       build the tests with the race detector
 #
 # The exit status is 0 when every test passed on the migrated side in at
-# least as many runs as on the fetched side, 1 otherwise, 2 when a project
-# could not be fetched or built. See migration/README.md for what each
-# project's tests need and for the tests that are timing-dependent.
+# least as many runs as on the fetched side (the timing-dependent tests
+# named in $timing_dependent excepted), 1 otherwise, 2 when a project could
+# not be fetched or built. See migration/README.md for what each project's
+# tests need and why the timing-dependent ones are.
 set -euo pipefail
 
 runs=5
@@ -75,6 +76,10 @@ packages[machinery]="./backends/redis ./brokers/redis ./integration-tests"
 testrun[machinery:./integration-tests]='^TestRedis'
 module[gitea]=code.gitea.io/gitea@v1.24.6
 packages[gitea]="./modules/globallock"
+
+# Tests whose outcome is a race on both sides (migration/README.md says
+# why): shown in the table, left out of the exit status.
+timing_dependent="gocron-v2:TestEnableDistributedLocking gocron-v2:(.)"
 
 if [ -n "$only" ]; then
 	IFS=, read -r -a chosen <<<"$only"
@@ -354,7 +359,8 @@ done
 # The table: per project and test, in the order first seen, passes/runs on
 # each side ("skip" where every run skipped the test).
 echo
-awk -F'\t' '
+awk -F'\t' -v timing="$timing_dependent" '
+	BEGIN { n_t = split(timing, t, " "); for (i = 1; i <= n_t; i++) racy[t[i]] = 1 }
 	{
 		key = $1 "\t" $3
 		if (!(key in seen)) { seen[key] = 1; order[++n] = key }
@@ -374,7 +380,8 @@ awk -F'\t' '
 			key = order[i]; split(key, f, "\t")
 			r = cell(key, "redsync"); o = cell(key, "ours")
 			mark = ""
-			if ((pass[key, "ours"] + 0) < (pass[key, "redsync"] + 0) || o == "-") { mark = "  <- fewer with ours"; worse = 1 }
+			if (racy[f[1] ":" f[2]]) mark = "  (timing-dependent on both sides)"
+			else if ((pass[key, "ours"] + 0) < (pass[key, "redsync"] + 0) || o == "-") { mark = "  <- fewer with ours"; worse = 1 }
 			printf "%-10s %-62s %-9s %-9s%s\n", f[1], f[2], r, o, mark
 		}
 		exit worse
