@@ -47,9 +47,11 @@
 // still act as the holder while another holds the lock), clocks run at
 // about the same rate (the drift factor), and a server that restarts does
 // not forget a key within its expiry (run servers with persistence, or keep
-// a restarted server out for one expiry). A lock over a Redis Cluster or a
-// replicated primary counts as one server, and a failover with asynchronous
-// replication can lose it.
+// a restarted server out for one expiry, and never let it evict keys:
+// maxmemory-policy noeviction). A lock over a Redis Cluster or a
+// replicated primary counts as one server, and a failover with
+// asynchronous replication can lose it. Redsync.Check asks the servers
+// and reports what breaks these assumptions, each as a Finding.
 //
 // # Fencing tokens
 //
