@@ -99,7 +99,9 @@ type ServerReport struct {
 	// host's, measured in the middle of the request; it is exact to
 	// within half of RTT, the round trip of that request.
 	ClockOffset time.Duration
-	RTT         time.Duration
+	// RTT is the round trip of the TIME request ClockOffset comes from,
+	// the shortest of a few.
+	RTT time.Duration
 	// Findings are the problems and warnings found, most serious first.
 	Findings []Finding
 }

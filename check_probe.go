@@ -85,6 +85,10 @@ func (p *serverProbe) run() (rep ServerReport) {
 		p.rep.add(FindingUnreachable, err, "the pool gave no connection: %v", err)
 		return p.rep
 	}
+	if conn == nil {
+		p.rep.add(FindingUnreachable, nil, "the pool gave a nil connection and no error")
+		return p.rep
+	}
 	defer conn.Close()
 	p.conn = conn
 	p.doer, _ = conn.(redis.Doer)
