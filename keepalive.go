@@ -55,9 +55,10 @@ type keeper struct {
 // its expiry unless Unlock releases it first). Work done under the lock
 // should stop when that context is done.
 //
-// KeepAlive returns ErrNotHeld when m holds no value, an error wrapping
-// ErrLockLost when the lock's validity is already over, and the same
-// context again when called twice. Unlock stops the extension and waits
+// KeepAlive returns ErrNotHeld, sending nothing, when m holds no value or
+// its lock was released by Unlock (a lock given up never comes back); an
+// error wrapping ErrLockLost when the lock's validity is already over; and
+// the same context again when called twice. Unlock stops the extension and waits
 // for it to stop: after Unlock nothing extends the key again.
 func (m *Mutex) KeepAlive(ctx context.Context) (context.Context, error) {
 	if err := m.check(ctx); err != nil {
@@ -65,7 +66,7 @@ func (m *Mutex) KeepAlive(ctx context.Context) (context.Context, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.value == "" {
+	if m.value == "" || m.released {
 		return nil, ErrNotHeld
 	}
 	if m.keeper != nil {
