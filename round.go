@@ -611,6 +611,13 @@ func (h *holding) giveUpNode(node int) bool {
 	return true
 }
 
+// givenUpFor reports whether node was given up, alone or with the hold.
+func (h *holding) givenUpFor(node int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.givenUp || (node < 64 && h.givenUpNodes&(1<<uint(node)) != 0)
+}
+
 // giveUp marks the hold as given up and returns the servers recorded so far;
 // servers whose replies come later are released by their own goroutine.
 func (h *holding) giveUp() []int {
