@@ -56,7 +56,9 @@ type handoff struct {
 	mu        sync.Mutex // guards names, listeners and the waiters' since
 	names     map[string]*nameWaiters
 	listeners []*listener // one per pool given to New; nil for a pool that cannot subscribe
-	started   bool        // listeners was built
+	// started points to listeners once they were built (at the first
+	// waiter), for those who read them without h.mu.
+	started atomic.Pointer[[]*listener]
 	// enough is how many servers must announce a release before the head
 	// waiter tries: a quorum, less the servers that cannot announce.
 	enough int
@@ -127,8 +129,7 @@ func (h *handoff) joinBehind(m *Mutex) *waiter {
 func (h *handoff) joinLocked(m *Mutex, since time.Time) *waiter {
 	rs, name := m.rs, m.name
 	w := &waiter{h: h, m: m, name: name, since: since, wake: make(chan struct{}, 1), busy: true}
-	if !h.started {
-		h.started = true
+	if h.started.Load() == nil {
 		h.listeners = make([]*listener, len(rs.pools))
 		silent := 0
 		for i, pool := range rs.pools {
@@ -142,6 +143,7 @@ func (h *handoff) joinLocked(m *Mutex, since time.Time) *waiter {
 		if h.enough < 1 {
 			h.enough = 1
 		}
+		h.started.Store(&h.listeners)
 	}
 	if h.names == nil {
 		h.names = make(map[string]*nameWaiters)
@@ -293,6 +295,39 @@ func (h *handoff) heard(node int, channel string) {
 	h.wakeHeadIfFree(nw)
 }
 
+// staleListeners returns the servers (bit i: server i in m's order, the
+// first 64) on which a listener of this process may still be counted as
+// listening for m's name while no waiter of this process wants it: a
+// Lock that waited leaves the queue when it returns, but its server
+// learns of that only once the listener's UNSUBSCRIBE arrives, which an
+// Unlock sent right after may overtake. m's release leaves that listener
+// out when it counts the waiters that heard it, so that it never keeps
+// the key as a placeholder for nobody.
+func (h *handoff) staleListeners(m *Mutex) uint64 {
+	listeners := h.started.Load()
+	if listeners == nil {
+		return 0 // nobody in this process ever waited
+	}
+	var stale uint64
+	for node := range m.pools {
+		if node >= 64 {
+			break
+		}
+		if l := (*listeners)[m.serverIndex(node)]; l != nil && l.mayCount(m.channel) {
+			stale |= 1 << uint(node)
+		}
+	}
+	if stale == 0 || atomic.LoadInt32(&h.waited) == 0 {
+		return stale
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if nw := h.names[m.name]; nw != nil && len(nw.queue) > 0 {
+		return 0 // they listen for waiters of this process
+	}
+	return stale
+}
+
 // releasedHere records that a Mutex of this process released name on a
 // quorum of servers: the head waiter here need not wait for the servers'
 // announcements to reach it.
@@ -329,11 +364,35 @@ type listener struct {
 	sub      redis.Subscriber
 	inflight *inflightCount
 
-	mu         sync.Mutex // guards the fields below
+	mu         sync.Mutex // guards the fields below, but active
 	wanted     map[string]bool
 	subscribed map[string]bool // what was asked of the current connection
-	running    bool            // run is running
-	kick       chan struct{}   // buffered: wakes send
+	// unsubscribing is what was subscribed on the current connection and
+	// asked to be unsubscribed, until the server confirms it: the server
+	// still counts this process as a listener there (see staleListeners).
+	unsubscribing map[string]bool
+	running       bool          // run is running
+	kick          chan struct{} // buffered: wakes send
+	// active is len(subscribed) + len(unsubscribing), kept atomically so
+	// that an Unlock can skip l.mu when the server counts no listener of
+	// this process.
+	active int32
+}
+
+// mayCount reports whether the server may count this listener as one
+// listening on channel.
+func (l *listener) mayCount(channel string) bool {
+	if atomic.LoadInt32(&l.active) == 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.subscribed[channel] || l.unsubscribing[channel]
+}
+
+// countActive updates active; l.mu is held.
+func (l *listener) countActive() {
+	atomic.StoreInt32(&l.active, int32(len(l.subscribed)+len(l.unsubscribing)))
 }
 
 // want subscribes to channel, starting the listener if needed.
@@ -399,6 +458,8 @@ func (l *listener) idle() bool {
 	defer l.mu.Unlock()
 	if len(l.wanted) == 0 {
 		l.running = false
+		l.subscribed, l.unsubscribing = nil, nil
+		l.countActive()
 		return true
 	}
 	return false
@@ -411,6 +472,8 @@ func (l *listener) idle() bool {
 func (l *listener) serve(conn redis.Subscription) error {
 	l.mu.Lock()
 	l.subscribed = make(map[string]bool)
+	l.unsubscribing = make(map[string]bool)
+	l.countActive()
 	l.wake()
 	l.mu.Unlock()
 	stop := make(chan struct{})
@@ -434,16 +497,16 @@ func (l *listener) serve(conn redis.Subscription) error {
 		case redis.Message, redis.Subscribed:
 			l.h.heard(l.node, ev.Channel)
 		case redis.Unsubscribed:
-			if ev.Count == 0 {
-				l.mu.Lock()
-				done := len(l.wanted) == 0
-				if done {
-					l.running = false
-				}
-				l.mu.Unlock()
-				if done {
-					return nil
-				}
+			l.mu.Lock()
+			delete(l.unsubscribing, ev.Channel)
+			done := ev.Count == 0 && len(l.wanted) == 0
+			if done {
+				l.running = false
+			}
+			l.countActive()
+			l.mu.Unlock()
+			if done {
+				return nil
 			}
 		}
 	}
@@ -503,9 +566,11 @@ func (l *listener) send(conn redis.Subscription, stop chan struct{}) {
 		for c := range l.subscribed {
 			if !l.wanted[c] {
 				delete(l.subscribed, c)
+				l.unsubscribing[c] = true
 				drop = append(drop, c)
 			}
 		}
+		l.countActive()
 		if len(l.wanted) == 0 && len(l.subscribed) == 0 && len(drop) == 0 {
 			// Nothing was subscribed on this connection, so no reply will
 			// tell serve to stop: ask for one (an unsubscribe from nothing

@@ -63,22 +63,11 @@ func newRedsync(t *testing.T, pools ...redis.Pool) *Redsync {
 	return rs
 }
 
-// countingPool counts the connections asked of it.
-type countingPool struct {
-	redis.Pool
-	gets int64 // atomic
-}
-
-func (p *countingPool) Get(ctx context.Context) (redis.Conn, error) {
-	atomic.AddInt64(&p.gets, 1)
-	return p.Pool.Get(ctx)
-}
-
-// counting wraps every pool of c in a countingPool.
+// counting wraps every pool of c in a countingPool (see contract_test.go).
 func (c *realServers) counting() []*countingPool {
 	out := make([]*countingPool, len(c.pools))
 	for i, p := range c.pools {
-		out[i] = &countingPool{Pool: p}
+		out[i] = &countingPool{Pool: p, Subscriber: p.(redis.Subscriber)}
 	}
 	return out
 }

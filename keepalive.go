@@ -61,9 +61,10 @@ type keeper struct {
 // Extend without WithSetNXOnExtend does, and returns an error wrapping
 // ErrLockLost and that extension's error when it fails.
 //
-// KeepAlive returns ErrNotHeld when m holds no value, an error wrapping
-// ErrLockLost when the lock's validity is already over, and the same
-// context again when called twice. Unlock stops the extension and waits
+// KeepAlive returns ErrNotHeld, sending nothing, when m holds no value or
+// its lock was released by Unlock (a lock given up never comes back); an
+// error wrapping ErrLockLost when the lock's validity is already over; and
+// the same context again when called twice. Unlock stops the extension and waits
 // for it to stop: after Unlock nothing extends the key again.
 func (m *Mutex) KeepAlive(ctx context.Context) (context.Context, error) {
 	if err := m.check(ctx); err != nil {
@@ -74,7 +75,7 @@ func (m *Mutex) KeepAlive(ctx context.Context) (context.Context, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.value == "" {
+	if m.value == "" || m.released {
 		return nil, ErrNotHeld
 	}
 	if m.keeper != nil {
@@ -96,7 +97,7 @@ func (m *Mutex) KeepAlive(ctx context.Context) (context.Context, error) {
 // where it is missing: a lock that lapsed is not taken anew.
 func (m *Mutex) extendGivenValue(ctx context.Context) error {
 	m.mu.Lock()
-	needed := m.value != "" && m.until.IsZero() && m.keeper == nil
+	needed := m.value != "" && !m.released && m.until.IsZero() && m.keeper == nil
 	m.mu.Unlock()
 	if !needed {
 		return nil

@@ -48,23 +48,29 @@ type Mutex struct {
 
 	fencing bool // acquisitions agree on a fencing token (WithFencing)
 
-	rs       *Redsync
-	pools    []redis.Pool
-	states   []*nodeState // per pool, in the order of pools
+	rs     *Redsync
+	pools  []redis.Pool
+	states []*nodeState // per pool, in the order of pools
+	// order[i] is the index, among the pools given to New, of pools[i];
+	// nil when they are in that order (see WithShufflePools).
+	order    []int
 	inflight *inflightCount
 
 	// invalid is the first bad argument or option found by NewMutex,
 	// returned by every operation.
 	invalid error
 
-	mu         sync.Mutex // guards value, token, until, acquiredAt, hold and keeper
+	mu         sync.Mutex // guards value, token, until, acquiredAt, hold, released and keeper
 	value      string
 	valueGiven bool   // WithValue was given (checked by checkConfig)
 	token      uint64 // the fencing token of value; 0 without one
 	until      time.Time
 	acquiredAt time.Time // the start of the attempt that acquired value; zero with WithValue
 	hold       *holding  // the servers that may hold value; nil after Unlock
-	keeper     *keeper   // the background extension, while KeepAlive runs
+	// released: Unlock was called on value. Nothing may set the key
+	// with value again (no KeepAlive, no Extend that sets a missing key).
+	released bool
+	keeper   *keeper // the background extension, while KeepAlive runs
 
 	// obs observes the Mutex's operations; nil when nobody does.
 	obs Observer
@@ -440,7 +446,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 	}
 	if granted {
 		m.mu.Lock()
-		m.value, m.token, m.until, m.acquiredAt, m.hold = value, token, until, start, hold
+		m.value, m.token, m.until, m.acquiredAt, m.hold, m.released = value, token, until, start, hold, false
 		m.mu.Unlock()
 		a.held = true
 	} else {
@@ -471,7 +477,7 @@ func (m *Mutex) takeOffer(ctx context.Context, w *waiter, o *handOffer, count lo
 	a := lockAttempt{start: o.start, freeIn: -1, res: roundResult{n: int(atomic.LoadInt32(&o.handed))}, handedOver: true}
 	if until := o.grantedTil; !until.IsZero() {
 		m.mu.Lock()
-		m.value, m.token, m.until, m.acquiredAt, m.hold = o.value, 0, until, o.start, o.hold
+		m.value, m.token, m.until, m.acquiredAt, m.hold, m.released = o.value, 0, until, o.start, o.hold, false
 		m.mu.Unlock()
 		a.held = true
 	} else {
@@ -547,11 +553,16 @@ func (m *Mutex) Unlock() (bool, error) {
 	return m.UnlockContext(context.Background())
 }
 
-// UnlockContext is Unlock that stops waiting when ctx ends. The releases
-// it sent still complete in the background, bounded by the per-server
-// deadline, so the key does not outlive a cancelled Unlock.
+// UnlockContext is Unlock that stops waiting when ctx ends. With a ctx
+// that is done already it sends nothing, returns false with an error
+// matching ctx.Err() and leaves the Mutex as it was: the lock is still
+// held, and a later Unlock releases it. When ctx ends during the call, the
+// releases already sent still complete in the background, bounded by the
+// per-server deadline, so the key does not outlive a cancelled Unlock: the
+// error (matching ctx.Err()) then says that the lock is being released,
+// and the Mutex counts as unlocked.
 func (m *Mutex) UnlockContext(ctx context.Context) (bool, error) {
-	if err := m.check(ctx); err != nil {
+	if err := m.checkActive(ctx, "release"); err != nil {
 		return false, err
 	}
 	if m.obs == nil {
@@ -572,13 +583,18 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 	m.mu.Lock()
 	value, hold := m.value, m.hold
 	m.hold = nil
+	m.released = value != ""
 	m.mu.Unlock()
 	if value == "" {
 		return false, ErrNotHeld
 	}
-	var offer *handOffer
+	var (
+		offer      *handOffer
+		staleNodes uint64
+	)
 	if m.rs.canListen {
 		offer = m.rs.handoff.offerHead(m)
+		staleNodes = m.rs.handoff.staleListeners(m)
 	}
 	var valueArg any = value
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
@@ -593,7 +609,11 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 				hold.giveUp()
 			}
 		}
-		ok, handed, err := m.releaseTo(ctx, pool, valueArg, offer)
+		stale := countEveryListener
+		if staleNodes&(1<<uint(node)) != 0 {
+			stale = leaveOneListener
+		}
+		ok, handed, err := m.releaseTo(ctx, pool, valueArg, stale, offer)
 		if offer != nil {
 			offer.replied(m, node, handed, err)
 		}
@@ -624,7 +644,7 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 		handedOver = offer.settle()
 	}
 	if res.ctxErr != nil {
-		return false, errors.Join(res.err, res.ctxErr)
+		return false, errors.Join(res.err, fmt.Errorf("redsync: the context ended before a quorum confirmed the release; the releases sent complete in the background: %w", res.ctxErr))
 	}
 	if res.n < m.quorum {
 		return false, res.err
@@ -638,14 +658,18 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 // Extend resets the key's expiry on every server to the full expiry and
 // reports whether a quorum did; Until moves accordingly. It returns
 // ErrExtendFailed when a quorum extended but too late to leave any
-// validity, and ErrNotHeld without a value.
+// validity, and ErrNotHeld without a value. After Unlock it never sets the
+// key again, even with WithSetNXOnExtend: it only extends a key that
+// still holds the value (none does, once the release went through).
 func (m *Mutex) Extend() (bool, error) {
 	return m.ExtendContext(context.Background())
 }
 
-// ExtendContext is Extend that stops waiting when ctx ends.
+// ExtendContext is Extend that stops waiting when ctx ends. With a ctx
+// that is done already it sends nothing and returns false with an error
+// matching ctx.Err().
 func (m *Mutex) ExtendContext(ctx context.Context) (bool, error) {
-	if err := m.check(ctx); err != nil {
+	if err := m.checkActive(ctx, "extension"); err != nil {
 		return false, err
 	}
 	_, err := m.extend(ctx, OpExtend, m.setNXOnExtend)
@@ -674,13 +698,15 @@ func (m *Mutex) extend(ctx context.Context, op Op, setNX bool) (roundResult, err
 // extendOnce is extend, unobserved.
 func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult, error) {
 	m.mu.Lock()
-	value, hold, validUntil := m.value, m.hold, m.until
+	value, hold, validUntil, released := m.value, m.hold, m.until, m.released
 	m.mu.Unlock()
 	if value == "" {
 		return roundResult{}, ErrNotHeld
 	}
 	script := extendScript
-	if setNX {
+	if setNX && !released {
+		// (After Unlock, an extension that set a missing key would bring
+		// back a lock its holder gave up.)
 		script = extendOrSetScript
 	}
 	var valueArg any = value
@@ -741,11 +767,13 @@ func (m *Mutex) Valid() (bool, error) {
 	return m.ValidContext(context.Background())
 }
 
-// ValidContext is Valid that stops waiting when ctx ends.
+// ValidContext is Valid that stops waiting when ctx ends. With a ctx that
+// is done already it sends nothing and returns false with an error
+// matching ctx.Err().
 //
 // Deprecated: Use Until, which needs no round trip.
 func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
-	if err := m.check(ctx); err != nil {
+	if err := m.checkActive(ctx, "check"); err != nil {
 		return false, err
 	}
 	value := m.Value()
@@ -773,6 +801,11 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 // not asked for: a first try asks only when wantTTL).
 func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afterWait, wantTTL bool) (ok bool, ttl time.Duration, err error) {
 	defer recoverPanic(&err)
+	if _, ours := pool.(redis.Subscriber); !ours {
+		// A Pool of the user's own (none of this project's adapters)
+		// sees only the calls redsync makes: a SET NX per try.
+		afterWait, wantTTL = false, false
+	}
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, -1, err
@@ -810,29 +843,41 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afte
 }
 
 // release deletes the key on one server if it holds value, once more on
-// another connection when the first was found closed by the server.
+// another connection when the first was found closed by the server. It
+// never leaves the placeholder for waiters: it cleans up after a failed
+// attempt, or after a late reply, for nobody waiting.
 func (m *Mutex) release(ctx context.Context, pool redis.Pool, value any) (bool, error) {
-	ok, _, err := m.releaseTo(ctx, pool, value, nil)
+	ok, _, err := m.releaseTo(ctx, pool, value, neverReserve, nil)
 	return ok, err
 }
 
+// Arguments of releaseScript: how many listeners of the releaser's own
+// process to leave out when it counts the waiters that heard the release
+// (see handoff.staleListeners), or never to reserve the key for waiters.
+var (
+	countEveryListener any = int64(0)
+	leaveOneListener   any = int64(1)
+	neverReserve       any = int64(-1)
+)
+
 // releaseTo is release that, with an offer, hands the key over to the
 // offer's waiter there when nobody else listens for it (see
-// handOverScript); handed reports that it did.
-func (m *Mutex) releaseTo(ctx context.Context, pool redis.Pool, value any, offer *handOffer) (ok, handed bool, err error) {
-	ok, handed, err = m.releaseOnce(ctx, pool, value, offer)
+// handOverScript); handed reports that it did. Without one, stale is
+// releaseScript's count of listeners to leave out.
+func (m *Mutex) releaseTo(ctx context.Context, pool redis.Pool, value, stale any, offer *handOffer) (ok, handed bool, err error) {
+	ok, handed, err = m.releaseOnce(ctx, pool, value, stale, offer)
 	if brokenConnection(err) {
 		// A pooled connection the server closed (it restarted, say):
 		// the request never reached it, and another connection will.
 		// Releasing twice is harmless anyway, and the hand-over script
 		// reports a hand-over made by the first request as one.
-		ok, handed, err = m.releaseOnce(ctx, pool, value, offer)
+		ok, handed, err = m.releaseOnce(ctx, pool, value, stale, offer)
 	}
 	return ok, handed, err
 }
 
 // releaseOnce is one release (or hand-over) request.
-func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value any, offer *handOffer) (ok, handed bool, err error) {
+func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value, stale any, offer *handOffer) (ok, handed bool, err error) {
 	defer recoverPanic(&err)
 	conn, err := pool.Get(ctx)
 	if err != nil {
@@ -842,7 +887,7 @@ func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value any, off
 	var status any
 	what := "release"
 	if offer == nil {
-		status, err = conn.Eval(releaseScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis)
+		status, err = conn.Eval(releaseScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, stale)
 	} else {
 		what = "hand-over"
 		status, err = conn.Eval(handOverScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, offer.valueArg, offer.expiryArg)
@@ -963,6 +1008,15 @@ func neverSent(err error) bool {
 	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
+// serverIndex returns the index, among the pools given to New, of the
+// server that m numbers node.
+func (m *Mutex) serverIndex(node int) int {
+	if m.order == nil {
+		return node
+	}
+	return m.order[node]
+}
+
 // opTimeout is the per-server deadline of every operation.
 func (m *Mutex) opTimeout() time.Duration {
 	return perServerDeadline(m.expiry, m.timeoutFactor)
@@ -981,6 +1035,18 @@ func (m *Mutex) check(ctx context.Context) error {
 	}
 	if ctx == nil {
 		return &ArgumentError{Arg: "ctx", Problem: "nil context; pass context.Background() or a context of your own"}
+	}
+	return nil
+}
+
+// checkActive is check for an operation on a held lock, which also sends
+// nothing when ctx is done already; what names the operation in the error.
+func (m *Mutex) checkActive(ctx context.Context, what string) error {
+	if err := m.check(ctx); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redsync: %s not sent, the context is done: %w", what, err)
 	}
 	return nil
 }

@@ -109,9 +109,14 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 		// Copies, so that shuffling never races with other Mutexes.
 		m.pools = append([]redis.Pool(nil), m.pools...)
 		m.states = append([]*nodeState(nil), m.states...)
+		m.order = make([]int, len(m.pools))
+		for i := range m.order {
+			m.order[i] = i
+		}
 		rand.Shuffle(len(m.pools), func(i, j int) {
 			m.pools[i], m.pools[j] = m.pools[j], m.pools[i]
 			m.states[i], m.states[j] = m.states[j], m.states[i]
+			m.order[i], m.order[j] = m.order[j], m.order[i]
 		})
 	}
 	return m

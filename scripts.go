@@ -6,10 +6,14 @@ import "github.com/quorumlock/redsync/redis"
 // redsync and one on this library exclude each other on the same name.
 
 // releaseScript releases KEYS[1] if it holds ARGV[1] (the lock value) and
-// announces it on the channel ARGV[2]. When the announcement reached a
-// listener (a waiter of this library), the key is not deleted but set to
-// the placeholder ARGV[3] for ARGV[4] milliseconds, which only a waiter's
-// acquire (acquireAfterWaitScript) takes over: those who waited go first.
+// announces it on the channel ARGV[2]. When the announcement reached more
+// listeners than ARGV[5] (the subscriptions of the releaser's own process
+// that no waiter there wants any more, or -1 for a release that is never
+// to reserve the key: the clean-up of a failed attempt), the key is not
+// deleted but set to the placeholder ARGV[3] for ARGV[4] milliseconds,
+// which only a waiter's acquire (acquireAfterWaitScript) takes over: those
+// who waited go first. A server out of memory (maxmemory with noeviction)
+// refuses the SET: the key is then deleted, as redsync's release does.
 // Reply: 1 released, 0 the key holds another value, -1 the key is missing.
 var releaseScript = redis.NewScript(1, `
 local current = redis.call("GET", KEYS[1])
@@ -19,8 +23,13 @@ end
 if current ~= ARGV[1] then
 	return 0
 end
-if redis.call("PUBLISH", ARGV[2], "") > 0 then
-	redis.call("SET", KEYS[1], ARGV[3], "PX", ARGV[4])
+local heard = redis.call("PUBLISH", ARGV[2], "")
+local stale = tonumber(ARGV[5])
+if stale >= 0 and heard > stale then
+	local set = redis.pcall("SET", KEYS[1], ARGV[3], "PX", ARGV[4])
+	if type(set) == "table" and set.err then
+		redis.call("DEL", KEYS[1])
+	end
 else
 	redis.call("DEL", KEYS[1])
 end
@@ -68,7 +77,10 @@ return 0
 // channel ARGV[2], KEYS[1] is set from ARGV[1] (the releaser's value)
 // straight to ARGV[5] (the waiter's) for ARGV[6] milliseconds, and nothing
 // is announced; otherwise it releases as releaseScript does, so that
-// waiters of other processes get their turn. Reply: 2 handed over (also
+// waiters of other processes get their turn; a server out of memory
+// refuses either SET, and then the key is deleted (and, when the hand-over
+// failed that way, nothing announced: the waiter of this process is told
+// by its releaser). Reply: 2 handed over (also
 // when the key holds ARGV[5] already: a request sent again), 1 released,
 // 0 the key holds another value, -1 the key is missing.
 //
@@ -90,10 +102,17 @@ if redis.replicate_commands then
 	redis.replicate_commands()
 end
 if redis.call("PUBSUB", "NUMSUB", ARGV[2])[2] <= 1 then
-	redis.call("SET", KEYS[1], ARGV[5], "PX", ARGV[6])
-	return 2
+	local set = redis.pcall("SET", KEYS[1], ARGV[5], "PX", ARGV[6])
+	if type(set) ~= "table" or not set.err then
+		return 2
+	end
+	redis.call("DEL", KEYS[1])
+	return 1
 end
 redis.call("PUBLISH", ARGV[2], "")
-redis.call("SET", KEYS[1], ARGV[3], "PX", ARGV[4])
+local set = redis.pcall("SET", KEYS[1], ARGV[3], "PX", ARGV[4])
+if type(set) == "table" and set.err then
+	redis.call("DEL", KEYS[1])
+end
 return 1
 `, "")

@@ -86,7 +86,10 @@ func NewScript(keyCount int, src, hash string) *Script {
 // can open connections that listen on pub/sub channels. The lock uses it to
 // wake waiters the moment a lock is released, instead of polling; a Pool
 // without it keeps working, by polling. Every adapter in this project
-// implements it.
+// implements it. Through a Pool that does not, the lock makes only the
+// calls redsync v4 makes in the same situation (a SET NX per try, the
+// release and extend scripts through Eval, Get for Valid), so that a Pool
+// written for redsync sees nothing new.
 type Subscriber interface {
 	// Subscribe opens a connection dedicated to pub/sub, bounded by ctx
 	// while it connects.

@@ -1,0 +1,374 @@
+package redsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredislib "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quorumlock/redsync/internal/redistest"
+	"github.com/quorumlock/redsync/redis"
+	"github.com/quorumlock/redsync/redis/goredis"
+)
+
+// realCluster is n real servers, a Redsync over go-redis pools that count
+// the connections taken from them, and a client per server to look at the
+// keys.
+type realCluster struct {
+	servers []*redistest.Server
+	pools   []*countingPool
+	inspect []*goredislib.Client
+	rs      *Redsync
+}
+
+// countingPool counts the connections taken from a listening pool.
+type countingPool struct {
+	redis.Pool
+	redis.Subscriber
+	gets int64 // atomic
+}
+
+func (p *countingPool) Get(ctx context.Context) (redis.Conn, error) {
+	atomic.AddInt64(&p.gets, 1)
+	return p.Pool.Get(ctx)
+}
+
+func newRealCluster(t *testing.T, n int) *realCluster {
+	t.Helper()
+	c := &realCluster{servers: redistest.Start(t, n)}
+	pools := make([]redis.Pool, n)
+	for i, s := range c.servers {
+		client := goredislib.NewClient(&goredislib.Options{Addr: s.Addr()})
+		t.Cleanup(func() { _ = client.Close() })
+		pool := goredis.NewPool(client)
+		c.pools = append(c.pools, &countingPool{Pool: pool, Subscriber: pool.(redis.Subscriber)})
+		pools[i] = c.pools[i]
+		c.inspect = append(c.inspect, s.Client(t))
+	}
+	c.rs = New(pools...)
+	t.Cleanup(c.rs.Wait)
+	return c
+}
+
+// gets is the number of connections taken from every pool so far.
+func (c *realCluster) gets() int64 {
+	var n int64
+	for _, p := range c.pools {
+		n += atomic.LoadInt64(&p.gets)
+	}
+	return n
+}
+
+// values returns what each server holds under name ("" when missing), once
+// the requests on their way have landed.
+func (c *realCluster) values(t *testing.T, name string) []string {
+	t.Helper()
+	c.rs.Wait()
+	out := make([]string, len(c.inspect))
+	for i, client := range c.inspect {
+		v, err := client.Get(context.Background(), name).Result()
+		if err != goredislib.Nil {
+			require.NoError(t, err)
+		}
+		out[i] = v
+	}
+	return out
+}
+
+func TestKeepAliveAfterUnlockSendsNothing(t *testing.T) {
+	c := newRealCluster(t, 3)
+	m := c.rs.NewMutex("after-unlock")
+	require.NoError(t, m.Lock())
+	ok, err := m.Unlock()
+	require.True(t, ok, err)
+	before := c.gets()
+	held, err := m.KeepAlive(context.Background())
+	assert.Nil(t, held)
+	assert.ErrorIs(t, err, ErrNotHeld)
+	assert.Equal(t, before, c.gets(), "KeepAlive after Unlock sent requests")
+	assert.Equal(t, []string{"", "", ""}, c.values(t, m.Name()))
+	require.NoError(t, c.rs.NewMutex(m.Name()).TryLock(), "the name stays free")
+}
+
+func TestExtendAfterUnlockNeverSetsTheKeyAgain(t *testing.T) {
+	c := newRealCluster(t, 3)
+	m := c.rs.NewMutex("extend-after-unlock", WithSetNXOnExtend())
+	require.NoError(t, m.Lock())
+	ok, err := m.Unlock()
+	require.True(t, ok, err)
+	ok, err = m.Extend()
+	assert.False(t, ok)
+	var taken *ErrTaken
+	assert.ErrorAs(t, err, &taken, "as redsync's plain Extend of a released lock")
+	assert.Equal(t, []string{"", "", ""}, c.values(t, m.Name()))
+	other := c.rs.NewMutex(m.Name())
+	require.NoError(t, other.TryLock(), "the name stays free")
+	ok, err = other.Unlock()
+	require.True(t, ok, err)
+
+	// Locked again, the Mutex extends (and sets missing keys) as before.
+	require.NoError(t, m.Lock())
+	_, err = c.inspect[0].Del(context.Background(), m.Name()).Result()
+	require.NoError(t, err)
+	ok, err = m.Extend()
+	require.True(t, ok, err)
+	assert.Equal(t, []string{m.Value(), m.Value(), m.Value()}, c.values(t, m.Name()))
+}
+
+func TestOperationsWithADoneContextSendNothing(t *testing.T) {
+	c := newRealCluster(t, 3)
+	m := c.rs.NewMutex("done-context")
+	require.NoError(t, m.Lock())
+	until := m.Until()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := c.gets()
+	for _, op := range []struct {
+		name string
+		call func(context.Context) (bool, error)
+	}{
+		{"UnlockContext", m.UnlockContext},
+		{"ExtendContext", m.ExtendContext},
+		{"ValidContext", m.ValidContext},
+	} {
+		ok, err := op.call(done)
+		assert.False(t, ok, op.name)
+		assert.ErrorIs(t, err, context.Canceled, op.name)
+	}
+	assert.Equal(t, before, c.gets(), "a done context sent requests")
+	assert.Equal(t, until, m.Until())
+	value := m.Value()
+	assert.Equal(t, []string{value, value, value}, c.values(t, m.Name()), "the lock is still held")
+	ok, err := m.Unlock()
+	assert.True(t, ok, "a later Unlock releases the lock: %v", err)
+	assert.False(t, errors.Is(err, ErrLockAlreadyExpired))
+	assert.Equal(t, []string{"", "", ""}, c.values(t, m.Name()))
+}
+
+// awaitWaiter waits until a Lock of rs waits for name, subscribed on
+// every server.
+func awaitWaiter(t *testing.T, rs *Redsync, name string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		h := &rs.handoff
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		nw := h.names[name]
+		if nw == nil || len(nw.queue) == 0 || nw.queue[0].busy {
+			return false
+		}
+		for _, l := range h.listeners {
+			if l != nil && !l.mayCount(nw.channel) {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, time.Millisecond)
+}
+
+// TestAWaiterThatGotTheLockLeavesNoPlaceholderBehind: a Lock that waited
+// leaves the queue when it returns, while its server may still count the
+// listener until the UNSUBSCRIBE arrives. A release sent right after must
+// not keep the key as a placeholder for that listener: the next TryLock
+// finds the name free, as with redsync (gitea's globallock tests failed
+// about half the runs on that).
+func TestAWaiterThatGotTheLockLeavesNoPlaceholderBehind(t *testing.T) {
+	for _, sameProcess := range []bool{true, false} {
+		t.Run(fmt.Sprintf("holderInTheSameProcess=%v", sameProcess), func(t *testing.T) {
+			c := newRealCluster(t, 3)
+			other := c.rs
+			if !sameProcess {
+				other = New(pools(c)...)
+				t.Cleanup(other.Wait)
+			}
+			refused := 0
+			for i := 0; i < 50; i++ {
+				name := fmt.Sprintf("left-%d", i)
+				a := other.NewMutex(name)
+				require.NoError(t, a.Lock())
+				b := c.rs.NewMutex(name)
+				locked := make(chan error, 1)
+				go func() { locked <- b.Lock() }()
+				awaitWaiter(t, c.rs, name)
+				ok, err := a.Unlock()
+				require.True(t, ok, err)
+				require.NoError(t, <-locked)
+				ok, err = b.Unlock()
+				require.True(t, ok, err)
+				m := c.rs.NewMutex(name)
+				if err := m.TryLock(); err != nil {
+					refused++
+					continue
+				}
+				ok, err = m.Unlock()
+				require.True(t, ok, err)
+			}
+			assert.Zero(t, refused, "TryLocks refused right after the last holder's Unlock")
+		})
+	}
+}
+
+func pools(c *realCluster) []redis.Pool {
+	out := make([]redis.Pool, len(c.pools))
+	for i, p := range c.pools {
+		out[i] = p
+	}
+	return out
+}
+
+// TestAFailedLockLeavesNothing: a Lock that gives up releases what its
+// tries set without leaving the hand-off placeholder (its own
+// subscription is not a waiter), whether servers are down or hold another
+// value.
+func TestAFailedLockLeavesNothing(t *testing.T) {
+	t.Run("3of5down", func(t *testing.T) {
+		c := newRealCluster(t, 5)
+		for _, s := range c.servers[2:] {
+			s.Kill(t)
+		}
+		m := c.rs.NewMutex("down", WithTries(3), WithRetryDelay(10*time.Millisecond))
+		require.Error(t, m.Lock())
+		c.rs.Wait()
+		for i, client := range c.inspect[:2] {
+			n, err := client.Exists(context.Background(), m.Name()).Result()
+			require.NoError(t, err)
+			assert.Zero(t, n, "server %d keeps the key", i)
+		}
+	})
+	t.Run("foreignOn3of5", func(t *testing.T) {
+		c := newRealCluster(t, 5)
+		for _, client := range c.inspect[2:] {
+			require.NoError(t, client.Set(context.Background(), "foreign", "somebody", 0).Err())
+		}
+		m := c.rs.NewMutex("foreign", WithTries(3), WithRetryDelay(10*time.Millisecond))
+		var taken *ErrTaken
+		require.ErrorAs(t, m.Lock(), &taken)
+		assert.Equal(t, []string{"", "", "somebody", "somebody", "somebody"}, c.values(t, m.Name()))
+	})
+}
+
+// callLog is a Pool of a user's own (it implements none of the optional
+// interfaces) that counts the calls made on its connections.
+type callLog struct {
+	pool  redis.Pool
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (p *callLog) Get(ctx context.Context) (redis.Conn, error) {
+	conn, err := p.pool.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &loggedConn{Conn: conn, log: p}, nil
+}
+
+func (p *callLog) count(call string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls[call]++
+}
+
+type loggedConn struct {
+	redis.Conn
+	log *callLog
+}
+
+func (c *loggedConn) Get(name string) (string, error) {
+	c.log.count("Get")
+	return c.Conn.Get(name)
+}
+
+func (c *loggedConn) SetNX(name, value string, expiry time.Duration) (bool, error) {
+	c.log.count("SetNX")
+	return c.Conn.SetNX(name, value, expiry)
+}
+
+func (c *loggedConn) PTTL(name string) (time.Duration, error) {
+	c.log.count("PTTL")
+	return c.Conn.PTTL(name)
+}
+
+func (c *loggedConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
+	switch script {
+	case releaseScript:
+		c.log.count("Eval release")
+	case extendScript:
+		c.log.count("Eval extend")
+	default:
+		c.log.count("Eval other")
+	}
+	return c.Conn.Eval(script, keysAndArgs...)
+}
+
+// TestAUsersOwnPoolSeesRedsyncsCalls: through a Pool that is none of this
+// project's adapters, Lock makes one SET NX per try, as redsync does, and
+// no other call (no acquire script, no PTTL).
+func TestAUsersOwnPoolSeesRedsyncsCalls(t *testing.T) {
+	c := newRealCluster(t, 3)
+	holder := c.rs.NewMutex("own-pool")
+	require.NoError(t, holder.Lock())
+	logs := make([]*callLog, len(c.pools))
+	plain := make([]redis.Pool, len(c.pools))
+	for i, p := range c.pools {
+		logs[i] = &callLog{pool: p.Pool, calls: map[string]int{}}
+		plain[i] = logs[i]
+	}
+	rs := New(plain...)
+	t.Cleanup(rs.Wait)
+	m := rs.NewMutex("own-pool", WithTries(4), WithRetryDelay(5*time.Millisecond))
+	var taken *ErrTaken
+	require.ErrorAs(t, m.Lock(), &taken)
+	rs.Wait()
+	for i, log := range logs {
+		assert.Equal(t, map[string]int{"SetNX": 4}, log.calls, "server %d", i)
+	}
+}
+
+// TestUnlockWorksOnServersOutOfMemory: on a server at maxmemory with
+// noeviction, redsync's release (a DEL) works; so must this one, whose
+// release would set the placeholder for a waiter of another process.
+func TestUnlockWorksOnServersOutOfMemory(t *testing.T) {
+	for _, full := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%dof3", full), func(t *testing.T) {
+			c := newRealCluster(t, 3)
+			m := c.rs.NewMutex("oom")
+			require.NoError(t, m.Lock())
+			waiters := New(pools(c)...)
+			t.Cleanup(waiters.Wait)
+			ctx, cancel := context.WithCancel(context.Background())
+			waited := make(chan error, 1)
+			go func() { waited <- waiters.NewMutex("oom").LockContext(ctx) }()
+			awaitWaiter(t, waiters, "oom")
+			for _, client := range c.inspect[:full] {
+				require.NoError(t, client.ConfigSet(context.Background(), "maxmemory", "1").Err())
+			}
+			t.Cleanup(func() {
+				for _, client := range c.inspect[:full] {
+					_ = client.ConfigSet(context.Background(), "maxmemory", "0").Err()
+				}
+			})
+			ok, err := m.Unlock()
+			assert.True(t, ok, "%v", err)
+			assert.NoError(t, err)
+			c.rs.Wait()
+			for i, client := range c.inspect[:full] {
+				v, err := client.Get(context.Background(), "oom").Result()
+				if err != goredislib.Nil {
+					assert.NoError(t, err)
+				}
+				assert.NotEqual(t, m.Value(), v, "server %d keeps the key", i)
+				assert.NotEqual(t, handoffMarker, v, "server %d keeps a placeholder", i)
+			}
+			cancel()
+			<-waited
+		})
+	}
+}
