@@ -376,6 +376,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		reads = &fenceReads{}
 	}
 	watch := m.watchRound(ctx, OpLock, count.attempts+1)
+	var refused refusals
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		var (
 			ok  bool
@@ -392,6 +393,9 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 			atomic.StoreInt64(&freeAfter[node], 1)
 		case err == nil && ttl >= 0:
 			atomic.StoreInt64(&freeAfter[node], 1+ttl.Milliseconds())
+		}
+		if !ok && err == nil && refused.refused(node) {
+			m.reassert(node, pool, value, hold, start)
 		}
 		// Recorded before the reply counts, so that whoever gives the
 		// hold up releases this server or learns it must.
@@ -443,6 +447,9 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		default:
 			granted = time.Now().Before(until)
 		}
+	}
+	for _, node := range refused.decide(granted && reads == nil) {
+		m.reassert(node, m.pools[node], value, hold, start)
 	}
 	if granted {
 		m.mu.Lock()
