@@ -363,6 +363,13 @@ func (c *panicConn) Close() error {
 	return c.Conn.Close()
 }
 
+// listeningPanicPool is a panicPool that listens for releases, as this
+// project's adapters do.
+type listeningPanicPool struct {
+	*panicPool
+	redis.Subscriber
+}
+
 func always(string) bool { return true }
 
 func only(calls ...string) func(string) bool {
@@ -447,6 +454,34 @@ func TestAPanicInAPoolIsThatServersError(t *testing.T) {
 		assert.True(t, ok, err)
 		assert.ErrorIs(t, context.Cause(held), ErrUnlocked)
 		rs.Wait()
+	})
+
+	t.Run("the re-assert of a refused server panics", func(t *testing.T) {
+		var armed, panics int32
+		panicky := &panicPool{Pool: c.pools[2], when: func(call string) bool {
+			if call == "SetNX" && atomic.LoadInt32(&armed) == 1 {
+				atomic.AddInt32(&panics, 1)
+				return true
+			}
+			return false
+		}}
+		pools := []redis.Pool{c.pools[0], c.pools[1], listeningPanicPool{panicky, c.pools[2].(redis.Subscriber)}}
+		rs := newRedsync(t, pools...)
+		const name = "panic-reassert"
+		// A contender's key on server 2, gone soon: the holder re-asserts
+		// its own there, and that SET NX panics.
+		require.NoError(t, c.inspect[2].Set(context.Background(), name, "contender", 50*time.Millisecond).Err())
+		m := rs.NewMutex(name, WithExpiry(300*time.Millisecond), WithTimeoutFactor(0.2), WithTries(1))
+		require.NoError(t, m.Lock())
+		atomic.StoreInt32(&armed, 1) // before the contender's key expires
+		require.Eventually(t, func() bool { return atomic.LoadInt32(&panics) > 0 }, 5*time.Second, time.Millisecond,
+			"the re-assert's SET NX panics")
+		ok, err := m.Unlock()
+		assert.True(t, ok, err)
+		rs.Wait()
+		values := c.values(t, name)
+		assert.Equal(t, []string{"", ""}, values[:2])
+		assert.Contains(t, []string{"", "contender"}, values[2], "never set where its SET NX panicked")
 	})
 
 	t.Run("a listener whose subscription panics", func(t *testing.T) {

@@ -11,10 +11,12 @@ import (
 
 // Every call of this library into a Pool, or into what it returned, runs
 // on a goroutine of the library: a panic there would crash the process
-// beyond the caller's reach. The functions that make such calls recover a
-// panic into their error (see PanicError), after their own bookkeeping, so
-// that the server counts as failed and everything else goes on as after
-// any failure.
+// beyond the caller's reach. The functions that make such calls (acquire,
+// fencedAcquire, releaseOnce, eval, setIfMissing, and the listener's,
+// through subscribe) recover a panic into their error (see PanicError),
+// so that their callers' bookkeeping runs as after any failure; a round's
+// worker recovers whatever else panics in an operation (roundState.run).
+// A new call into a Pool belongs in one of them.
 
 // recoverPanic, deferred, turns a panic of the calling function into a
 // *PanicError in *err. It must be deferred before anything that may panic
