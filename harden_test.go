@@ -252,7 +252,7 @@ func TestTheTokenWriteBackNeverOverwritesWhatIsNotACounter(t *testing.T) {
 		require.NoError(t, client.Set(ctx, fenceKey("z"), "41", time.Minute).Err())
 	}
 	res := m.writeBackToken(ctx, "mine", 1795696031978940, newHolding("mine", 0))
-	assert.Equal(t, m.quorum, res.n, res.err)
+	assert.GreaterOrEqual(t, res.n, m.quorum, res.err)
 	rs.Wait()
 	assert.Equal(t, repeat("1795696031978940", 3), c.values(t, fenceKey("z")))
 }

@@ -211,11 +211,20 @@ func (r *roundState) serve(node int, pool redis.Pool, state *nodeState) {
 func (r *roundState) run(node int, pool redis.Pool) (ok bool, err error) {
 	defer recoverPanic(&err)
 	ok, err = r.op(r.ctx, node, pool)
-	var panicked *PanicError
-	if ok && errors.As(err, &panicked) {
+	if ok && err != nil && isPanic(err) {
 		ok = false
 	}
 	return ok, err
+}
+
+// isPanic reports whether err is or wraps a *PanicError. It is not
+// inlined, so that run allocates nothing for it: errors.As moves its
+// target to the heap.
+//
+//go:noinline
+func isPanic(err error) bool {
+	var panicked *PanicError
+	return errors.As(err, &panicked)
 }
 
 // A task is one server's part of a round.
