@@ -130,28 +130,36 @@ collect:
 }
 
 // lingerFor is how long a round waits for the other servers once a quorum
-// agreed, elapsed after it started: as long again, so that on healthy
-// servers, whose replies come close together, an operation returns with
-// every server done, as redsync's does (a Lock that returned with its key
-// still on its way to one server could lose that server to a contender's
-// try), while a stalled server costs at most the round's time again. It
-// is at least minLinger, and never past the per-server deadline.
+// agreed, elapsed after it started: as long again, between minLinger and
+// maxLinger, and never past the per-server deadline. On healthy servers,
+// whose replies come close together, an operation then returns with every
+// server done, as redsync's does (a Lock that returned with its key still
+// on its way to one server could lose that server to a contender's try;
+// see reassert for when it does), while a stalled server costs at most
+// maxLinger.
 func lingerFor(elapsed, timeout time.Duration) time.Duration {
-	if elapsed < minLinger {
-		elapsed = minLinger
+	d := elapsed
+	if d < minLinger {
+		d = minLinger
 	}
-	if left := timeout - elapsed; elapsed > left {
-		elapsed = left
+	if d > maxLinger {
+		d = maxLinger
 	}
-	if elapsed < 0 {
-		elapsed = 0
+	if left := timeout - elapsed; d > left {
+		d = left
 	}
-	return elapsed
+	if d < 0 {
+		d = 0
+	}
+	return d
 }
 
-// minLinger is the shortest wait for the other servers after a quorum: a
-// reply a few scheduling delays behind the quorum's still counts.
-const minLinger = 100 * time.Microsecond
+// The bounds of lingerFor: a reply a few scheduling delays behind the
+// quorum's still counts, and a stalled server costs next to nothing.
+const (
+	minLinger = 100 * time.Microsecond
+	maxLinger = 2 * time.Millisecond
+)
 
 // skipAlways is the skip of a round whose requests a backlogged server
 // may always be spared (see round).
