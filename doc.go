@@ -90,6 +90,9 @@
 // argument or option is reported as an *ArgumentError (matching
 // ErrInvalidArgument) before any server is contacted. This library adds
 // ErrNotHeld (Unlock or Extend without a value), ErrLockLost and
-// ErrUnlocked (why a KeepAlive context ended) and ErrTokenNotStored (a
-// fencing token a quorum did not store).
+// ErrUnlocked (why a KeepAlive context ended), ErrTokenNotStored (a
+// fencing token a quorum did not store) and ErrFenceKeyInUse (a fencing
+// counter's key holds something else). A call into a Pool that panics, on
+// any goroutine of the library, is recovered and reported as that server's
+// error: a *RedisError whose Err is a *PanicError.
 package redsync

@@ -106,6 +106,7 @@ func (m *Mutex) reassert(node int, pool redis.Pool, value string, hold *holding,
 // setIfMissing sets the key to value for expiry on one server if it is
 // missing; when it is not, ttl is its time to live (-1 without expiry).
 func (m *Mutex) setIfMissing(pool redis.Pool, value string, expiry time.Duration) (ok bool, ttl time.Duration, err error) {
+	defer recoverPanic(&err)
 	if expiry < time.Millisecond {
 		return false, 0, nil
 	}

@@ -206,10 +206,33 @@ func (r *roundState) release() {
 func (r *roundState) serve(node int, pool redis.Pool, state *nodeState) {
 	inflight := r.inflight
 	defer inflight.done()
-	ok, err := r.op(r.ctx, node, pool)
+	ok, err := r.run(node, pool)
 	state.replied()
 	r.replies <- nodeReply{node: node, ok: ok, err: err}
 	r.release()
+}
+
+// run runs the operation. A panic fails it with a *PanicError, whether
+// the operation recovered it from a Pool call (after its bookkeeping) or
+// not (a Pool call it did not guard itself, or an Observer): even after a
+// reply that said ok, such as a connection's Close that panicked.
+func (r *roundState) run(node int, pool redis.Pool) (ok bool, err error) {
+	defer recoverPanic(&err)
+	ok, err = r.op(r.ctx, node, pool)
+	if ok && err != nil && isPanic(err) {
+		ok = false
+	}
+	return ok, err
+}
+
+// isPanic reports whether err is or wraps a *PanicError. It is not
+// inlined, so that run allocates nothing for it: errors.As moves its
+// target to the heap.
+//
+//go:noinline
+func isPanic(err error) bool {
+	var panicked *PanicError
+	return errors.As(err, &panicked)
 }
 
 // A task is one server's part of a round.
