@@ -376,7 +376,6 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		reads = &fenceReads{}
 	}
 	watch := m.watchRound(ctx, OpLock, count.attempts+1)
-	var refused refusals
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		var (
 			ok  bool
@@ -394,7 +393,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		case err == nil && ttl >= 0:
 			atomic.StoreInt64(&freeAfter[node], 1+ttl.Milliseconds())
 		}
-		if !ok && err == nil && refused.refused(node) {
+		if !ok && err == nil && hold.refused.refused(node) {
 			m.reassert(node, pool, value, hold, start)
 		}
 		// Recorded before the reply counts, so that whoever gives the
@@ -448,7 +447,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 			granted = time.Now().Before(until)
 		}
 	}
-	for _, node := range refused.decide(granted && reads == nil) {
+	for _, node := range hold.refused.decide(granted && reads == nil) {
 		m.reassert(node, m.pools[node], value, hold, start)
 	}
 	if granted {

@@ -533,6 +533,9 @@ type holding struct {
 	pending uint64
 	replied chan struct{}
 
+	// refused are the servers that refused the attempt (see reassert).
+	refused refusals
+
 	// freeAfter backs the acquire's per-server free times (see attempt)
 	// for up to 8 servers; written atomically by the node goroutines.
 	freeAfter [8]int64
