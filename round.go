@@ -34,10 +34,12 @@ type roundResult struct {
 }
 
 // round runs op on every server in parallel and returns as soon as the
-// outcome is decided: at once when a quorum answered ok. When a quorum can
-// no longer answer ok it returns at once with WithFailFast, and otherwise
-// when every server answered or the per-server deadline passed, so that the
-// error names each server. It also returns when ctx ends.
+// outcome is decided. With WithFailFast, that is at once when a quorum
+// answered ok or can no longer answer ok. Otherwise a failure returns when
+// every server answered or the per-server deadline passed, so that the
+// error names each server, and a success once every server answered or a
+// short while after the quorum (see lingerFor). It also returns when ctx
+// ends.
 //
 // A server that misses the deadline counts as failed, but its request is
 // not cut off: the operations run on a context detached from ctx and
@@ -59,6 +61,7 @@ func (m *Mutex) round(ctx context.Context, op nodeOp, w *roundWatch, skip func(n
 		op = w.wrap(op)
 	}
 	timeout := m.opTimeout()
+	start := time.Now()
 	r := newRoundState(op, len(m.pools), m.inflight)
 	r.ctx = m.rs.boundedContext(ctx, m.expiry)
 	for node, pool := range m.pools {
@@ -79,7 +82,18 @@ func (m *Mutex) round(ctx context.Context, op nodeOp, w *roundWatch, skip func(n
 	deadline := getTimer(timeout)
 	defer putTimer(deadline)
 	t := tally{quorum: m.quorum, nodes: len(m.pools)}
-	var ctxErr error
+	var (
+		ctxErr error
+		// linger runs once a quorum agreed: the other servers get as long
+		// again as the quorum took to answer (see lingerFor).
+		linger  *time.Timer
+		lingerC <-chan time.Time
+	)
+	defer func() {
+		if linger != nil {
+			putTimer(linger)
+		}
+	}()
 collect:
 	for t.answered < t.nodes {
 		select {
@@ -88,9 +102,15 @@ collect:
 			if w != nil {
 				w.reply(reply)
 			}
-			if t.n >= m.quorum || (m.failFast && t.failed()) {
+			if m.failFast && (t.n >= m.quorum || t.failed()) {
 				break collect
 			}
+			if t.n >= m.quorum && linger == nil {
+				linger = getTimer(lingerFor(time.Since(start), timeout))
+				lingerC = linger.C
+			}
+		case <-lingerC:
+			break collect
 		case <-deadline.C:
 			errNoReply := t.noReply(timeout)
 			if w != nil {
@@ -108,6 +128,38 @@ collect:
 	r.release()
 	return t.result(ctxErr)
 }
+
+// lingerFor is how long a round waits for the other servers once a quorum
+// agreed, elapsed after it started: as long again, between minLinger and
+// maxLinger, and never past the per-server deadline. On healthy servers,
+// whose replies come close together, an operation then returns with every
+// server done, as redsync's does (a Lock that returned with its key still
+// on its way to one server could lose that server to a contender's try;
+// see reassert for when it does), while a stalled server costs at most
+// maxLinger.
+func lingerFor(elapsed, timeout time.Duration) time.Duration {
+	d := elapsed
+	if d < minLinger {
+		d = minLinger
+	}
+	if d > maxLinger {
+		d = maxLinger
+	}
+	if left := timeout - elapsed; d > left {
+		d = left
+	}
+	if d < 0 {
+		d = 0
+	}
+	return d
+}
+
+// The bounds of lingerFor: a reply a few scheduling delays behind the
+// quorum's still counts, and a stalled server costs next to nothing.
+const (
+	minLinger = 100 * time.Microsecond
+	maxLinger = 2 * time.Millisecond
+)
 
 // skipAlways is the skip of a round whose requests a backlogged server
 // may always be spared (see round).
@@ -154,10 +206,33 @@ func (r *roundState) release() {
 func (r *roundState) serve(node int, pool redis.Pool, state *nodeState) {
 	inflight := r.inflight
 	defer inflight.done()
-	ok, err := r.op(r.ctx, node, pool)
+	ok, err := r.run(node, pool)
 	state.replied()
 	r.replies <- nodeReply{node: node, ok: ok, err: err}
 	r.release()
+}
+
+// run runs the operation. A panic fails it with a *PanicError, whether
+// the operation recovered it from a Pool call (after its bookkeeping) or
+// not (a Pool call it did not guard itself, or an Observer): even after a
+// reply that said ok, such as a connection's Close that panicked.
+func (r *roundState) run(node int, pool redis.Pool) (ok bool, err error) {
+	defer recoverPanic(&err)
+	ok, err = r.op(r.ctx, node, pool)
+	if ok && err != nil && isPanic(err) {
+		ok = false
+	}
+	return ok, err
+}
+
+// isPanic reports whether err is or wraps a *PanicError. It is not
+// inlined, so that run allocates nothing for it: errors.As moves its
+// target to the heap.
+//
+//go:noinline
+func isPanic(err error) bool {
+	var panicked *PanicError
+	return errors.As(err, &panicked)
 }
 
 // A task is one server's part of a round.
@@ -458,6 +533,9 @@ type holding struct {
 	pending uint64
 	replied chan struct{}
 
+	// refused are the servers that refused the attempt (see reassert).
+	refused refusals
+
 	// freeAfter backs the acquire's per-server free times (see attempt)
 	// for up to 8 servers; written atomically by the node goroutines.
 	freeAfter [8]int64
@@ -565,6 +643,13 @@ func (h *holding) giveUpNode(node int) bool {
 	defer h.mu.Unlock()
 	h.givenUpNodes |= 1 << uint(node)
 	return true
+}
+
+// givenUpFor reports whether node was given up, alone or with the hold.
+func (h *holding) givenUpFor(node int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.givenUp || (node < 64 && h.givenUpNodes&(1<<uint(node)) != 0)
 }
 
 // giveUp marks the hold as given up and returns the servers recorded so far;

@@ -43,6 +43,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/nilness"
 	"github.com/quorumlock/redsync/internal/scriptkeys"
 	redsyncredis "github.com/quorumlock/redsync/redis"
 	"github.com/redis/go-redis/v9"
@@ -57,6 +58,9 @@ import (
 // its key, so most releases would go unheard (and go-redis panics on a Ring
 // subscription without channels). Waiters on a Ring poll instead.
 func NewPool(delegate redis.UniversalClient, opts ...Option) redsyncredis.Pool {
+	if nilness.IsNil(delegate) {
+		return nil // a nil Pool, which redsync.New reports as an *ArgumentError
+	}
 	p := &pool{delegate: delegate, batch: &batcher{client: delegate}}
 	for _, opt := range opts {
 		opt(p)
