@@ -225,7 +225,7 @@ test_env() {
 }
 
 # prepare PROJECT SIDE: copy the fetched module to $work/PROJECT/SIDE and,
-# for SIDE=ours, migrate it. Prints nothing; fails on any error.
+# for SIDE=ours, migrate it. Fails on any error (the caller logs the output).
 prepare() {
 	local project=$1 side=$2 src=$3
 	local dir=$work/$project/$side
@@ -262,8 +262,8 @@ build() {
 	cd "$dir"
 	for pkg in ${packages[$project]}; do
 		name=$(echo "$pkg" | tr -c 'A-Za-z0-9\n' _)
-		# A package without test files builds no binary: go vet-like check
-		# that it compiles, then nothing to run.
+		# A package without test files gets no binary: it is only built,
+		# and nothing of it runs.
 		go test $race -c -o "$bin/$name.test" "$pkg"
 		if [ ! -e "$bin/$name.test" ]; then
 			go build "$pkg"
