@@ -84,16 +84,10 @@ func (m *Mutex) round(ctx context.Context, op nodeOp, w *roundWatch, skip func(n
 	t := tally{quorum: m.quorum, nodes: len(m.pools)}
 	var (
 		ctxErr error
-		// linger runs once a quorum agreed: the other servers get as long
-		// again as the quorum took to answer (see lingerFor).
-		linger  *time.Timer
-		lingerC <-chan time.Time
+		// lingering: a quorum agreed, and the deadline timer now bounds
+		// the wait for the other servers (see lingerFor).
+		lingering bool
 	)
-	defer func() {
-		if linger != nil {
-			putTimer(linger)
-		}
-	}()
 collect:
 	for t.answered < t.nodes {
 		select {
@@ -105,13 +99,18 @@ collect:
 			if m.failFast && (t.n >= m.quorum || t.failed()) {
 				break collect
 			}
-			if t.n >= m.quorum && linger == nil {
-				linger = getTimer(lingerFor(time.Since(start), timeout))
-				lingerC = linger.C
+			if t.n >= m.quorum && !lingering && t.answered < t.nodes {
+				lingering = true
+				if !deadline.Stop() {
+					// The deadline passed meanwhile: no wait.
+					break collect
+				}
+				deadline.Reset(lingerFor(time.Since(start), timeout))
 			}
-		case <-lingerC:
-			break collect
 		case <-deadline.C:
+			if lingering {
+				break collect
+			}
 			errNoReply := t.noReply(timeout)
 			if w != nil {
 				w.noReply(&t, errNoReply, timeout)
