@@ -401,3 +401,34 @@ func TestALockJustTakenIsOnEveryServer(t *testing.T) {
 	// quorum (see lingerFor): that is what this allows for.
 	assert.GreaterOrEqual(t, everyServer, rounds*95/100)
 }
+
+// TestAHolderSetsItsKeyWhereAContenderWasFirst: a server that refused the
+// holder's attempt because a contender's try got there first gets the
+// holder's key once the contender's is gone, so the holder does not hold
+// on a bare quorum for the whole hold; Unlock releases it there too.
+func TestAHolderSetsItsKeyWhereAContenderWasFirst(t *testing.T) {
+	c := newRealCluster(t, 3)
+	ctx := context.Background()
+	// The contender's try on server 2, as it would be left for a moment.
+	require.NoError(t, c.inspect[2].Set(ctx, "reassert", "contender", 30*time.Millisecond).Err())
+	m := c.rs.NewMutex("reassert")
+	require.NoError(t, m.Lock())
+	require.Eventually(t, func() bool {
+		v, _ := c.inspect[2].Get(ctx, "reassert").Result()
+		return v == m.Value()
+	}, 2*time.Second, 5*time.Millisecond, "the holder's key never reached server 2")
+	ttl, err := c.inspect[2].PTTL(ctx, "reassert").Result()
+	require.NoError(t, err)
+	assert.LessOrEqual(t, ttl, 8*time.Second-30*time.Millisecond, "set with the expiry the others were given")
+	ok, err := m.Unlock()
+	require.True(t, ok, err)
+	assert.Equal(t, []string{"", "", ""}, c.values(t, "reassert"))
+
+	// A value without expiry is not a contender's: it stays.
+	require.NoError(t, c.inspect[1].Set(ctx, "foreign-forever", "somebody", 0).Err())
+	f := c.rs.NewMutex("foreign-forever")
+	require.NoError(t, f.Lock())
+	ok, err = f.Unlock()
+	require.True(t, ok, err)
+	assert.Equal(t, []string{"", "somebody", ""}, c.values(t, "foreign-forever"))
+}

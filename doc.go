@@ -47,9 +47,11 @@
 // still act as the holder while another holds the lock), clocks run at
 // about the same rate (the drift factor), and a server that restarts does
 // not forget a key within its expiry (run servers with persistence, or keep
-// a restarted server out for one expiry). A lock over a Redis Cluster or a
-// replicated primary counts as one server, and a failover with asynchronous
-// replication can lose it.
+// a restarted server out for one expiry, and never let it evict keys:
+// maxmemory-policy noeviction). A lock over a Redis Cluster or a
+// replicated primary counts as one server, and a failover with
+// asynchronous replication can lose it. Redsync.Check asks the servers
+// and reports what breaks these assumptions, each as a Finding.
 //
 // # Fencing tokens
 //
@@ -88,6 +90,9 @@
 // argument or option is reported as an *ArgumentError (matching
 // ErrInvalidArgument) before any server is contacted. This library adds
 // ErrNotHeld (Unlock or Extend without a value), ErrLockLost and
-// ErrUnlocked (why a KeepAlive context ended) and ErrTokenNotStored (a
-// fencing token a quorum did not store).
+// ErrUnlocked (why a KeepAlive context ended), ErrTokenNotStored (a
+// fencing token a quorum did not store) and ErrFenceKeyInUse (a fencing
+// counter's key holds something else). A call into a Pool that panics, on
+// any goroutine of the library, is recovered and reported as that server's
+// error: a *RedisError whose Err is a *PanicError.
 package redsync

@@ -93,3 +93,33 @@ func (e RedisError) Unwrap() error {
 // there. Requests go out again as soon as the server answers. An Observer
 // sees such a server as a NodeEvent with the outcome NodeNotSent.
 var ErrBacklogged = fmt.Errorf("redsync: not sent: the server answered none of the %d or more requests waiting for it within the per-server deadline", backlogMin)
+
+// PanicError is the error of a call into a Pool (or into a connection or a
+// subscription it returned) that panicked on a goroutine of this library:
+// the panic is recovered and the call fails with a PanicError instead of
+// crashing the process. An operation reports it as that server's error,
+// the Err of a *RedisError; a hand-off listener whose Subscribe or Receive
+// panics reconnects, as after any failure. Value is what panic was called
+// with, Stack the panicking goroutine's stack.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("redsync: the pool panicked: %v\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns the panic value when it is an error, and nil otherwise.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// ErrFenceKeyInUse is returned by Lock and TryLock with fencing (see
+// WithFencing) when the key of the name's fencing counter holds, on some
+// server, something that is not a counter: a lock of a Mutex named like the
+// counter key, say. The counter is never written over such a value: the
+// error names the key and the server, and Lock fails at once, since every
+// later try would find the same.
+var ErrFenceKeyInUse = errors.New("redsync: the key of the fencing counter holds something that is not a fencing counter")

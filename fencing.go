@@ -72,7 +72,10 @@ import (
 // "<name>:redsync:fence" when name has a Redis Cluster hash tag (a
 // non-empty part between the first "{" and the first "}" after it), and
 // "{<name>}:redsync:fence" otherwise: either way it lands in the lock
-// key's hash slot, as a Redis Cluster needs for a script on two keys. A
+// key's hash slot, as a Redis Cluster needs for a script on two keys. The
+// scripts never write the counter over a key that holds anything but a
+// decimal number (the lock of a Mutex named like the counter, say): Lock
+// then fails at once with an error wrapping ErrFenceKeyInUse. A
 // name that contains "}" without a hash tag cannot be matched; on a Redis
 // Cluster, Lock then fails at once with an *ArgumentError that says so
 // (give such names a hash tag).
@@ -135,18 +138,39 @@ func hasHashTag(key string) bool {
 	return end > 0
 }
 
+// readCounterLua begins the scripts that read the fencing counter KEYS[2]:
+// it reads it into counter ("" when missing), and makes the script reply
+// replyNotCounter, before it writes anything, when the key holds something
+// that is not a counter (a decimal number of at most 19 digits): a lock of
+// a Mutex named like the counter key, say, which the counter must never
+// overwrite.
+const readCounterLua = `
+local counter = ""
+local kind = redis.call("TYPE", KEYS[2])["ok"]
+if kind == "string" then
+	counter = redis.call("GET", KEYS[2])
+end
+if kind ~= "none" and (kind ~= "string" or #counter > 19 or not string.find(counter, "^%d+$")) then
+	return -3
+end
+`
+
+// replyNotCounter is the reply of the fencing scripts when the counter key
+// holds something that is not a counter (see readCounterLua).
+const replyNotCounter = int64(-3)
+
 // fencedAcquireScript sets KEYS[1] to ARGV[1] for ARGV[2] milliseconds if
 // the key is missing, or holds the hand-off placeholder ARGV[3] when
 // ARGV[3] is not empty. When it sets the key it replies with the fencing
 // counter KEYS[2] ("" when missing) and the server's TIME (seconds,
 // microseconds), read in the same step; otherwise with the key's
-// remaining time to live in milliseconds (-1 when it has no expiry).
+// remaining time to live in milliseconds (-1 when it has no expiry), or
+// replyNotCounter without setting anything (see readCounterLua).
 // TIME comes after the only write, as old servers require of scripts.
-var fencedAcquireScript = newScript(2, `
+var fencedAcquireScript = newScript(2, readCounterLua+`
 local current = redis.call("GET", KEYS[1])
 if current == false or (ARGV[3] ~= "" and current == ARGV[3]) then
 	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-	local counter = redis.call("GET", KEYS[2]) or ""
 	local now = redis.call("TIME")
 	return {counter, now[1], now[2]}
 end
@@ -161,14 +185,15 @@ return redis.call("PTTL", KEYS[1])
 // Redis 5 (later servers always allow it).
 var fencedAcquireOneScript = newScript(2, `
 redis.replicate_commands()
+`+readCounterLua+`
 local current = redis.call("GET", KEYS[1])
 if current == false or (ARGV[3] ~= "" and current == ARGV[3]) then
 	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 	local now = redis.call("TIME")
 	local token = tonumber(now[1]) * 1000000 + tonumber(now[2])
-	local counter = tonumber(redis.call("GET", KEYS[2]) or "")
-	if counter ~= nil and counter >= token then
-		token = counter + 1
+	local stored = tonumber(counter)
+	if stored ~= nil and stored >= token then
+		token = stored + 1
 	end
 	redis.call("SET", KEYS[2], string.format("%.0f", token), "PX", ARGV[4])
 	return {token}
@@ -179,13 +204,13 @@ return redis.call("PTTL", KEYS[1])
 // fenceWriteBackScript raises the fencing counter KEYS[2] to ARGV[2] if
 // KEYS[1] holds ARGV[1], and keeps the counter ARGV[3] milliseconds from
 // now. Reply: 1 stored (the counter is at least ARGV[2]), 0 the key holds
-// another value or is missing.
-var fenceWriteBackScript = newScript(2, `
+// another value or is missing, replyNotCounter nothing written (see
+// readCounterLua).
+var fenceWriteBackScript = newScript(2, readCounterLua+`
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then
 	return 0
 end
-local counter = tonumber(redis.call("GET", KEYS[2]) or "")
-if counter == nil or counter < tonumber(ARGV[2]) then
+if counter == "" or tonumber(counter) < tonumber(ARGV[2]) then
 	redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[3])
 else
 	redis.call("PEXPIRE", KEYS[2], ARGV[3])
@@ -202,6 +227,8 @@ type fenceReads struct {
 	clock     uint64 // microseconds since 1970
 	stored    uint64 // the token a single server agreed and stored itself
 	crossSlot error  // a server refused the two keys as not in one slot
+	// notCounter: a server's counter key holds something else.
+	notCounter error
 }
 
 // token returns the token agreed by the reads so far: one more than the
@@ -226,12 +253,16 @@ func (f *fenceReads) token() (t uint64, stored bool) {
 func (f *fenceReads) failure() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.crossSlot
+	if f.crossSlot != nil {
+		return f.crossSlot
+	}
+	return f.notCounter
 }
 
 // fencedAcquire is acquire with fencing: it sets the key on one server like
 // acquire and, when it did, adds the server's counter and clock to reads.
-func (m *Mutex) fencedAcquire(ctx context.Context, pool redis.Pool, value string, afterWait bool, reads *fenceReads) (ok bool, ttl time.Duration, err error) {
+func (m *Mutex) fencedAcquire(ctx context.Context, node int, pool redis.Pool, value string, afterWait bool, reads *fenceReads) (ok bool, ttl time.Duration, err error) {
+	defer recoverPanic(&err)
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, -1, err
@@ -256,6 +287,15 @@ func (m *Mutex) fencedAcquire(ctx context.Context, pool redis.Pool, value string
 		return false, -1, err
 	}
 	if ttl, ok := reply.(int64); ok {
+		if ttl == replyNotCounter {
+			err := m.fenceKeyInUse(node)
+			reads.mu.Lock()
+			if reads.notCounter == nil {
+				reads.notCounter = err
+			}
+			reads.mu.Unlock()
+			return false, -1, err
+		}
 		if ttl < 0 {
 			return false, -1, nil
 		}
@@ -331,6 +371,9 @@ func (m *Mutex) writeBackToken(ctx context.Context, value string, token uint64, 
 	return m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		hold.awaitReply(ctx, node)
 		status, err := m.eval(ctx, pool, fenceWriteBackScript, m.args.name, m.args.fenceKey, valueArg, tokenArg, fenceCounterTTLMillis)
+		if err == nil && status == replyNotCounter {
+			err = m.fenceKeyInUse(node)
+		}
 		return err == nil && status == int64(1), err
 	}, nil, skipAlways)
 }
@@ -348,6 +391,13 @@ func (m *Mutex) crossSlotError(err error) error {
 		"fencing keeps a counter in %q beside the lock key %q, and the Redis Cluster refused the two keys as not in one hash slot (%v); "+
 			"a name with \"}\" needs a hash tag (a non-empty part between the first \"{\" and the next \"}\", as in \"{orders}:lock\")",
 		m.args.fenceKey, m.name, err)}
+}
+
+// fenceKeyInUse is the error of server node, whose fencing counter key
+// holds something that is not a counter.
+func (m *Mutex) fenceKeyInUse(node int) error {
+	return fmt.Errorf("%w: %q on node #%d holds a value that is not a counter (a lock of a Mutex of that name?), "+
+		"and the counter is never written over it: lock a name whose counter key is free", ErrFenceKeyInUse, m.args.fenceKey, node)
 }
 
 // ErrTokenNotStored is wrapped by the error of a try, with fencing, that a

@@ -1,6 +1,6 @@
 module github.com/quorumlock/redsync
 
-go 1.20
+go 1.26.0
 
 require (
 	github.com/alicebob/miniredis/v2 v2.35.0

@@ -35,8 +35,8 @@ import (
 //     own: the lock changes hands in one round trip instead of two.
 
 // handoffMarker is the value the release script leaves in the key for the
-// waiters it notified. It cannot be a lock value: those are base64, or
-// made by WithGenValueFunc, which should not make this one.
+// waiters it notified. It cannot be a lock value: it begins with
+// reservedValuePrefix, which no lock value may (see checkValue).
 const handoffMarker = "redsync:handoff"
 
 // maxHandoffGrace bounds how long the placeholder keeps a released lock for
@@ -439,7 +439,7 @@ func (l *listener) run() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn, err := l.sub.Subscribe(ctx)
+		conn, err := subscribe(ctx, l.sub)
 		cancel()
 		if err == nil {
 			err = l.serve(conn)

@@ -17,8 +17,9 @@ var ErrLockLost = errors.New("redsync: lock lost")
 var ErrUnlocked = errors.New("redsync: lock released by Unlock")
 
 // WithKeepAliveInterval sets how often KeepAlive extends the lock. It must
-// be positive and shorter than the expiry. The default is a third of the
-// expiry.
+// be at least 1 ms (the servers count the key's expiry in milliseconds, so
+// extending more often moves nothing) and shorter than the expiry. The
+// default is a third of the expiry.
 func WithKeepAliveInterval(interval time.Duration) Option {
 	return OptionFunc(func(m *Mutex) {
 		m.keepAliveInterval = interval
@@ -55,6 +56,11 @@ type keeper struct {
 // its expiry unless Unlock releases it first). Work done under the lock
 // should stop when that context is done.
 //
+// A Mutex given the value of a lock taken elsewhere (WithValue) and not
+// extended since has no validity yet: KeepAlive extends it first, as
+// Extend without WithSetNXOnExtend does, and returns an error wrapping
+// ErrLockLost and that extension's error when it fails.
+//
 // KeepAlive returns ErrNotHeld, sending nothing, when m holds no value or
 // its lock was released by Unlock (a lock given up never comes back); an
 // error wrapping ErrLockLost when the lock's validity is already over; and
@@ -62,6 +68,9 @@ type keeper struct {
 // for it to stop: after Unlock nothing extends the key again.
 func (m *Mutex) KeepAlive(ctx context.Context) (context.Context, error) {
 	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	if err := m.extendGivenValue(ctx); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -80,6 +89,23 @@ func (m *Mutex) KeepAlive(ctx context.Context) (context.Context, error) {
 	m.keeper = k
 	go m.keepAlive(k)
 	return held, nil
+}
+
+// extendGivenValue extends the lock of a value given with WithValue that
+// has no validity yet (neither Lock nor Extend set Until), so that
+// KeepAlive has a validity to keep. The extension does not set the key
+// where it is missing: a lock that lapsed is not taken anew.
+func (m *Mutex) extendGivenValue(ctx context.Context) error {
+	m.mu.Lock()
+	needed := m.value != "" && !m.released && m.until.IsZero() && m.keeper == nil
+	m.mu.Unlock()
+	if !needed {
+		return nil
+	}
+	if _, err := m.extend(ctx, OpExtend, false); err != nil {
+		return fmt.Errorf("%w: extending the lock of the value given with WithValue failed: %w", ErrLockLost, err)
+	}
+	return nil
 }
 
 // stopKeepAlive stops the background extension, if any, with cause, and

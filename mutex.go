@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	mathrand "math/rand"
 	"net"
 	"sort"
@@ -63,6 +62,7 @@ type Mutex struct {
 
 	mu         sync.Mutex // guards value, token, until, acquiredAt, hold, released and keeper
 	value      string
+	valueGiven bool   // WithValue was given (checked by checkConfig)
 	token      uint64 // the fencing token of value; 0 without one
 	until      time.Time
 	acquiredAt time.Time // the start of the attempt that acquired value; zero with WithValue
@@ -383,7 +383,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 			err error
 		)
 		if reads != nil {
-			ok, ttl, err = m.fencedAcquire(ctx, pool, value, afterWait, reads)
+			ok, ttl, err = m.fencedAcquire(ctx, node, pool, value, afterWait, reads)
 		} else {
 			ok, ttl, err = m.acquire(ctx, pool, value, afterWait, wantTTL)
 		}
@@ -392,6 +392,9 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 			atomic.StoreInt64(&freeAfter[node], 1)
 		case err == nil && ttl >= 0:
 			atomic.StoreInt64(&freeAfter[node], 1+ttl.Milliseconds())
+		}
+		if !ok && err == nil && hold.refused.refused(node) {
+			m.reassert(node, pool, value, hold, start)
 		}
 		// Recorded before the reply counts, so that whoever gives the
 		// hold up releases this server or learns it must.
@@ -443,6 +446,9 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		default:
 			granted = time.Now().Before(until)
 		}
+	}
+	for _, node := range hold.refused.decide(granted && reads == nil) {
+		m.reassert(node, m.pools[node], value, hold, start)
 	}
 	if granted {
 		m.mu.Lock()
@@ -800,6 +806,7 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 // refuses, ttl is the key's remaining time to live, or -1 when unknown (or
 // not asked for: a first try asks only when wantTTL).
 func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afterWait, wantTTL bool) (ok bool, ttl time.Duration, err error) {
+	defer recoverPanic(&err)
 	if _, ours := pool.(redis.Subscriber); !ours {
 		// A Pool of the user's own (none of this project's adapters)
 		// sees only the calls redsync makes: a SET NX per try.
@@ -877,6 +884,7 @@ func (m *Mutex) releaseTo(ctx context.Context, pool redis.Pool, value, stale any
 
 // releaseOnce is one release (or hand-over) request.
 func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value, stale any, offer *handOffer) (ok, handed bool, err error) {
+	defer recoverPanic(&err)
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, false, err
@@ -924,7 +932,8 @@ func (m *Mutex) handoffGrace() time.Duration {
 }
 
 // eval runs script on one server and returns its reply.
-func (m *Mutex) eval(ctx context.Context, pool redis.Pool, script *redis.Script, keysAndArgs ...any) (any, error) {
+func (m *Mutex) eval(ctx context.Context, pool redis.Pool, script *redis.Script, keysAndArgs ...any) (reply any, err error) {
+	defer recoverPanic(&err)
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return nil, err
@@ -1016,7 +1025,7 @@ func (m *Mutex) serverIndex(node int) int {
 
 // opTimeout is the per-server deadline of every operation.
 func (m *Mutex) opTimeout() time.Duration {
-	return time.Duration(float64(m.expiry) * m.timeoutFactor)
+	return perServerDeadline(m.expiry, m.timeoutFactor)
 }
 
 // drift is the part of the expiry set aside for clock drift.
@@ -1044,39 +1053,6 @@ func (m *Mutex) checkActive(ctx context.Context, what string) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("redsync: %s not sent, the context is done: %w", what, err)
-	}
-	return nil
-}
-
-// checkConfig finds the first bad argument or option of NewMutex.
-func (m *Mutex) checkConfig() error {
-	if len(m.pools) == 0 {
-		return &ArgumentError{Arg: "pools", Problem: "New was given no pools; pass one redis.Pool per Redis server"}
-	}
-	for i, pool := range m.pools {
-		if pool == nil {
-			return &ArgumentError{Arg: "pools", Problem: fmt.Sprintf("pool #%d given to New is nil", i)}
-		}
-	}
-	switch {
-	case m.name == "":
-		return &ArgumentError{Arg: "name", Problem: "NewMutex was given an empty name; the name is the key that holds the lock"}
-	case m.expiry < time.Millisecond:
-		return &ArgumentError{Arg: "WithExpiry", Problem: fmt.Sprintf("expiry must be at least 1ms (Redis counts in milliseconds), got %v", m.expiry)}
-	case m.tries < 1:
-		return &ArgumentError{Arg: "WithTries", Problem: fmt.Sprintf("tries must be at least 1, got %d", m.tries)}
-	case m.delayFunc == nil:
-		return &ArgumentError{Arg: "WithRetryDelayFunc", Problem: "the delay function is nil"}
-	case m.genValueFunc == nil:
-		return &ArgumentError{Arg: "WithGenValueFunc", Problem: "the value function is nil"}
-	case math.IsNaN(m.driftFactor) || m.driftFactor < 0 || m.driftFactor >= 1:
-		return &ArgumentError{Arg: "WithDriftFactor", Problem: fmt.Sprintf("factor must be in [0, 1), got %v", m.driftFactor)}
-	case math.IsNaN(m.timeoutFactor) || m.timeoutFactor <= 0 || m.timeoutFactor >= 1:
-		return &ArgumentError{Arg: "WithTimeoutFactor", Problem: fmt.Sprintf("factor must be in (0, 1), got %v", m.timeoutFactor)}
-	case m.keepAliveInterval < 0:
-		return &ArgumentError{Arg: "WithKeepAliveInterval", Problem: "the interval must be positive"}
-	case m.keepAliveInterval >= m.expiry:
-		return &ArgumentError{Arg: "WithKeepAliveInterval", Problem: fmt.Sprintf("the interval must be shorter than the expiry (%v), got %v", m.expiry, m.keepAliveInterval)}
 	}
 	return nil
 }

@@ -1,8 +1,15 @@
 package redsync
 
 import (
+	"fmt"
+	"math"
 	"math/rand"
+	"reflect"
+	"strings"
 	"time"
+
+	"github.com/quorumlock/redsync/internal/nilness"
+	"github.com/quorumlock/redsync/redis"
 )
 
 // The default retry delay is drawn uniformly from [minRetryDelay, maxRetryDelay).
@@ -29,8 +36,12 @@ func (f OptionFunc) Apply(mutex *Mutex) {
 }
 
 // WithExpiry sets how long the key lives on each server, and so the longest
-// time the lock is held without Extend. It must be at least 1 ms (Redis
-// counts in milliseconds). The default is 8 s.
+// time the lock is held without Extend. It must be at least 1 ms, and long
+// enough that the per-server deadline (see WithTimeoutFactor) is at least
+// 1 ms: 20 ms with the default timeout factor. Redis counts it in whole
+// milliseconds, so a fraction of a millisecond is dropped, and every
+// validity (Until) counts from what the servers were told. The default is
+// 8 s.
 func WithExpiry(expiry time.Duration) Option {
 	return OptionFunc(func(m *Mutex) {
 		m.expiry = expiry
@@ -85,7 +96,9 @@ func WithDriftFactor(factor float64) Option {
 
 // WithTimeoutFactor sets the per-server deadline of every operation as a
 // share of the expiry: a server that has not answered by then counts as
-// failed for that operation. It must be in (0, 1). The default is 0.05
+// failed for that operation. It must be in (0, 1), and the deadline it
+// gives at least 1 ms (a request seldom comes back sooner, even on
+// loopback): 0.000125 or more with the default expiry. The default is 0.05
 // (400 ms with the default expiry).
 func WithTimeoutFactor(factor float64) Option {
 	return OptionFunc(func(m *Mutex) {
@@ -99,7 +112,11 @@ func WithTimeoutFactor(factor float64) Option {
 // it waits, on its own goroutine, so that a release can hand the lock over
 // to it), and each value must be unique to its
 // caller: a value shared by two Mutexes lets either release the other's
-// lock. The default makes 16 random bytes (crypto/rand), base64-encoded.
+// lock. A value must not be empty nor begin with "redsync:", which this
+// library reserves for what it stores in a key itself (the placeholder
+// that keeps a released lock for its waiters, "redsync:handoff"): the
+// attempt then fails with an *ArgumentError, before anything is sent. The
+// default makes 16 random bytes (crypto/rand), base64-encoded.
 func WithGenValueFunc(genValueFunc func() (string, error)) Option {
 	return OptionFunc(func(m *Mutex) {
 		m.genValueFunc = genValueFunc
@@ -107,11 +124,15 @@ func WithGenValueFunc(genValueFunc func() (string, error)) Option {
 }
 
 // WithValue gives the Mutex the value of a lock taken elsewhere, so that it
-// can Extend or Unlock that lock without calling Lock: ownership moves to
-// this Mutex. Lock replaces the value with a new one.
+// can Extend, KeepAlive or Unlock that lock without calling Lock: ownership
+// moves to this Mutex. Lock replaces the value with a new one. An empty
+// value, or one that begins with the reserved "redsync:" (see
+// WithGenValueFunc), is reported by the Mutex's first operation as an
+// *ArgumentError.
 func WithValue(v string) Option {
 	return OptionFunc(func(m *Mutex) {
 		m.value = v
+		m.valueGiven = true
 	})
 }
 
@@ -120,10 +141,10 @@ func WithValue(v string) Option {
 // every server, up to the per-server deadline, so that its error names
 // each of them. The default is false. It also makes a successful operation
 // return as soon as a quorum agreed; without it, a success waits for the
-// other servers as long again as the quorum took (at least 100 µs, never
-// past the per-server deadline), so that on healthy servers the operation
-// is done on every server when it returns, while a stalled server costs
-// little.
+// other servers as long again as the quorum took (between 100 µs and 2 ms,
+// never past the per-server deadline), so that on healthy servers the
+// operation is done on every server when it returns, while a stalled
+// server costs at most 2 ms.
 //
 // Either way nothing is left behind: replies that arrive after an
 // operation returned are still handled (a late successful acquire of a try
@@ -189,4 +210,153 @@ func WithObserver(o Observer) Option {
 // randomDelay is the default DelayFunc.
 func randomDelay(int) time.Duration {
 	return minRetryDelay + time.Duration(rand.Int63n(int64(maxRetryDelay-minRetryDelay)))
+}
+
+// reservedValuePrefix begins every value that this library stores in a
+// lock key without it being a holder's (handoffMarker): no lock value may
+// begin with it, so that none can be taken for one.
+const reservedValuePrefix = "redsync:"
+
+// minDeadline is the shortest per-server deadline that can work: a request
+// seldom comes back sooner, even on loopback.
+const minDeadline = time.Millisecond
+
+// minKeepAliveInterval is the shortest keep-alive interval: the servers
+// count the key's expiry in whole milliseconds, so extending it more often
+// moves nothing and only loads them (an interval of a few nanoseconds, a
+// likely slip of unit, sends extensions back to back, thousands a second).
+const minKeepAliveInterval = time.Millisecond
+
+// perServerDeadline is the per-server deadline of every operation of a
+// Mutex with expiry and timeoutFactor.
+func perServerDeadline(expiry time.Duration, timeoutFactor float64) time.Duration {
+	return time.Duration(float64(expiry) * timeoutFactor)
+}
+
+// checkPools finds what is wrong with the pools given to New.
+func checkPools(pools []redis.Pool) error {
+	if len(pools) == 0 {
+		return &ArgumentError{Arg: "pools", Problem: "New was given no pools; pass one redis.Pool per Redis server"}
+	}
+	for i, pool := range pools {
+		if pool == nil {
+			return &ArgumentError{Arg: "pools", Problem: fmt.Sprintf("pool #%d given to New is nil (an adapter's NewPool returns nil for a nil client)", i)}
+		}
+		if nilness.IsNil(pool) {
+			return &ArgumentError{Arg: "pools", Problem: fmt.Sprintf("pool #%d given to New is a nil %T", i, pool)}
+		}
+	}
+	for i := range pools {
+		for j := i + 1; j < len(pools); j++ {
+			if samePool(pools[i], pools[j]) {
+				return &ArgumentError{Arg: "pools", Problem: fmt.Sprintf(
+					"pools #%d and #%d given to New are the same Pool, which would count one server as two; pass one redis.Pool per Redis server", i, j)}
+			}
+		}
+	}
+	return nil
+}
+
+// samePool reports whether a and b are the same Pool value; pools that
+// cannot be compared (a struct with a slice in it, say) count as distinct.
+func samePool(a, b redis.Pool) bool {
+	if reflect.TypeOf(a) != reflect.TypeOf(b) || !reflect.ValueOf(a).Comparable() || !reflect.ValueOf(b).Comparable() {
+		return false
+	}
+	return a == b
+}
+
+// checkConfig finds the first bad argument or option of NewMutex. It runs
+// before NewMutex drops the fraction of a millisecond of the expiry.
+func (m *Mutex) checkConfig() error {
+	if m.rs.invalid != nil {
+		return m.rs.invalid
+	}
+	switch {
+	case m.name == "":
+		return &ArgumentError{Arg: "name", Problem: "NewMutex was given an empty name; the name is the key that holds the lock"}
+	case m.expiry < time.Millisecond:
+		return &ArgumentError{Arg: "WithExpiry", Problem: fmt.Sprintf("expiry must be at least 1ms (Redis counts in milliseconds), got %v", m.expiry)}
+	case m.tries < 1:
+		return &ArgumentError{Arg: "WithTries", Problem: fmt.Sprintf("tries must be at least 1, got %d", m.tries)}
+	case m.delayFunc == nil:
+		return &ArgumentError{Arg: "WithRetryDelayFunc", Problem: "the delay function is nil"}
+	case m.genValueFunc == nil:
+		return &ArgumentError{Arg: "WithGenValueFunc", Problem: "the value function is nil"}
+	case math.IsNaN(m.driftFactor) || m.driftFactor < 0 || m.driftFactor >= 1:
+		return &ArgumentError{Arg: "WithDriftFactor", Problem: fmt.Sprintf("factor must be in [0, 1), got %v", m.driftFactor)}
+	case math.IsNaN(m.timeoutFactor) || m.timeoutFactor <= 0 || m.timeoutFactor >= 1:
+		return &ArgumentError{Arg: "WithTimeoutFactor", Problem: fmt.Sprintf("factor must be in (0, 1), got %v", m.timeoutFactor)}
+	}
+	expiry := m.expiry.Truncate(time.Millisecond)
+	if err := checkDeadline(expiry, m.timeoutFactor); err != nil {
+		return err
+	}
+	switch {
+	case m.keepAliveInterval < 0:
+		return &ArgumentError{Arg: "WithKeepAliveInterval", Problem: "the interval must be positive"}
+	case m.keepAliveInterval > 0 && m.keepAliveInterval < minKeepAliveInterval:
+		return &ArgumentError{Arg: "WithKeepAliveInterval", Problem: fmt.Sprintf(
+			"the interval must be at least %v (the servers count the key's expiry in milliseconds: extending more often moves nothing), got %v", minKeepAliveInterval, m.keepAliveInterval)}
+	case m.keepAliveInterval >= expiry:
+		return &ArgumentError{Arg: "WithKeepAliveInterval", Problem: fmt.Sprintf("the interval must be shorter than the expiry (%v), got %v", expiry, m.keepAliveInterval)}
+	}
+	if m.valueGiven {
+		return checkValue("WithValue", m.value)
+	}
+	return nil
+}
+
+// checkDeadline reports a per-server deadline below minDeadline, naming the
+// option to change and the smallest value that works: the timeout factor
+// when it is not the default and a factor below 1 can make it, the expiry
+// otherwise.
+func checkDeadline(expiry time.Duration, timeoutFactor float64) error {
+	deadline := perServerDeadline(expiry, timeoutFactor)
+	if deadline >= minDeadline {
+		return nil
+	}
+	given := fmt.Sprintf("the per-server deadline (expiry %v × timeout factor %v = %v) must be at least %v, or no server can answer in time", expiry, timeoutFactor, deadline, minDeadline)
+	if timeoutFactor != defaultTimeoutFactor {
+		factor := float64(minDeadline) / float64(expiry)
+		for perServerDeadline(expiry, factor) < minDeadline {
+			factor = math.Nextafter(factor, 1)
+		}
+		if factor < 1 {
+			return &ArgumentError{Arg: "WithTimeoutFactor", Problem: fmt.Sprintf("%s: with this expiry the smallest factor is %v", given, factor)}
+		}
+	}
+	least := time.Duration(math.Ceil(float64(minDeadline) / timeoutFactor)).Truncate(time.Millisecond)
+	for perServerDeadline(least, timeoutFactor) < minDeadline {
+		least += time.Millisecond
+	}
+	return &ArgumentError{Arg: "WithExpiry", Problem: fmt.Sprintf("%s: with this timeout factor the smallest expiry is %v", given, least)}
+}
+
+// checkValue returns an *ArgumentError naming arg when v cannot be a lock
+// value: it is empty, or begins with reservedValuePrefix.
+func checkValue(arg, v string) error {
+	switch {
+	case v == "":
+		return &ArgumentError{Arg: arg, Problem: "the lock value is empty; a value must be unique to its holder"}
+	case strings.HasPrefix(v, reservedValuePrefix):
+		return &ArgumentError{Arg: arg, Problem: fmt.Sprintf(
+			"the lock value %q begins with %q, which this library reserves for what it stores in a lock key itself (such as the hand-off placeholder %q)",
+			v, reservedValuePrefix, handoffMarker)}
+	}
+	return nil
+}
+
+// checkedValue makes a lock value with gen, the function of
+// WithGenValueFunc, and checks it: the one place every value made for an
+// attempt goes through.
+func checkedValue(gen func() (string, error)) (string, error) {
+	v, err := gen()
+	if err != nil {
+		return "", err
+	}
+	if err := checkValue("WithGenValueFunc", v); err != nil {
+		return "", err
+	}
+	return v, nil
 }

@@ -13,6 +13,9 @@ import (
 // enough for a whole process.
 type Redsync struct {
 	pools []redis.Pool
+	// invalid is what is wrong with pools (see checkPools), reported by
+	// the first operation of every Mutex.
+	invalid error
 	// states tells, per pool, whether its server is backlogged.
 	states []*nodeState
 
@@ -37,10 +40,13 @@ type Redsync struct {
 
 // New returns a Redsync over pools, one pool per independent Redis server
 // (a node in Redlock's sense). A lock is held when a majority of them,
-// len(pools)/2+1, agree. Bad pools (none, or a nil one) are reported by the
-// first operation of every Mutex as an *ArgumentError.
+// len(pools)/2+1, agree. Bad pools are reported by the first operation of
+// every Mutex as an *ArgumentError: none at all, a nil one (also a nil
+// pointer in the interface, and what an adapter's NewPool returns for a
+// nil client), or one Pool value given twice, which would count one server
+// as two (pools that == cannot compare are not checked for that).
 func New(pools ...redis.Pool) *Redsync {
-	r := &Redsync{pools: pools, states: make([]*nodeState, len(pools))}
+	r := &Redsync{pools: pools, states: make([]*nodeState, len(pools)), invalid: checkPools(pools)}
 	for i := range r.states {
 		r.states[i] = &nodeState{}
 	}
@@ -53,6 +59,9 @@ func New(pools ...redis.Pool) *Redsync {
 	return r
 }
 
+// defaultTimeoutFactor is the timeout factor without WithTimeoutFactor.
+const defaultTimeoutFactor = 0.05
+
 // NewMutex returns a Mutex for name, the key that holds the lock on every
 // server, configured by options. An empty name or a bad option is reported
 // by the Mutex's first operation as an *ArgumentError.
@@ -64,7 +73,7 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 		delayFunc:     randomDelay,
 		genValueFunc:  genValue,
 		driftFactor:   0.01,
-		timeoutFactor: 0.05,
+		timeoutFactor: defaultTimeoutFactor,
 		quorum:        len(r.pools)/2 + 1,
 		handoff:       true,
 		channel:       releaseChannel(name),
@@ -85,6 +94,12 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 		m.hold = newHolding(m.value, 0)
 	}
 	m.invalid = m.checkConfig()
+	// The servers count the expiry in whole milliseconds: every validity
+	// counts from what they are told.
+	m.expiry = m.expiry.Truncate(time.Millisecond)
+	if gen := m.genValueFunc; gen != nil {
+		m.genValueFunc = func() (string, error) { return checkedValue(gen) }
+	}
 	m.args.name = m.name
 	m.args.channel = m.channel
 	m.args.fenceKey = fenceKey(m.name)

@@ -84,16 +84,10 @@ func (m *Mutex) round(ctx context.Context, op nodeOp, w *roundWatch, skip func(n
 	t := tally{quorum: m.quorum, nodes: len(m.pools)}
 	var (
 		ctxErr error
-		// linger runs once a quorum agreed: the other servers get as long
-		// again as the quorum took to answer (see lingerFor).
-		linger  *time.Timer
-		lingerC <-chan time.Time
+		// lingering: a quorum agreed, and the deadline timer now bounds
+		// the wait for the other servers (see lingerFor).
+		lingering bool
 	)
-	defer func() {
-		if linger != nil {
-			putTimer(linger)
-		}
-	}()
 collect:
 	for t.answered < t.nodes {
 		select {
@@ -105,13 +99,18 @@ collect:
 			if m.failFast && (t.n >= m.quorum || t.failed()) {
 				break collect
 			}
-			if t.n >= m.quorum && linger == nil {
-				linger = getTimer(lingerFor(time.Since(start), timeout))
-				lingerC = linger.C
+			if t.n >= m.quorum && !lingering && t.answered < t.nodes {
+				lingering = true
+				if !deadline.Stop() {
+					// The deadline passed meanwhile: no wait.
+					break collect
+				}
+				deadline.Reset(lingerFor(time.Since(start), timeout))
 			}
-		case <-lingerC:
-			break collect
 		case <-deadline.C:
+			if lingering {
+				break collect
+			}
 			errNoReply := t.noReply(timeout)
 			if w != nil {
 				w.noReply(&t, errNoReply, timeout)
@@ -130,28 +129,36 @@ collect:
 }
 
 // lingerFor is how long a round waits for the other servers once a quorum
-// agreed, elapsed after it started: as long again, so that on healthy
-// servers, whose replies come close together, an operation returns with
-// every server done, as redsync's does (a Lock that returned with its key
-// still on its way to one server could lose that server to a contender's
-// try), while a stalled server costs at most the round's time again. It
-// is at least minLinger, and never past the per-server deadline.
+// agreed, elapsed after it started: as long again, between minLinger and
+// maxLinger, and never past the per-server deadline. On healthy servers,
+// whose replies come close together, an operation then returns with every
+// server done, as redsync's does (a Lock that returned with its key still
+// on its way to one server could lose that server to a contender's try;
+// see reassert for when it does), while a stalled server costs at most
+// maxLinger.
 func lingerFor(elapsed, timeout time.Duration) time.Duration {
-	if elapsed < minLinger {
-		elapsed = minLinger
+	d := elapsed
+	if d < minLinger {
+		d = minLinger
 	}
-	if left := timeout - elapsed; elapsed > left {
-		elapsed = left
+	if d > maxLinger {
+		d = maxLinger
 	}
-	if elapsed < 0 {
-		elapsed = 0
+	if left := timeout - elapsed; d > left {
+		d = left
 	}
-	return elapsed
+	if d < 0 {
+		d = 0
+	}
+	return d
 }
 
-// minLinger is the shortest wait for the other servers after a quorum: a
-// reply a few scheduling delays behind the quorum's still counts.
-const minLinger = 100 * time.Microsecond
+// The bounds of lingerFor: a reply a few scheduling delays behind the
+// quorum's still counts, and a stalled server costs next to nothing.
+const (
+	minLinger = 100 * time.Microsecond
+	maxLinger = 2 * time.Millisecond
+)
 
 // skipAlways is the skip of a round whose requests a backlogged server
 // may always be spared (see round).
@@ -198,10 +205,33 @@ func (r *roundState) release() {
 func (r *roundState) serve(node int, pool redis.Pool, state *nodeState) {
 	inflight := r.inflight
 	defer inflight.done()
-	ok, err := r.op(r.ctx, node, pool)
+	ok, err := r.run(node, pool)
 	state.replied()
 	r.replies <- nodeReply{node: node, ok: ok, err: err}
 	r.release()
+}
+
+// run runs the operation. A panic fails it with a *PanicError, whether
+// the operation recovered it from a Pool call (after its bookkeeping) or
+// not (a Pool call it did not guard itself, or an Observer): even after a
+// reply that said ok, such as a connection's Close that panicked.
+func (r *roundState) run(node int, pool redis.Pool) (ok bool, err error) {
+	defer recoverPanic(&err)
+	ok, err = r.op(r.ctx, node, pool)
+	if ok && err != nil && isPanic(err) {
+		ok = false
+	}
+	return ok, err
+}
+
+// isPanic reports whether err is or wraps a *PanicError. It is not
+// inlined, so that run allocates nothing for it: errors.As moves its
+// target to the heap.
+//
+//go:noinline
+func isPanic(err error) bool {
+	var panicked *PanicError
+	return errors.As(err, &panicked)
 }
 
 // A task is one server's part of a round.
@@ -502,6 +532,9 @@ type holding struct {
 	pending uint64
 	replied chan struct{}
 
+	// refused are the servers that refused the attempt (see reassert).
+	refused refusals
+
 	// freeAfter backs the acquire's per-server free times (see attempt)
 	// for up to 8 servers; written atomically by the node goroutines.
 	freeAfter [8]int64
@@ -609,6 +642,13 @@ func (h *holding) giveUpNode(node int) bool {
 	defer h.mu.Unlock()
 	h.givenUpNodes |= 1 << uint(node)
 	return true
+}
+
+// givenUpFor reports whether node was given up, alone or with the hold.
+func (h *holding) givenUpFor(node int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.givenUp || (node < 64 && h.givenUpNodes&(1<<uint(node)) != 0)
 }
 
 // giveUp marks the hold as given up and returns the servers recorded so far;

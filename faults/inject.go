@@ -40,16 +40,24 @@ const (
 	// FaultClientPause stops a client process (SIGSTOP) for longer than the
 	// longest expiry: the locks it holds expire while it cannot tell.
 	FaultClientPause = "client-pause"
+	// FaultEviction gives a majority of the servers a maxmemory a little
+	// above what they use and an evicting policy (one of
+	// EvictionPolicies), and writes other keys to them meanwhile, so that
+	// they evict lock keys while they are held: like FaultRestartNow, a
+	// way Redlock breaks (Redsync.Check reports such servers). Not
+	// injected unless asked.
+	FaultEviction = "eviction"
 )
 
 // AllFaults lists every fault kind.
 var AllFaults = []string{
 	FaultPauseShort, FaultPauseLong, FaultRestartNow, FaultRestartDelayed,
-	FaultLatency, FaultTimeout, FaultPartition, FaultClientPause,
+	FaultLatency, FaultTimeout, FaultPartition, FaultClientPause, FaultEviction,
 }
 
 // SafeFaults are the fault kinds under which Redlock promises mutual
-// exclusion: all but FaultRestartNow. Run injects them by default.
+// exclusion: all but FaultRestartNow and FaultEviction. Run injects them
+// by default.
 var SafeFaults = []string{
 	FaultPauseShort, FaultPauseLong, FaultRestartDelayed,
 	FaultLatency, FaultTimeout, FaultPartition, FaultClientPause,
@@ -179,6 +187,17 @@ func (in *injector) inject(ctx context.Context, seq int, kind string) FaultEvent
 		hold = in.between(time.Second, 4*time.Second)
 		ev.Detail = fmt.Sprintf("all traffic dropped for %v", hold.Round(time.Millisecond))
 		apply, heal = in.toxics(seq, ev.Servers, []string{"upstream", "downstream"}, "timeout", map[string]any{"timeout": 0})
+	case FaultEviction:
+		server(len(in.servers)/2 + 1)
+		policy := EvictionPolicies[in.rng.Intn(len(EvictionPolicies))]
+		hold = in.between(time.Second, 3*time.Second)
+		ev.Detail = fmt.Sprintf("maxmemory %d KB above use, %s, other writes for %v", evictionMargin>>10, policy, hold.Round(time.Millisecond))
+		e := &evictionFault{policy: policy}
+		for _, i := range ev.Servers {
+			e.servers = append(e.servers, in.servers[i])
+		}
+		e.fill = newFiller(e.servers, fmt.Sprintf("faults:filler:%d:", seq))
+		apply, heal = e.apply, e.heal
 	case FaultClientPause:
 		// The client that holds a lock, so that the pause outlasts a
 		// validity; a random one when nobody holds any.

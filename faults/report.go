@@ -12,14 +12,15 @@ import (
 )
 
 // Failures lists what the run shows wrong: overlaps (unless the run
-// injected FaultRestartNow, which is expected to cause them), orphan keys,
+// injected FaultRestartNow or FaultEviction, which are expected to cause
+// them), orphan keys,
 // leaked goroutines, KeepAlive contexts not cancelled, fencing tokens out
 // of order (even with FaultRestartNow: the servers' clocks, one clock on
 // this host, are the tokens' floor across a restart), and problems with
 // the run itself. An empty list is a pass.
 func (r *Report) Failures() []string {
 	var out []string
-	if n := len(r.Check.Overlaps); n > 0 && !contains(r.FaultKinds, FaultRestartNow) {
+	if n := len(r.Check.Overlaps); n > 0 && r.breakingFaults() == "" {
 		out = append(out, fmt.Sprintf("%d overlapping holders", n))
 	}
 	if n := len(r.Orphans); n > 0 {
@@ -77,8 +78,8 @@ func (r *Report) WriteTable(w io.Writer) {
 	heading("checker")
 	row("holdings checked", c.Holdings, "")
 	note := ""
-	if contains(r.FaultKinds, FaultRestartNow) {
-		note = "restart-now was injected: overlaps are expected"
+	if kinds := r.breakingFaults(); kinds != "" {
+		note = kinds + " injected: overlaps are expected"
 	}
 	row("overlapping holders", len(c.Overlaps), note)
 	row("orphan keys", len(r.Orphans), "after every client unlocked and waited")
@@ -141,10 +142,22 @@ func (r *Report) WriteTable(w io.Writer) {
 	case len(f) > 0:
 		fmt.Fprintf(w, "\nFAIL: %s\n", strings.Join(f, "; "))
 	case len(c.Overlaps) > 0:
-		fmt.Fprintf(w, "\nPASS: no orphan, no leak%s; %d overlaps, as expected with %s\n", r.fencingPass(), len(c.Overlaps), FaultRestartNow)
+		fmt.Fprintf(w, "\nPASS: no orphan, no leak%s; %d overlaps, as expected with %s\n", r.fencingPass(), len(c.Overlaps), r.breakingFaults())
 	default:
 		fmt.Fprintf(w, "\nPASS: no overlap, no orphan, no leak%s\n", r.fencingPass())
 	}
+}
+
+// breakingFaults names the fault kinds of the run that break Redlock's
+// assumptions (FaultRestartNow, FaultEviction), "" when there are none.
+func (r *Report) breakingFaults() string {
+	var kinds []string
+	for _, kind := range []string{FaultRestartNow, FaultEviction} {
+		if contains(r.FaultKinds, kind) {
+			kinds = append(kinds, kind)
+		}
+	}
+	return strings.Join(kinds, " and ")
 }
 
 // fencingPass is what a passing run says of fencing tokens.
@@ -173,6 +186,8 @@ func faultNote(kind string) string {
 		return "2 of the servers cut off, connections left hanging"
 	case FaultClientPause:
 		return "client process SIGSTOP, longer than the longest expiry"
+	case FaultEviction:
+		return "a majority of servers evict keys (tiny maxmemory, other writes)"
 	}
 	return ""
 }

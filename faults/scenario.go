@@ -63,6 +63,17 @@ type ScenarioResult struct {
 	LockReturn   time.Duration `json:"lock_return,omitempty"`
 	ValidityLeft time.Duration `json:"validity_left,omitempty"`
 	OtherUnlock  time.Duration `json:"other_unlock,omitempty"`
+
+	// For EvictionLRU and EvictionTTL: what the preflight (Redsync.Check)
+	// reported of eviction before the first holder locked, how many
+	// filler keys another client wrote and how long that took until the
+	// lock key was gone from a quorum, how many keys the servers evicted
+	// in all, and (in ValidityLeft) the first holder's validity left when
+	// the second acquired.
+	Preflight    []string      `json:"preflight,omitempty"`
+	FillerWrites int           `json:"filler_writes,omitempty"`
+	EvictedAfter time.Duration `json:"evicted_after,omitempty"`
+	Evicted      int64         `json:"evicted,omitempty"`
 }
 
 // RunScenario runs one restart scenario on three servers A, B and C,
@@ -72,12 +83,16 @@ type ScenarioResult struct {
 // (RestartDelayed); then a second holder tries once. At once, it finds B
 // and C free and acquires, while the first still holds: the checker finds
 // the overlap. Delayed, the first holder's validity ended before B came
-// back, and the checker finds none. Progress goes to log.
+// back, and the checker finds none. EvictionLRU and EvictionTTL evict the
+// lock key from a quorum instead (see runEviction), and PartitionedListener
+// measures Lock and Unlock with one server cut off. Progress goes to log.
 func RunScenario(ctx context.Context, kind ScenarioKind, log io.Writer) (*ScenarioResult, error) {
 	switch kind {
 	case RestartAtOnce, RestartDelayed:
 	case PartitionedListener:
 		return runPartitionedListener(ctx, log)
+	case EvictionLRU, EvictionTTL:
+		return runEviction(ctx, kind, log)
 	default:
 		return nil, fmt.Errorf("faults: unknown scenario %q", kind)
 	}
@@ -329,6 +344,13 @@ func (r *ScenarioResult) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "Lock returned %v after its successful attempt began, with %v of its %v validity left; an Unlock of another name took %v; overlaps: %d\n",
 			r.LockReturn.Round(time.Millisecond), r.ValidityLeft.Round(time.Millisecond), r.Expiry, r.OtherUnlock.Round(time.Millisecond), len(r.Check.Overlaps))
 		return
+	}
+	if r.Kind == EvictionLRU || r.Kind == EvictionTTL {
+		fmt.Fprintf(w, "the preflight reported eviction on %d of 3 servers; %d writes of 1 KB evicted the lock key from a quorum in %v (%d keys evicted); ",
+			len(r.Preflight), r.FillerWrites, r.EvictedAfter.Round(time.Millisecond), r.Evicted)
+		if r.SecondErr == "" {
+			fmt.Fprintf(w, "the second holder acquired with %v of the first's validity left; ", r.ValidityLeft.Round(time.Millisecond))
+		}
 	}
 	switch {
 	case len(r.Check.Overlaps) > 0:

@@ -72,6 +72,8 @@ func Run(t *testing.T, newPool func(t *testing.T, addr string) redsyncredis.Pool
 	t.Run("CancelledContextFailsCommandWithoutSendingIt", s.testCancelledContext)
 	t.Run("GetWithCancelledContextFails", s.testGetCancelledContext)
 	t.Run("DeadlineBoundsCommandsToPausedServer", s.testDeadlineWhilePaused)
+	t.Run("DoReplies", s.testDoReplies)
+	t.Run("DoReportsErrors", s.testDoErrors)
 	if _, ok := s.pool.(redsyncredis.Subscriber); ok {
 		t.Run("SubscriptionConfirmsAndDeliversMessages", s.testSubscription)
 		t.Run("SubscriptionReceiveFailsWhenTheServerDies", s.testSubscriptionServerKilled)

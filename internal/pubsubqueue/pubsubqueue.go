@@ -8,6 +8,8 @@ package pubsubqueue
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"github.com/quorumlock/redsync/redis"
@@ -131,13 +133,24 @@ func (q *Queue) send(ctx context.Context) {
 		if len(batch) == 0 {
 			continue
 		}
-		if err := q.conn.Do(ctx, batch); err != nil {
+		if err := q.do(ctx, batch); err != nil {
 			if ctx.Err() == nil {
 				q.fail(err)
 			}
 			return
 		}
 	}
+}
+
+// do is conn.Do on send's goroutine, which is the Queue's own: a panic of
+// the client there fails the subscription instead of crashing the process.
+func (q *Queue) do(ctx context.Context, batch []Command) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("pubsubqueue: the client panicked: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return q.conn.Do(ctx, batch)
 }
 
 // Message is for the client's message hook: a message was published on

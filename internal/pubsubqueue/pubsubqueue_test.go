@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -222,5 +223,22 @@ func TestDoneContext(t *testing.T) {
 	}
 	if err := q.Unsubscribe(ctx); err != context.Canceled {
 		t.Fatalf("Unsubscribe = %v, want %v", err, context.Canceled)
+	}
+}
+
+// panickingConn panics in Do.
+type panickingConn struct{ *fakeConn }
+
+func (c panickingConn) Do(context.Context, []Command) error { panic("client bug") }
+
+func TestAClientPanicInSendFailsTheSubscription(t *testing.T) {
+	q, _ := start(panickingConn{newFakeConn()})
+	defer q.Close()
+	if err := q.Subscribe(context.Background(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := receive(t, q)
+	if err == nil || !strings.Contains(err.Error(), "client bug") {
+		t.Fatalf("Receive error = %v, want one with the panic value", err)
 	}
 }

@@ -6,7 +6,9 @@
 // single database (DB 0). Tests normally use Start, which skips the test when
 // redis-server is not installed (or fails it when REDSYNC_REQUIRE_REDIS=1) and
 // stops the servers in t.Cleanup. Programs that are not tests use
-// StartServers or NewServer and stop the servers themselves.
+// StartServers or NewServer and stop the servers themselves. StartWithArgs
+// and StartServersWithArgs give the servers options of their own (a memory
+// limit, persistence, a password), which override the defaults.
 //
 // A Server can be paused (SIGSTOP), resumed (SIGCONT), killed (SIGKILL) and
 // restarted on the same port, which is what lock tests need to simulate slow,
@@ -212,6 +214,13 @@ func newServer(bin string, options ...func(*Server)) (*Server, error) {
 // returned function is nil. The error wraps ErrNotFound when no redis-server
 // binary is available.
 func StartServers(n int) ([]*Server, func(), error) {
+	return StartServersWithArgs(n)
+}
+
+// StartServersWithArgs is StartServers for servers that get args (such as
+// "--maxmemory", "1mb") after the default options, which they override.
+// A restarted server gets them again.
+func StartServersWithArgs(n int, args ...string) ([]*Server, func(), error) {
 	if n < 0 {
 		return nil, nil, fmt.Errorf("redistest: negative number of servers %d", n)
 	}
@@ -226,7 +235,7 @@ func StartServers(n int) ([]*Server, func(), error) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			servers[i], errs[i] = newServer(bin)
+			servers[i], errs[i] = newServer(bin, withArgs(args...))
 		}(i)
 	}
 	wg.Wait()
@@ -256,13 +265,21 @@ func StartServers(n int) ([]*Server, func(), error) {
 // test.
 func Start(t testing.TB, n int) []*Server {
 	t.Helper()
+	return StartWithArgs(t, n)
+}
+
+// StartWithArgs is Start for servers that get args after the default
+// options (see StartServersWithArgs), to test a setting the defaults do
+// not have: persistence, a memory limit, a password, an ACL user.
+func StartWithArgs(t testing.TB, n int, args ...string) []*Server {
+	t.Helper()
 	if _, err := findBinary(); err != nil {
 		if os.Getenv(EnvRequire) == "1" {
 			t.Fatalf("redistest: %v (%s=1 is set, so this is an error)", err, EnvRequire)
 		}
 		t.Skipf("redistest: %v (set %s=1 to make this an error)", err, EnvRequire)
 	}
-	servers, _, err := StartServers(n)
+	servers, _, err := StartServersWithArgs(n, args...)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}

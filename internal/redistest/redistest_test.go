@@ -332,3 +332,23 @@ func TestMissingBinary(t *testing.T) {
 		t.Fatalf("with %s=1: skipped=%q fatal=%q", EnvRequire, f.skipped, f.fatal)
 	}
 }
+
+func TestStartWithArgsOverridesTheDefaultsAcrossRestarts(t *testing.T) {
+	s := StartWithArgs(t, 1, "--maxmemory", "7mb", "--appendonly", "yes")[0]
+	c := s.Client(t)
+	check := func(when string) {
+		t.Helper()
+		ctx := ctxTimeout(t, 5*time.Second)
+		got, err := c.ConfigGet(ctx, "maxmemory").Result()
+		if err != nil || got["maxmemory"] != "7340032" {
+			t.Fatalf("%s: CONFIG GET maxmemory = %v, %v; want 7340032", when, got, err)
+		}
+		got, err = c.ConfigGet(ctx, "appendonly").Result()
+		if err != nil || got["appendonly"] != "yes" {
+			t.Fatalf("%s: CONFIG GET appendonly = %v, %v; want yes (overriding the default no)", when, got, err)
+		}
+	}
+	check("started")
+	s.Restart(t)
+	check("restarted")
+}

@@ -43,6 +43,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/nilness"
 	"github.com/quorumlock/redsync/internal/scripthash"
 	"github.com/quorumlock/redsync/internal/scriptkeys"
 	redsyncredis "github.com/quorumlock/redsync/redis"
@@ -67,6 +68,9 @@ func NewPool(delegate redis.UniversalClient) redsyncredis.Pool {
 // NewPoolWithOptions is NewPool with options that change how the Pool
 // sends its commands (WithBatching).
 func NewPoolWithOptions(delegate redis.UniversalClient, opts ...Option) redsyncredis.Pool {
+	if nilness.IsNil(delegate) {
+		return nil // a nil Pool, which redsync.New reports as an *ArgumentError
+	}
 	p := &pool{delegate: delegate, batch: &batcher{client: delegate}}
 	for _, opt := range opts {
 		opt(p)

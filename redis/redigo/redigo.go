@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/quorumlock/redsync/internal/nilness"
 	"github.com/quorumlock/redsync/internal/scripthash"
 	redsyncredis "github.com/quorumlock/redsync/redis"
 )
@@ -53,6 +54,9 @@ type Pool interface {
 // NewPool returns a redsync Pool that takes its connections from delegate.
 // It never closes delegate: the caller owns it.
 func NewPool(delegate Pool) redsyncredis.Pool {
+	if nilness.IsNil(delegate) {
+		return nil // a nil Pool, which redsync.New reports as an *ArgumentError
+	}
 	return &pool{delegate: delegate}
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/redis/rueidis/rueidiscompat"
 
+	"github.com/quorumlock/redsync/internal/nilness"
 	"github.com/quorumlock/redsync/internal/scripthash"
 	"github.com/quorumlock/redsync/internal/scriptkeys"
 	redsyncredis "github.com/quorumlock/redsync/redis"
@@ -45,6 +46,9 @@ import (
 // a release published meanwhile goes unheard, and it drops what its buffer
 // cannot hold.
 func NewPool(delegate rueidiscompat.Cmdable) redsyncredis.Pool {
+	if nilness.IsNil(delegate) {
+		return nil // a nil Pool, which redsync.New reports as an *ArgumentError
+	}
 	return &pool{delegate: delegate}
 }
 

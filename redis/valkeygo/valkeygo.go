@@ -28,6 +28,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 	"github.com/valkey-io/valkey-go/valkeycompat"
 
+	"github.com/quorumlock/redsync/internal/nilness"
 	"github.com/quorumlock/redsync/internal/scripthash"
 	"github.com/quorumlock/redsync/internal/scriptkeys"
 	redsyncredis "github.com/quorumlock/redsync/redis"
@@ -46,6 +47,9 @@ import (
 // a release published meanwhile goes unheard, and it drops what its buffer
 // cannot hold.
 func NewPool(delegate valkeycompat.Cmdable) redsyncredis.Pool {
+	if nilness.IsNil(delegate) {
+		return nil // a nil Pool, which redsync.New reports as an *ArgumentError
+	}
 	return &pool{delegate: delegate}
 }
 

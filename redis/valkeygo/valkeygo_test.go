@@ -2,6 +2,7 @@ package valkeygo_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/valkey-io/valkey-go/valkeycompat"
 	"go.uber.org/goleak"
 
+	"github.com/quorumlock/redsync"
 	"github.com/quorumlock/redsync/internal/adaptertest"
 	"github.com/quorumlock/redsync/internal/mutextest"
 	redsyncredis "github.com/quorumlock/redsync/redis"
@@ -54,5 +56,19 @@ func warmUp(t *testing.T, client valkey.Client) {
 		if err := client.Do(ctx, client.B().Get().Key("warm-up").Build()).Error(); err != nil && !valkey.IsValkeyNil(err) {
 			t.Fatalf("warm-up: %v", err)
 		}
+	}
+}
+
+// TestANilClientIsAnArgumentError: NewPool of a nil client gives a nil
+// Pool, which the first operation reports (it used to panic on a library
+// goroutine, crashing the process).
+func TestANilClientIsAnArgumentError(t *testing.T) {
+	if pool := adapter.NewPool(nil); pool != nil {
+		t.Fatalf("NewPool(nil) = %#v, want nil", pool)
+	}
+	err := redsync.New(adapter.NewPool(nil)).NewMutex("nil-client").Lock()
+	var argErr *redsync.ArgumentError
+	if !errors.As(err, &argErr) || argErr.Arg != "pools" {
+		t.Fatalf("Lock = %v, want an *ArgumentError about the pools", err)
 	}
 }

@@ -10,9 +10,11 @@
 //	faultsuite                       # the short profile: faults for 100s, about 2 minutes
 //	faultsuite -duration 10m         # the long profile
 //	faultsuite -seed 42              # replay the fault schedule of seed 42
-//	faultsuite -faults all           # also restart servers empty at once (expect overlaps)
+//	faultsuite -faults all           # also restart servers empty at once and evict keys (expect overlaps)
+//	faultsuite -faults eviction      # only evicting servers (expect overlaps)
 //	faultsuite -scenario both        # the deterministic restart scenarios, at once and delayed
 //	faultsuite -scenario partitioned-listener  # how long Lock and Unlock take with one server cut off
+//	faultsuite -scenario eviction    # the deterministic eviction scenarios, allkeys-lru and volatile-ttl
 //	faultsuite -json report.json     # also write the report as JSON
 //	faultsuite -recheck DIR          # run the checker again on the records of a run
 package main
@@ -51,11 +53,11 @@ func run() int {
 	flag.IntVar(&cfg.Clients, "clients", 4, "client processes")
 	flag.IntVar(&cfg.FastWorkers, "fast-workers", 16, "goroutines per client on the names held briefly")
 	flag.IntVar(&cfg.SlowWorkers, "slow-workers", 4, "goroutines per client on the names held past the expiry")
-	flag.StringVar(&kinds, "faults", "safe", "fault kinds, comma-separated; \"safe\": all but restart-now; \"all\": "+strings.Join(faults.AllFaults, ","))
+	flag.StringVar(&kinds, "faults", "safe", "fault kinds, comma-separated; \"safe\": all but restart-now and eviction; \"all\": "+strings.Join(faults.AllFaults, ","))
 	flag.StringVar(&expiries, "expiries", "800ms,2s", "lock expiries the holders use, comma-separated")
 	flag.StringVar(&cfg.Dir, "dir", "", "directory for the records (default: a new temporary directory)")
 	flag.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
-	flag.StringVar(&scenario, "scenario", "", "run a scenario instead: restart-now, restart-delayed, both (the two restarts), or partitioned-listener")
+	flag.StringVar(&scenario, "scenario", "", "run a scenario instead: restart-now, restart-delayed, both (the two restarts), partitioned-listener, eviction-lru, eviction-ttl or eviction (the two evictions)")
 	flag.StringVar(&recheck, "recheck", "", "run the checker again on the records of an earlier run in this directory")
 	flag.Parse()
 
@@ -129,8 +131,12 @@ func runScenarios(ctx context.Context, which string) int {
 		kinds = []faults.ScenarioKind{faults.RestartDelayed}
 	case string(faults.PartitionedListener):
 		kinds = []faults.ScenarioKind{faults.PartitionedListener}
+	case "eviction":
+		kinds = []faults.ScenarioKind{faults.EvictionLRU, faults.EvictionTTL}
+	case string(faults.EvictionLRU), string(faults.EvictionTTL):
+		kinds = []faults.ScenarioKind{faults.ScenarioKind(which)}
 	default:
-		fmt.Fprintf(os.Stderr, "faultsuite: unknown scenario %q (restart-now, restart-delayed, both, or partitioned-listener)\n", which)
+		fmt.Fprintf(os.Stderr, "faultsuite: unknown scenario %q (restart-now, restart-delayed, both, partitioned-listener, eviction-lru, eviction-ttl or eviction)\n", which)
 		return 2
 	}
 	for _, kind := range kinds {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/go-redis/redis/v7"
 
+	"github.com/quorumlock/redsync/internal/nilness"
 	"github.com/quorumlock/redsync/internal/scripthash"
 	"github.com/quorumlock/redsync/internal/scriptkeys"
 	redsyncredis "github.com/quorumlock/redsync/redis"
@@ -47,6 +48,9 @@ import (
 // DialTimeout and WriteTimeout, and a context only fails its calls when it
 // is already done.
 func NewPool(delegate redis.UniversalClient) redsyncredis.Pool {
+	if nilness.IsNil(delegate) {
+		return nil // a nil Pool, which redsync.New reports as an *ArgumentError
+	}
 	p := &pool{delegate: delegate}
 	if _, ok := delegate.(*redis.Ring); ok {
 		return pollingPool{p}

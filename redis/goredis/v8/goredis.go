@@ -28,6 +28,7 @@ import (
 
 	"github.com/go-redis/redis/v8"
 
+	"github.com/quorumlock/redsync/internal/nilness"
 	"github.com/quorumlock/redsync/internal/scripthash"
 	"github.com/quorumlock/redsync/internal/scriptkeys"
 	redsyncredis "github.com/quorumlock/redsync/redis"
@@ -42,6 +43,9 @@ import (
 // its key, so most releases would go unheard (and go-redis panics on a Ring
 // subscription without channels). Waiters on a Ring poll instead.
 func NewPool(delegate redis.UniversalClient) redsyncredis.Pool {
+	if nilness.IsNil(delegate) {
+		return nil // a nil Pool, which redsync.New reports as an *ArgumentError
+	}
 	p := &pool{delegate: delegate}
 	if _, ok := delegate.(*redis.Ring); ok {
 		return pollingPool{p}
