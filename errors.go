@@ -20,7 +20,8 @@ var ErrLockAlreadyExpired = errors.New("redsync: failed to unlock, lock was alre
 
 // ErrNotHeld is returned by Unlock and Extend on a Mutex that has no value:
 // it was never locked and no value was given with WithValue. No server is
-// contacted. (Valid reports false with a nil error there, as in redsync.)
+// contacted. (Valid reports false with an *ErrTaken of every server there,
+// as redsync does, also without contacting any.)
 var ErrNotHeld = errors.New("redsync: mutex has no value: lock it first or give its value with WithValue")
 
 // ErrInvalidArgument matches (with errors.Is) every *ArgumentError.

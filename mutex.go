@@ -766,7 +766,9 @@ func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult,
 }
 
 // Valid reports whether a quorum of servers holds the Mutex's value. It
-// may report true for a lock that expires while the reply travels.
+// may report true for a lock that expires while the reply travels. On a
+// Mutex without a value it returns false with an *ErrTaken of every
+// server, as redsync does, without contacting any.
 //
 // Deprecated: Use Until, which needs no round trip.
 func (m *Mutex) Valid() (bool, error) {
@@ -784,7 +786,13 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 	}
 	value := m.Value()
 	if value == "" {
-		return false, nil
+		// As redsync: every server counts as holding another value,
+		// without being asked.
+		nodes := make([]int, len(m.pools))
+		for i := range nodes {
+			nodes[i] = i
+		}
+		return false, &ErrTaken{Nodes: nodes}
 	}
 	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
 		conn, err := pool.Get(ctx)

@@ -141,10 +141,10 @@ func WithValue(v string) Option {
 // every server, up to the per-server deadline, so that its error names
 // each of them. The default is false. It also makes a successful operation
 // return as soon as a quorum agreed; without it, a success waits for the
-// other servers as long again as the quorum took (between 100 µs and 2 ms,
-// never past the per-server deadline), so that on healthy servers the
-// operation is done on every server when it returns, while a stalled
-// server costs at most 2 ms.
+// other servers as long again as the quorum took (at least 100 µs, at
+// most an eighth of the per-server deadline), so that on healthy servers
+// the operation is done on every server when it returns, while a stalled
+// server costs about the quorum's own time again.
 //
 // Either way nothing is left behind: replies that arrive after an
 // operation returned are still handled (a late successful acquire of a try

@@ -129,36 +129,28 @@ collect:
 }
 
 // lingerFor is how long a round waits for the other servers once a quorum
-// agreed, elapsed after it started: as long again, between minLinger and
-// maxLinger, and never past the per-server deadline. On healthy servers,
-// whose replies come close together, an operation then returns with every
-// server done, as redsync's does (a Lock that returned with its key still
-// on its way to one server could lose that server to a contender's try;
-// see reassert for when it does), while a stalled server costs at most
-// maxLinger.
+// agreed, elapsed after it started: as long again, at least minLinger and
+// at most an eighth of the per-server deadline timeout (50 ms by default).
+// On healthy servers, whose replies come close together, an operation
+// then returns with every server done, as redsync's does (a Lock that
+// returned with its key still on its way to one server could lose that
+// server to a contender's try; see reassert for when it does), while a
+// stalled server costs about the quorum's own time again: little, unless
+// the quorum itself was slow.
 func lingerFor(elapsed, timeout time.Duration) time.Duration {
 	d := elapsed
 	if d < minLinger {
 		d = minLinger
 	}
-	if d > maxLinger {
-		d = maxLinger
-	}
-	if left := timeout - elapsed; d > left {
-		d = left
-	}
-	if d < 0 {
-		d = 0
+	if max := timeout / 8; d > max {
+		d = max
 	}
 	return d
 }
 
-// The bounds of lingerFor: a reply a few scheduling delays behind the
-// quorum's still counts, and a stalled server costs next to nothing.
-const (
-	minLinger = 100 * time.Microsecond
-	maxLinger = 2 * time.Millisecond
-)
+// minLinger is the shortest wait for the other servers after a quorum: a
+// reply a few scheduling delays behind the quorum's still counts.
+const minLinger = 100 * time.Microsecond
 
 // skipAlways is the skip of a round whose requests a backlogged server
 // may always be spared (see round).

@@ -147,10 +147,17 @@ func TestEveryAdapterLocksExtendsAndUnlocks(t *testing.T) {
 	}
 }
 
-// Item 3 of issue 16, on every adapter, on connections just made: a Lock
-// returns with its key on every server, so that a contender's TryLock
-// right after is refused by each of them and its *ErrTaken names all
-// three (redsync's Lock waits for every server).
+// Item 3 of issue 16, on every adapter, on connections just made. With
+// redsync a Lock returns with its key on every server (it waits for all
+// of them), so a contender's TryLock right after is refused by each and
+// its *ErrTaken names all three. Here ("Success does not wait long for a
+// stalled server") a success waits for the others only about as long
+// again as the quorum took, so a server slower than that (a new rueidis
+// or valkey-go client's first commands, say) may get the key after Lock
+// returned, and a contender's try may take it first; the holder then sets
+// its key there once the contender's is gone. So on this side: the
+// TryLock is refused by a quorum, and the holder's key ends up on every
+// server.
 func TestLockReturnsWithItsKeyOnEveryServer(t *testing.T) {
 	const rounds = 20
 	for _, a := range adapters {
@@ -178,22 +185,39 @@ func TestLockReturnsWithItsKeyOnEveryServer(t *testing.T) {
 					}
 				}
 				err := rs.NewMutex(name).TryLock()
-				if nodes, taken := takenNodes(err); !taken || len(nodes) != 3 {
+				nodes, taken := takenNodes(err)
+				if !taken {
+					t.Fatalf("round %d: TryLock right after a Lock: %v, want an *ErrTaken", round, err)
+				}
+				if len(nodes) != 3 {
 					fewer++
 					if firstFewer == "" {
 						firstFewer = fmt.Sprintf("round %d: %v", round, err)
 					}
 				}
 				settle(rs)
+				if quorumlock {
+					deadline := time.Now().Add(2 * time.Second)
+					for len(f.holding(t, name, m.Value())) != 3 && time.Now().Before(deadline) {
+						time.Sleep(5 * time.Millisecond)
+					}
+					if on := f.holding(t, name, m.Value()); len(on) != 3 {
+						t.Errorf("round %d: the holder's key is on %v only, 2 s after the contender's try", round, on)
+					}
+				}
 				if ok, err := m.Unlock(); !ok || err != nil {
 					t.Fatalf("round %d: Unlock = %v, %v", round, ok, err)
 				}
 			}
-			if short != 0 {
-				t.Errorf("%d of %d Locks returned before their key was on every server; first: %s", short, rounds, firstShort)
-			}
-			if fewer != 0 {
-				t.Errorf("%d of %d TryLocks right after a Lock did not name every server; first: %s", fewer, rounds, firstFewer)
+			t.Logf("%s: %d of %d Locks returned before their key was on every server (first: %s); %d of %d TryLocks right after named fewer than 3 (first: %s)",
+				side, short, rounds, firstShort, fewer, rounds, firstFewer)
+			if !quorumlock {
+				if short != 0 {
+					t.Errorf("%d of %d Locks returned before their key was on every server; first: %s", short, rounds, firstShort)
+				}
+				if fewer != 0 {
+					t.Errorf("%d of %d TryLocks right after a Lock did not name every server; first: %s", fewer, rounds, firstFewer)
+				}
 			}
 		})
 	}
