@@ -9,8 +9,9 @@ import (
 // Check asks every server what the Redlock assumptions need and reports,
 // per server, what it found against them: a deployment that breaks them
 // lets two holders in at once, or never locks. It is meant for a program's
-// start, a health check or a deploy script (see the README's Safety
-// section); it takes a round trip or a few per server, in parallel.
+// start, a health check or a deploy script (see "Checking the deployment"
+// in docs/safety.md); it takes a round trip or a few per server, in
+// parallel.
 //
 // options are the Mutex options the program locks with: the drift
 // allowance a server's clock is held to (the expiry times the drift

@@ -32,7 +32,8 @@ var ErrInvalidArgument = errors.New("redsync: invalid argument")
 type ArgumentError struct {
 	// Arg names the argument or option, for example "WithExpiry".
 	Arg string
-	// Problem says what was wrong and what was expected.
+	// Problem says what was wrong and what was expected (for a value that
+	// cannot work, the smallest one that can).
 	Problem string
 }
 

@@ -32,28 +32,12 @@ import (
 // server only while the key still holds this Mutex's value; Lock fails the
 // attempt (and tries again as usual) when fewer than a quorum store it.
 //
-// Why it only grows: take an earlier holder A and a later holder B. A
-// wrote its token to a quorum while holding the key there, and B read the
-// counters of a quorum; two quorums share a server S. On S, B's acquire
-// found the key free, so it ran either after A's key was gone from S
-// (then after A's write-back, and B read at least A's token), or before
-// A's key was set on S; in that case B's key vanished from S before A
-// acquired it, by expiry or Unlock, both after B's Lock returned, so B is
-// the earlier of the two. A counter alone on one server would not do: B's
-// quorum need not include the server A wrote its highest count to.
-//
-// A server restarted empty has lost its counters (and its keys: Redlock
-// asks to restart such a server only after the longest expiry has
-// passed). The clock is the floor that keeps tokens from going back then.
-// A token is a clock reading, or one more than an earlier token, and
-// acquisitions of a name are more than a microsecond apart (each takes
-// round trips), so tokens never run ahead of the fastest server clock by
-// more than a microsecond. Once a server has been down for longer than
-// the servers' clocks differ, its clock alone exceeds every token issued
-// before it stopped.
-// Servers kept in sync by NTP differ by milliseconds, far less than any
-// sensible restart delay. A counter not written for 24 hours expires; the
-// same argument covers it.
+// Any two quorums share a server, so a later holder reads at least the
+// token of every earlier one, and the servers' clocks are the floor for a
+// server restarted empty; the argument in full, and what it assumes of
+// restarts and clocks (restart an emptied server only after the longest
+// expiry, keep the servers' clocks closer than that), is in
+// https://github.com/quorumlock/redsync/blob/main/docs/fencing.md.
 //
 // # Cost
 //
@@ -403,5 +387,6 @@ func (m *Mutex) fenceKeyInUse(node int) error {
 // ErrTokenNotStored is wrapped by the error of a try, with fencing, that a
 // quorum of servers granted but whose token fewer than a quorum stored
 // (the key vanished from them in between, or they failed): the try does
-// not count and is released, and Lock tries again as usual.
+// not count and is released, and Lock tries again as usual (and returns
+// it when that was its last try).
 var ErrTokenNotStored = errors.New("redsync: the fencing token was not stored by a quorum")

@@ -18,8 +18,8 @@ import (
 	goredislib "github.com/redis/go-redis/v9"
 )
 
-// One test per line of the README's "What differs from redsync on
-// purpose", in its order; each asserts what each library does.
+// One test per line of docs/differences.md ("What differs from redsync v4
+// on purpose"), in its order; each asserts what each library does.
 
 // noCtx is a nil context, given where redsync takes it for
 // context.Background().

@@ -75,7 +75,7 @@ func TestFailedLockLeavesNoKey(t *testing.T) {
 			if tt.ctx != nil && !quorumlock {
 				// redsync releases on the caller's context: a Lock
 				// cancelled during a try leaves that try's value where it
-				// was granted, until it expires (README: a difference on
+				// was granted, until it expires (docs/differences.md: a difference on
 				// purpose).
 				leftOnlyItsOwnTry(t, f, name, got)
 				return

@@ -4,10 +4,10 @@
 // redsync v4.18.1 (go test in compat/) and against this library once
 // compat/run.sh has rewritten the import prefix with the README's one-liner
 // (built with -tags quorumlock). Every assertion holds on both sides,
-// except where the README's "What differs from redsync on purpose" says the
-// libraries differ: there the test asserts each side's behaviour, and the
-// side files (side_redsync_test.go, side_quorumlock_test.go) give what only
-// one library has.
+// except where docs/differences.md ("What differs from redsync v4 on
+// purpose") says the libraries differ: there the test asserts each side's
+// behaviour, and the side files (side_redsync_test.go,
+// side_quorumlock_test.go) give what only one library has.
 //
 // The tests start real redis-server processes (internal/redistest), three
 // or five per test.

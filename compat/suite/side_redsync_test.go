@@ -17,7 +17,7 @@ import (
 // github.com/go-redsync/redsync/v4. Its twin, side_quorumlock_test.go, is
 // built by compat/run.sh once the import prefix is rewritten. The two
 // define the same names; each says how its library does what only one of
-// them has, or what the README lists as differing on purpose.
+// them has, or what docs/differences.md lists as differing on purpose.
 
 // quorumlock is false: the library under test is redsync v4.
 const quorumlock = false

@@ -20,7 +20,7 @@ import (
 
 // The tests below run the lock over go-redis' other UniversalClients, each
 // as ONE pool: a Redis Cluster, a master watched by a sentinel, and a Ring
-// are each one server in Redlock's sense (see the README).
+// are each one server in Redlock's sense (see docs/clients.md).
 
 func TestClusterClientLocks(t *testing.T) {
 	cluster := redistest.StartCluster(t, 3)
