@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
 
@@ -18,16 +19,6 @@ var checkNow = time.Now
 // clockSamples is how many times Check reads a server's clock; the reading
 // with the shortest round trip counts.
 const clockSamples = 3
-
-// checkScript reads the server's clock (ARGV[1] "time") or its INFO: the
-// script Check runs to see that the server runs scripts, and its way to
-// ask a Conn that is not a redis.Doer.
-var checkScript = newScript(0, `
-if ARGV[1] == "time" then
-	return redis.call("TIME")
-end
-return redis.call("INFO")
-`)
 
 // checkNeeds is what the lock, configured by Check's options, needs of
 // every server.
@@ -68,7 +59,7 @@ type serverProbe struct {
 	needs checkNeeds
 
 	conn redis.Conn
-	doer redis.Doer // nil: everything goes through Eval of checkScript
+	doer redis.Doer // nil: everything goes through Eval of scripts.Check
 	rep  ServerReport
 }
 
@@ -108,13 +99,13 @@ func (p *serverProbe) run() (rep ServerReport) {
 	return p.rep
 }
 
-// ask sends a command, or, without a Doer, runs checkScript for INFO or
+// ask sends a command, or, without a Doer, runs scripts.Check for INFO or
 // TIME.
 func (p *serverProbe) ask(args ...string) (any, error) {
 	if p.doer != nil {
 		return p.doer.Do(args...)
 	}
-	return p.conn.Eval(checkScript, strings.ToLower(args[0]))
+	return p.conn.Eval(scripts.Check, strings.ToLower(args[0]))
 }
 
 // failed reports a command that failed: a server's error reply as kind
@@ -151,19 +142,19 @@ func errorCode(err error) (code string, isReply bool) {
 	return m[1], true
 }
 
-// checkScripts runs checkScript by EVAL and by EVALSHA (through Eval,
+// checkScripts runs scripts.Check by EVAL and by EVALSHA (through Eval,
 // without a Doer) and reports whether the server ran it.
 func (p *serverProbe) checkScripts() bool {
 	if p.doer == nil {
-		if _, err := p.conn.Eval(checkScript, "time"); err != nil {
+		if _, err := p.conn.Eval(scripts.Check, "time"); err != nil {
 			p.failed("EVAL", err, FindingRefused)
 			return false
 		}
 		return true
 	}
 	for _, args := range [][]string{
-		{"EVAL", checkScript.Src, "0", "time"},
-		{"EVALSHA", checkScript.Hash, "0", "time"},
+		{"EVAL", scripts.Check.Src, "0", "time"},
+		{"EVALSHA", scripts.Check.Hash, "0", "time"},
 	} {
 		if _, err := p.doer.Do(args...); err != nil {
 			p.failed(args[0], err, FindingRefused)

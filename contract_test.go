@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quorumlock/redsync/internal/redistest"
+	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
 )
@@ -298,9 +299,9 @@ func (c *loggedConn) PTTL(name string) (time.Duration, error) {
 
 func (c *loggedConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
 	switch script {
-	case releaseScript:
+	case scripts.Release:
 		c.log.count("Eval release")
-	case extendScript:
+	case scripts.Extend:
 		c.log.count("Eval extend")
 	default:
 		c.log.count("Eval other")

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
 
@@ -122,86 +123,6 @@ func hasHashTag(key string) bool {
 	return end > 0
 }
 
-// readCounterLua begins the scripts that read the fencing counter KEYS[2]:
-// it reads it into counter ("" when missing), and makes the script reply
-// replyNotCounter, before it writes anything, when the key holds something
-// that is not a counter (a decimal number of at most 19 digits): a lock of
-// a Mutex named like the counter key, say, which the counter must never
-// overwrite.
-const readCounterLua = `
-local counter = ""
-local kind = redis.call("TYPE", KEYS[2])["ok"]
-if kind == "string" then
-	counter = redis.call("GET", KEYS[2])
-end
-if kind ~= "none" and (kind ~= "string" or #counter > 19 or not string.find(counter, "^%d+$")) then
-	return -3
-end
-`
-
-// replyNotCounter is the reply of the fencing scripts when the counter key
-// holds something that is not a counter (see readCounterLua).
-const replyNotCounter = int64(-3)
-
-// fencedAcquireScript sets KEYS[1] to ARGV[1] for ARGV[2] milliseconds if
-// the key is missing, or holds the hand-off placeholder ARGV[3] when
-// ARGV[3] is not empty. When it sets the key it replies with the fencing
-// counter KEYS[2] ("" when missing) and the server's TIME (seconds,
-// microseconds), read in the same step; otherwise with the key's
-// remaining time to live in milliseconds (-1 when it has no expiry), or
-// replyNotCounter without setting anything (see readCounterLua).
-// TIME comes after the only write, as old servers require of scripts.
-var fencedAcquireScript = newScript(2, readCounterLua+`
-local current = redis.call("GET", KEYS[1])
-if current == false or (ARGV[3] ~= "" and current == ARGV[3]) then
-	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-	local now = redis.call("TIME")
-	return {counter, now[1], now[2]}
-end
-return redis.call("PTTL", KEYS[1])
-`)
-
-// fencedAcquireOneScript is fencedAcquireScript for a single server,
-// which is its own quorum: when it sets the key it also agrees the token
-// and stores it in KEYS[2] for ARGV[4] milliseconds, and replies with it
-// (an array of one integer), saving the write-back round.
-// replicate_commands lets a script write after TIME on servers before
-// Redis 5 (later servers always allow it).
-var fencedAcquireOneScript = newScript(2, `
-redis.replicate_commands()
-`+readCounterLua+`
-local current = redis.call("GET", KEYS[1])
-if current == false or (ARGV[3] ~= "" and current == ARGV[3]) then
-	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-	local now = redis.call("TIME")
-	local token = tonumber(now[1]) * 1000000 + tonumber(now[2])
-	local stored = tonumber(counter)
-	if stored ~= nil and stored >= token then
-		token = stored + 1
-	end
-	redis.call("SET", KEYS[2], string.format("%.0f", token), "PX", ARGV[4])
-	return {token}
-end
-return redis.call("PTTL", KEYS[1])
-`)
-
-// fenceWriteBackScript raises the fencing counter KEYS[2] to ARGV[2] if
-// KEYS[1] holds ARGV[1], and keeps the counter ARGV[3] milliseconds from
-// now. Reply: 1 stored (the counter is at least ARGV[2]), 0 the key holds
-// another value or is missing, replyNotCounter nothing written (see
-// readCounterLua).
-var fenceWriteBackScript = newScript(2, readCounterLua+`
-if redis.call("GET", KEYS[1]) ~= ARGV[1] then
-	return 0
-end
-if counter == "" or tonumber(counter) < tonumber(ARGV[2]) then
-	redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[3])
-else
-	redis.call("PEXPIRE", KEYS[2], ARGV[3])
-end
-return 1
-`)
-
 // fenceReads gathers what the servers that granted an acquire read: the
 // highest counter and the highest clock. The node goroutines add to it,
 // possibly after the round returned.
@@ -258,9 +179,9 @@ func (m *Mutex) fencedAcquire(ctx context.Context, node int, pool redis.Pool, va
 	}
 	var reply any
 	if len(m.pools) == 1 {
-		reply, err = conn.Eval(fencedAcquireOneScript, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder, fenceCounterTTLMillis)
+		reply, err = conn.Eval(scripts.FencedAcquireOne, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder, fenceCounterTTLMillis)
 	} else {
-		reply, err = conn.Eval(fencedAcquireScript, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder)
+		reply, err = conn.Eval(scripts.FencedAcquire, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder)
 	}
 	if err != nil {
 		if isCrossSlot(err) {
@@ -270,80 +191,35 @@ func (m *Mutex) fencedAcquire(ctx context.Context, node int, pool redis.Pool, va
 		}
 		return false, -1, err
 	}
-	if ttl, ok := reply.(int64); ok {
-		if ttl == replyNotCounter {
-			err := m.fenceKeyInUse(node)
-			reads.mu.Lock()
-			if reads.notCounter == nil {
-				reads.notCounter = err
-			}
-			reads.mu.Unlock()
-			return false, -1, err
-		}
-		if ttl < 0 {
-			return false, -1, nil
-		}
-		return false, time.Duration(ttl) * time.Millisecond, nil
-	}
-	if items, ok := reply.([]any); ok && len(items) == 1 {
-		token, ok := items[0].(int64)
-		if !ok || token <= 0 {
-			return false, -1, fmt.Errorf("redsync: unexpected reply %v to the fenced acquire script", items)
-		}
-		reads.mu.Lock()
-		reads.stored = uint64(token)
-		reads.mu.Unlock()
-		return true, -1, nil
-	}
-	counter, clock, err := parseFenceReply(reply)
-	if err != nil {
-		// The key was set all the same: a failed server, which the caller
-		// records as maybe holding the value.
+	got, err := scripts.ParseFencedAcquire(reply)
+	switch {
+	case err != nil:
+		// An array: the key was set all the same; a failed server, which
+		// the caller records as maybe holding the value.
 		return false, -1, err
+	case got.NotCounter:
+		err := m.fenceKeyInUse(node)
+		reads.mu.Lock()
+		if reads.notCounter == nil {
+			reads.notCounter = err
+		}
+		reads.mu.Unlock()
+		return false, -1, err
+	case !got.Acquired:
+		return false, got.TTL, nil
 	}
 	reads.mu.Lock()
-	if counter > reads.counter {
-		reads.counter = counter
+	if got.Stored != 0 {
+		reads.stored = got.Stored
 	}
-	if clock > reads.clock {
-		reads.clock = clock
+	if got.Counter > reads.counter {
+		reads.counter = got.Counter
+	}
+	if got.Clock > reads.clock {
+		reads.clock = got.Clock
 	}
 	reads.mu.Unlock()
 	return true, -1, nil
-}
-
-// parseFenceReply reads the reply of fencedAcquireScript that set the key.
-func parseFenceReply(reply any) (counter, clock uint64, err error) {
-	items, ok := reply.([]any)
-	if !ok || len(items) != 3 {
-		return 0, 0, fmt.Errorf("redsync: unexpected reply %T to the fenced acquire script", reply)
-	}
-	var n [3]uint64
-	for i, item := range items {
-		var s string
-		switch item := item.(type) {
-		case string:
-			s = item
-		case []byte:
-			s = string(item)
-		default:
-			return 0, 0, fmt.Errorf("redsync: unexpected %T in the reply to the fenced acquire script", item)
-		}
-		if s == "" && i == 0 {
-			continue // no counter yet
-		}
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			if i == 0 {
-				// A counter key overwritten by somebody else: the clock
-				// still gives a floor.
-				continue
-			}
-			return 0, 0, fmt.Errorf("redsync: unreadable number %q in the reply to the fenced acquire script", s)
-		}
-		n[i] = v
-	}
-	return n[0], n[1]*1e6 + n[2], nil
 }
 
 // writeBackToken stores token in the fencing counters of a quorum of the
@@ -354,11 +230,17 @@ func (m *Mutex) writeBackToken(ctx context.Context, value string, token uint64, 
 	var valueArg, tokenArg any = value, strconv.FormatUint(token, 10)
 	return m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		hold.awaitReply(ctx, node)
-		status, err := m.eval(ctx, pool, fenceWriteBackScript, m.args.name, m.args.fenceKey, valueArg, tokenArg, fenceCounterTTLMillis)
-		if err == nil && status == replyNotCounter {
-			err = m.fenceKeyInUse(node)
+		reply, err := m.eval(ctx, pool, scripts.FenceWriteBack, m.args.name, m.args.fenceKey, valueArg, tokenArg, fenceCounterTTLMillis)
+		if err != nil {
+			return false, err
 		}
-		return err == nil && status == int64(1), err
+		// A reply the script never makes counts as not stored, without
+		// an error of its own.
+		status, unexpected := scripts.ParseFenceWriteBack(reply)
+		if unexpected == nil && status == scripts.FenceWriteBackNotCounter {
+			return false, m.fenceKeyInUse(node)
+		}
+		return unexpected == nil && status == scripts.FenceWriteBackStored, nil
 	}, nil, skipAlways)
 }
 

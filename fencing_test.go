@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
 
@@ -267,7 +268,7 @@ func TestFencingWriteBackOnlyCountsOnAQuorum(t *testing.T) {
 	errWriteBack := errors.New("ERR write-back refused for the test")
 	for i := 0; i < 2; i++ {
 		pools[i] = &hookPool{Pool: pools[i], eval: func(script *redis.Script) error {
-			if script == fenceWriteBackScript {
+			if script == scripts.FenceWriteBack {
 				return errWriteBack
 			}
 			return nil
@@ -293,7 +294,7 @@ func TestFencingCrossSlotIsAnArgumentError(t *testing.T) {
 	servers, pools := miniPools(t, 3)
 	crossSlot := errors.New("CROSSSLOT Keys in request don't hash to the same slot")
 	pools[1] = &hookPool{Pool: pools[1], eval: func(script *redis.Script) error {
-		if script == fencedAcquireScript {
+		if script == scripts.FencedAcquire {
 			return crossSlot
 		}
 		return nil
@@ -312,27 +313,6 @@ func TestFencingCrossSlotIsAnArgumentError(t *testing.T) {
 	rs.Wait()
 	for i, s := range servers {
 		assert.False(t, s.Exists("a}b"), "server %d: nothing is left locked", i)
-	}
-}
-
-func TestParseFenceReply(t *testing.T) {
-	counter, clock, err := parseFenceReply([]any{"41", "1795696031", "978940"})
-	require.NoError(t, err)
-	assert.Equal(t, uint64(41), counter)
-	assert.Equal(t, uint64(1795696031978940), clock)
-
-	counter, clock, err = parseFenceReply([]any{[]byte(""), []byte("2"), []byte("3")})
-	require.NoError(t, err)
-	assert.Zero(t, counter, "no counter yet")
-	assert.Equal(t, uint64(2000003), clock)
-
-	counter, _, err = parseFenceReply([]any{"not a number", "2", "3"})
-	require.NoError(t, err, "a counter overwritten by somebody else leaves the clock as the floor")
-	assert.Zero(t, counter)
-
-	for _, bad := range []any{nil, "OK", []any{"1", "2"}, []any{"1", "x", "3"}, []any{"1", 2.5, "3"}} {
-		_, _, err := parseFenceReply(bad)
-		assert.Error(t, err, "%#v", bad)
 	}
 }
 

@@ -591,7 +591,7 @@ func (l *listener) send(conn redis.Subscription, stop chan struct{}) {
 }
 
 // A handOffer is an Unlock that hands the lock over to the head waiter of
-// its process (see handOverScript). The waiter holds the lock once a
+// its process (see scripts.HandOver). The waiter holds the lock once a
 // quorum of servers set its value within its validity, which counts from
 // before the release was sent, as if the waiter had sent an acquire then:
 // on each server the key went from the releaser's value to the waiter's in

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quorumlock/redsync/internal/redistest"
+	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
 )
@@ -236,7 +237,7 @@ func TestAWaiterThatGivesUpDuringAHandOverLeavesNothing(t *testing.T) {
 	var held int32
 	for _, h := range c.hooks {
 		h.eval = func(script *redis.Script) error {
-			if script == handOverScript {
+			if script == scripts.HandOver {
 				atomic.AddInt32(&held, 1)
 				<-gate
 			}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
 
@@ -709,35 +710,33 @@ func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult,
 	if value == "" {
 		return roundResult{}, ErrNotHeld
 	}
-	script := extendScript
+	script := scripts.Extend
 	if setNX && !released {
 		// (After Unlock, an extension that set a missing key would bring
 		// back a lock its holder gave up.)
-		script = extendOrSetScript
+		script = scripts.ExtendOrSet
 	}
 	var valueArg any = value
 	start := time.Now()
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
-		status, err := m.eval(ctx, pool, script, m.args.name, valueArg, m.args.expiryMillis)
+		reply, err := m.eval(ctx, pool, script, m.args.name, valueArg, m.args.expiryMillis)
+		// Only the script's own replies count: a server that did not run
+		// it has not extended anything.
+		status, unexpected := scripts.ParseExtend(reply)
 		// A key set again (it was missing) on a server after Unlock gave
 		// the hold up is released again. An extension of a key that still
 		// existed needs nothing: Unlock's release deletes it, before or
 		// after, and a plain extend cannot bring a released key back.
-		if status == int64(2) && hold != nil && !hold.record(node) {
+		if unexpected == nil && status == scripts.ExtendSet && hold != nil && !hold.record(node) {
 			m.releaseLate(pool, value)
 		}
 		if err != nil {
 			return false, err
 		}
-		switch status {
-		case int64(1), int64(2):
-			return true, nil
-		case int64(0):
-			return false, nil
+		if unexpected != nil {
+			return false, unexpected
 		}
-		// Only the script's own replies count: a server that did not run
-		// it has not extended anything.
-		return false, fmt.Errorf("redsync: unexpected reply %#v to the extend script", status)
+		return status != scripts.ExtendRefused, nil
 	}, m.watchRound(ctx, op, 0), skipAlways)
 	if res.ctxErr != nil {
 		return res, errors.Join(res.err, res.ctxErr)
@@ -838,22 +837,15 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afte
 		}
 		return false, ttl, nil
 	}
-	reply, err := conn.Eval(acquireAfterWaitScript, m.args.name, value, m.args.expiryMillis, handoffMarker)
+	reply, err := conn.Eval(scripts.AcquireAfterWait, m.args.name, value, m.args.expiryMillis, handoffMarker)
 	if err != nil {
 		return false, -1, err
 	}
-	switch reply := reply.(type) {
-	case int64:
-		if reply < 0 {
-			return false, -1, nil
-		}
-		return false, time.Duration(reply) * time.Millisecond, nil
-	case string:
-		return reply == "OK", -1, nil
-	case []byte:
-		return string(reply) == "OK", -1, nil
+	got, err := scripts.ParseAcquireAfterWait(reply)
+	if err != nil {
+		return false, -1, err
 	}
-	return false, -1, fmt.Errorf("redsync: unexpected reply %T to the acquire script", reply)
+	return got.Acquired, got.TTL, nil
 }
 
 // release deletes the key on one server if it holds value, once more on
@@ -865,7 +857,7 @@ func (m *Mutex) release(ctx context.Context, pool redis.Pool, value any) (bool, 
 	return ok, err
 }
 
-// Arguments of releaseScript: how many listeners of the releaser's own
+// Arguments of scripts.Release (ARGV[5]): how many listeners of the releaser's own
 // process to leave out when it counts the waiters that heard the release
 // (see handoff.staleListeners), or never to reserve the key for waiters.
 var (
@@ -876,8 +868,8 @@ var (
 
 // releaseTo is release that, with an offer, hands the key over to the
 // offer's waiter there when nobody else listens for it (see
-// handOverScript); handed reports that it did. Without one, stale is
-// releaseScript's count of listeners to leave out.
+// scripts.HandOver); handed reports that it did. Without one, stale is
+// scripts.Release's count of listeners to leave out.
 func (m *Mutex) releaseTo(ctx context.Context, pool redis.Pool, value, stale any, offer *handOffer) (ok, handed bool, err error) {
 	ok, handed, err = m.releaseOnce(ctx, pool, value, stale, offer)
 	if brokenConnection(err) {
@@ -898,32 +890,35 @@ func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value, stale a
 		return false, false, err
 	}
 	defer conn.Close()
-	var status any
-	what := "release"
+	var reply any
 	if offer == nil {
-		status, err = conn.Eval(releaseScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, stale)
+		reply, err = conn.Eval(scripts.Release, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, stale)
 	} else {
-		what = "hand-over"
-		status, err = conn.Eval(handOverScript, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, offer.valueArg, offer.expiryArg)
+		reply, err = conn.Eval(scripts.HandOver, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, offer.valueArg, offer.expiryArg)
+	}
+	if err != nil {
+		return false, false, err
+	}
+	// Only the script's own replies count: a server that did not run it
+	// has not released anything.
+	var status scripts.ReleaseReply
+	if offer == nil {
+		status, err = scripts.ParseRelease(reply)
+	} else {
+		status, err = scripts.ParseHandOver(reply)
 	}
 	if err != nil {
 		return false, false, err
 	}
 	switch status {
-	case int64(2):
-		if offer != nil {
-			return true, true, nil
-		}
-	case int64(1):
+	case scripts.HandOverHanded:
+		return true, true, nil
+	case scripts.ReleaseReleased:
 		return true, false, nil
-	case int64(0):
+	case scripts.ReleaseOtherValue:
 		return false, false, nil
-	case int64(-1):
-		return false, false, ErrLockAlreadyExpired
 	}
-	// Only the script's own replies count: a server that did not run it
-	// has not released anything.
-	return false, false, fmt.Errorf("redsync: unexpected reply %#v to the %s script", status, what)
+	return false, false, ErrLockAlreadyExpired // scripts.ReleaseMissing
 }
 
 // handoffGrace is how long a released key stays reserved for the waiters

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
 
@@ -58,7 +59,7 @@ func (c *memConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
 	name, value := keysAndArgs[0].(string), keysAndArgs[1].(string)
 	current, ok := c.s.keys[name]
 	switch {
-	case script != releaseScript:
+	case script != scripts.Release:
 		panic("memServer runs the release script only")
 	case !ok:
 		return int64(-1), nil

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
 
@@ -52,7 +53,7 @@ func (c *hookConn) SetNX(name, value string, expiry time.Duration) (bool, error)
 }
 
 func (c *hookConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
-	if script == releaseScript {
+	if script == scripts.Release {
 		atomic.AddInt64(&c.p.releases, 1)
 	}
 	if c.p.eval != nil {
@@ -175,7 +176,7 @@ func TestServerRequestsKeepTheCallersValuesButNotItsCancellation(t *testing.T) {
 func TestAReplyThatIsNoScriptReplyCountsForNothing(t *testing.T) {
 	servers, pools := miniPools(t, 3)
 	silent := func(script *redis.Script) error {
-		if script == extendScript || script == releaseScript {
+		if script == scripts.Extend || script == scripts.Release {
 			return errSilent
 		}
 		return nil
