@@ -353,8 +353,10 @@ func TestCheckFindsClocksApartByMoreThanTheDriftAllowance(t *testing.T) {
 		opts  []Option
 		says  string
 	}{
-		{"server ahead", -time.Second, nil, "at least 1s ahead of this host's, more than the drift allowance of 80ms"},
-		{"server behind", 2 * time.Second, nil, "at least 2s behind"},
+		// (The "at least" figure is the offset less the round trip, so
+		// it is not matched: a slow round trip makes it 1.998s.)
+		{"server ahead", -time.Second, nil, "ahead of this host's, more than the drift allowance of 80ms"},
+		{"server behind", 2 * time.Second, nil, "behind this host's"},
 		{"allowance of the options", -time.Second, []Option{WithExpiry(10 * time.Second), WithDriftFactor(0.05)}, "allowance of 500ms"},
 		{"within the allowance", -time.Second, []Option{WithExpiry(2 * time.Minute)}, ""},
 	}
