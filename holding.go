@@ -1,0 +1,157 @@
+package redsync
+
+import (
+	"context"
+	"sync"
+)
+
+// holding tracks the servers that may hold one try's value, so that each of
+// them is released exactly once when the try fails or the lock is
+// unlocked, even when its acquire reply arrives after Lock returned.
+type holding struct {
+	value string
+	// external: the value was acquired elsewhere (WithValue), so any
+	// server may hold it.
+	external bool
+
+	mu      sync.Mutex // guards the fields below, up to freeAfter
+	givenUp bool
+	nodes   []int  // servers whose acquire succeeded or failed with an error
+	few     [8]int // backs nodes for up to 8 servers, saving allocations
+	// givenUpNodes has bit i set once server i is given up alone (see
+	// giveUpNode).
+	givenUpNodes uint64
+	// pending has bit i set while the acquire reply of server i is not in
+	// (first 64 servers); replied, once made, is closed at the next reply.
+	pending uint64
+	replied chan struct{}
+
+	// refused are the servers that refused the attempt (see reassert).
+	refused refusals
+
+	// freeAfter backs the acquire's per-server free times (see attempt)
+	// for up to 8 servers; written atomically by the node goroutines.
+	freeAfter [8]int64
+}
+
+// newHolding returns the hold of value, which no request is acquiring
+// (WithValue), or, when acquiring is the number of servers an attempt is
+// sending its acquire to, of an attempt's value.
+func newHolding(value string, acquiring int) *holding {
+	h := &holding{value: value, external: acquiring == 0}
+	h.nodes = h.few[:0]
+	if acquiring > 64 {
+		acquiring = 64 // the others are not waited for (see awaitReply)
+	}
+	// (1<<64 is 0 in a uint64, so 64 servers set all 64 bits.)
+	h.pending = 1<<uint(acquiring) - 1
+	return h
+}
+
+// record notes that node may hold the value. It returns false when the hold
+// was already given up: the caller must release node itself.
+func (h *holding) record(node int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.givenUp || (node < 64 && h.givenUpNodes&(1<<uint(node)) != 0) {
+		return false
+	}
+	if !h.recordedLocked(node) {
+		h.nodes = append(h.nodes, node)
+	}
+	return true
+}
+
+// recordedLocked reports whether node was recorded; h.mu is held.
+func (h *holding) recordedLocked(node int) bool {
+	for _, n := range h.nodes {
+		if n == node {
+			return true
+		}
+	}
+	return false
+}
+
+// mayHold reports whether node may hold the value: it was acquired
+// elsewhere, or node's acquire is on its way or did not refuse.
+func (h *holding) mayHold(node int) bool {
+	if h.external || node >= 64 {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pending&(1<<uint(node)) != 0 || h.recordedLocked(node)
+}
+
+// acquireReplied notes that the acquire reply of node is in (and was
+// recorded if it had to be).
+func (h *holding) acquireReplied(node int) {
+	if node >= 64 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pending &^= 1 << uint(node)
+	if h.replied != nil {
+		close(h.replied) // the waiters look again
+		h.replied = nil
+	}
+}
+
+// awaitReply waits until the acquire reply of node is in, or ctx ends: a
+// release sent after it cannot be overtaken by the acquire. Servers beyond
+// the first 64 are not waited for.
+func (h *holding) awaitReply(ctx context.Context, node int) {
+	if node >= 64 {
+		return
+	}
+	for {
+		h.mu.Lock()
+		if h.pending&(1<<uint(node)) == 0 {
+			h.mu.Unlock()
+			return
+		}
+		if h.replied == nil {
+			h.replied = make(chan struct{})
+		}
+		replied := h.replied
+		h.mu.Unlock()
+		select {
+		case <-replied:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// giveUpNode gives up node alone: a request that sets the value there from
+// now on (a late acquire, an extension that sets a missing key) releases
+// it itself. It returns false for servers beyond the first 64, which only
+// giveUp gives up.
+func (h *holding) giveUpNode(node int) bool {
+	if node >= 64 {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.givenUpNodes |= 1 << uint(node)
+	return true
+}
+
+// givenUpFor reports whether node was given up, alone or with the hold.
+func (h *holding) givenUpFor(node int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.givenUp || (node < 64 && h.givenUpNodes&(1<<uint(node)) != 0)
+}
+
+// giveUp marks the hold as given up and returns the servers recorded so far;
+// servers whose replies come later are released by their own goroutine.
+func (h *holding) giveUp() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.givenUp = true
+	nodes := h.nodes
+	h.nodes = nil
+	return nodes
+}
