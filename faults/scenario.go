@@ -178,7 +178,14 @@ func RunScenario(ctx context.Context, kind ScenarioKind, log io.Writer) (*Scenar
 	fmt.Fprintf(log, "  %s  keys: A=%s B=%s C=%s; the first holder's Until is %+.3fs\n", at(), res.Keys[0], res.Keys[1], res.Keys[2],
 		time.Duration(h1.Until-start).Seconds())
 
-	// Both work a little longer, then release: the second first.
+	releaseBoth(ctx, res, m1, m2, h1, h2, scenarioExpiry)
+	return res, nil
+}
+
+// releaseBoth lets both holders work a little longer, then releases them
+// (the second first, when there is one), records their holdings in res
+// and checks them.
+func releaseBoth(ctx context.Context, res *ScenarioResult, m1, m2 *redsync.Mutex, h1 Holding, h2 *Holding, expiry time.Duration) {
 	sleepCtx(ctx, 200*time.Millisecond)
 	if h2 != nil {
 		h2.Released = monoNow()
@@ -194,8 +201,7 @@ func RunScenario(ctx context.Context, kind ScenarioKind, log io.Writer) (*Scenar
 	if h2 != nil {
 		res.Holdings = append(res.Holdings, *h2)
 	}
-	res.Check = Check(res.Holdings, res.Faults, scenarioExpiry)
-	return res, nil
+	res.Check = Check(res.Holdings, res.Faults, expiry)
 }
 
 // scenarioClient returns a Redsync of its own over the servers, as a

@@ -123,22 +123,7 @@ func runEviction(ctx context.Context, kind ScenarioKind, log io.Writer) (*Scenar
 	res.Keys = scenarioKeys(ctx, servers, h1.Value, m2.Value())
 	fmt.Fprintf(log, "  %s  keys: A=%s B=%s C=%s\n", at(), res.Keys[0], res.Keys[1], res.Keys[2])
 
-	sleepCtx(ctx, 200*time.Millisecond)
-	if h2 != nil {
-		h2.Released = monoNow()
-		if _, err := m2.UnlockContext(ctx); err != nil {
-			h2.UnlockErr = err.Error()
-		}
-	}
-	h1.Released = monoNow()
-	if _, err := m1.UnlockContext(ctx); err != nil {
-		h1.UnlockErr = err.Error()
-	}
-	res.Holdings = append(res.Holdings, h1)
-	if h2 != nil {
-		res.Holdings = append(res.Holdings, *h2)
-	}
-	res.Check = Check(res.Holdings, res.Faults, evictionExpiry)
+	releaseBoth(ctx, res, m1, m2, h1, h2, evictionExpiry)
 	return res, nil
 }
 
