@@ -46,25 +46,25 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 	value := next
 	if value == "" {
 		var err error
-		if value, err = m.genValueFunc(); err != nil {
+		if value, err = m.cfg.genValueFunc(); err != nil {
 			return lockAttempt{}, fmt.Errorf("redsync: making the lock value: %w", err)
 		}
 	}
-	hold := newHolding(value, len(m.pools))
+	hold := newHolding(value, len(m.nodes.pools))
 	start := time.Now()
 	// freeAfter[node] is 1 + the milliseconds until the node is free of the
 	// key (1 when this attempt set it there), or 0 when unknown; written by
 	// the node goroutines, possibly after round returned.
 	var freeAfter []int64
-	if len(m.pools) <= len(hold.freeAfter) {
-		freeAfter = hold.freeAfter[:len(m.pools)]
+	if len(m.nodes.pools) <= len(hold.freeAfter) {
+		freeAfter = hold.freeAfter[:len(m.nodes.pools)]
 	} else {
-		freeAfter = make([]int64, len(m.pools))
+		freeAfter = make([]int64, len(m.nodes.pools))
 	}
 	// reads gathers the fencing counters and clocks of the servers that
 	// granted the acquire, with fencing.
 	var reads *fenceReads
-	if m.fencing {
+	if m.cfg.fencing {
 		reads = &fenceReads{}
 	}
 	watch := m.watchRound(ctx, OpLock, count.attempts+1)
@@ -114,8 +114,8 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 			return lockAttempt{start: start}, err
 		}
 	}
-	until := start.Add(m.expiry - m.drift())
-	granted := res.n >= m.quorum && res.ctxErr == nil && time.Now().Before(until)
+	until := start.Add(m.cfg.expiry - m.drift())
+	granted := res.n >= m.nodes.quorum && res.ctxErr == nil && time.Now().Before(until)
 	var (
 		token          uint64
 		notWrittenBack bool
@@ -124,7 +124,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		// The token counts only once a quorum stores it (see WithFencing).
 		var stored bool
 		token, stored = reads.token()
-		wb := roundResult{n: m.quorum}
+		wb := roundResult{n: m.nodes.quorum}
 		if !stored {
 			wb = m.writeBackToken(ctx, value, token, hold)
 		}
@@ -132,7 +132,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		case wb.ctxErr != nil:
 			a.res.ctxErr = wb.ctxErr
 			granted, notWrittenBack = false, true
-		case wb.n < m.quorum:
+		case wb.n < m.nodes.quorum:
 			a.res.err = errors.Join(ErrTokenNotStored, wb.err)
 			granted, notWrittenBack = false, true
 		default:
@@ -140,11 +140,11 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		}
 	}
 	for _, node := range hold.refused.decide(granted && reads == nil) {
-		m.reassert(node, m.pools[node], value, hold, start)
+		m.reassert(node, m.nodes.pools[node], value, hold, start)
 	}
 	if granted {
 		m.mu.Lock()
-		m.value, m.token, m.until, m.acquiredAt, m.hold, m.released = value, token, until, start, hold, false
+		m.held.value, m.held.token, m.held.until, m.held.acquiredAt, m.held.hold, m.held.released = value, token, until, start, hold, false
 		m.mu.Unlock()
 		a.held = true
 	} else {
@@ -152,7 +152,7 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 		if !notWrittenBack {
 			// (After a failed write-back, the retry waits as usual
 			// rather than at once.)
-			a.freeIn = quorumFreeIn(freeAfter, m.quorum)
+			a.freeIn = quorumFreeIn(freeAfter, m.nodes.quorum)
 		}
 	}
 	if m.obs != nil {
@@ -175,7 +175,7 @@ func (m *Mutex) takeOffer(ctx context.Context, w *waiter, o *handOffer, count lo
 	a := lockAttempt{start: o.start, freeIn: -1, res: roundResult{n: int(atomic.LoadInt32(&o.handed))}, handedOver: true}
 	if until := o.grantedTil; !until.IsZero() {
 		m.mu.Lock()
-		m.value, m.token, m.until, m.acquiredAt, m.hold, m.released = o.value, 0, until, o.start, o.hold, false
+		m.held.value, m.held.token, m.held.until, m.held.acquiredAt, m.held.hold, m.held.released = o.value, 0, until, o.start, o.hold, false
 		m.mu.Unlock()
 		a.held = true
 	} else {
@@ -183,7 +183,7 @@ func (m *Mutex) takeOffer(ctx context.Context, w *waiter, o *handOffer, count lo
 		// its own quorum), so that the release covers every server that
 		// handed over, and the next try finds them free.
 		wait, cancel := context.WithTimeout(context.Background(), m.opTimeout())
-		for node := range m.pools {
+		for node := range m.nodes.pools {
 			o.hold.awaitReply(wait, node)
 		}
 		cancel()
@@ -205,7 +205,7 @@ func (m *Mutex) observeAttempt(ctx context.Context, a lockAttempt, count lockCou
 		Try:        count.tries,
 		Duration:   time.Since(a.start),
 		Agreed:     a.res.n,
-		Quorum:     m.quorum,
+		Quorum:     m.nodes.quorum,
 		Acquired:   a.held,
 		Canceled:   a.res.ctxErr != nil,
 		HandedOver: a.handedOver,
@@ -257,7 +257,7 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afte
 	if !afterWait {
 		// The first try is the plain SET NX of redsync: the fast path of
 		// an uncontended lock, one command.
-		ok, err = conn.SetNX(m.name, value, m.expiry)
+		ok, err = conn.SetNX(m.name, value, m.cfg.expiry)
 		if ok || err != nil || !wantTTL {
 			return ok, -1, err
 		}

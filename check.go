@@ -42,7 +42,7 @@ func (r *Redsync) Check(ctx context.Context, options ...Option) (*Report, error)
 	if m.invalid != nil {
 		return nil, m.invalid
 	}
-	needs := checkNeeds{drift: m.drift(), version: scriptsVersion(m.handoff, m.fencing && len(r.pools) == 1)}
+	needs := checkNeeds{drift: m.drift(), version: scriptsVersion(m.cfg.handoff, m.cfg.fencing && len(r.pools) == 1)}
 
 	results := make(chan ServerReport, len(r.pools))
 	for i, pool := range r.pools {

@@ -27,7 +27,7 @@ func (m *Mutex) ExtendContext(ctx context.Context) (bool, error) {
 	if err := m.checkActive(ctx, "extension"); err != nil {
 		return false, err
 	}
-	_, err := m.extend(ctx, OpExtend, m.setNXOnExtend)
+	_, err := m.extend(ctx, OpExtend, m.cfg.setNXOnExtend)
 	return err == nil, err
 }
 
@@ -53,7 +53,7 @@ func (m *Mutex) extend(ctx context.Context, op Op, setNX bool) (roundResult, err
 // extendOnce is extend, unobserved.
 func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult, error) {
 	m.mu.Lock()
-	value, hold, validUntil, released := m.value, m.hold, m.until, m.released
+	value, hold, validUntil, released := m.held.value, m.held.hold, m.held.until, m.held.released
 	m.mu.Unlock()
 	if value == "" {
 		return roundResult{}, ErrNotHeld
@@ -89,7 +89,7 @@ func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult,
 	if res.ctxErr != nil {
 		return res, errors.Join(res.err, res.ctxErr)
 	}
-	if res.n < m.quorum {
+	if res.n < m.nodes.quorum {
 		return res, res.err
 	}
 	now := time.Now()
@@ -100,13 +100,13 @@ func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult,
 		// it. KeepAlive extends only a lock that never lapsed.
 		return res, fmt.Errorf("%w: the extension came back after the lock's validity ended", ErrLockLost)
 	}
-	until := start.Add(m.expiry - m.drift())
+	until := start.Add(m.cfg.expiry - m.drift())
 	if !now.Before(until) {
 		return res, ErrExtendFailed
 	}
 	m.mu.Lock()
-	if m.value == value {
-		m.until = until
+	if m.held.value == value {
+		m.held.until = until
 	}
 	m.mu.Unlock()
 	return res, nil
@@ -135,7 +135,7 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 	if value == "" {
 		// As redsync: every server counts as holding another value,
 		// without being asked.
-		nodes := make([]int, len(m.pools))
+		nodes := make([]int, len(m.nodes.pools))
 		for i := range nodes {
 			nodes[i] = i
 		}
@@ -153,7 +153,7 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, res.ctxErr)
 	}
-	return res.n >= m.quorum, res.err
+	return res.n >= m.nodes.quorum, res.err
 }
 
 // eval runs script on one server and returns its reply.

@@ -66,7 +66,7 @@ import (
 // (give such names a hash tag).
 func WithFencing(enabled bool) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.fencing = enabled
+		m.cfg.fencing = enabled
 	})
 }
 
@@ -84,7 +84,7 @@ func WithFencing(enabled bool) Option {
 func (m *Mutex) Token() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.token
+	return m.held.token
 }
 
 // WithToken gives the Mutex the fencing token of a lock taken elsewhere,
@@ -93,7 +93,7 @@ func (m *Mutex) Token() uint64 {
 // token of that lock. It has no other effect.
 func WithToken(token uint64) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.token = token
+		m.held.token = token
 	})
 }
 
@@ -178,7 +178,7 @@ func (m *Mutex) fencedAcquire(ctx context.Context, node int, pool redis.Pool, va
 		placeholder = handoffMarker
 	}
 	var reply any
-	if len(m.pools) == 1 {
+	if len(m.nodes.pools) == 1 {
 		reply, err = conn.Eval(scripts.FencedAcquireOne, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder, fenceCounterTTLMillis)
 	} else {
 		reply, err = conn.Eval(scripts.FencedAcquire, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder)

@@ -307,7 +307,7 @@ func (h *handoff) staleListeners(m *Mutex) uint64 {
 		return 0 // nobody in this process ever waited
 	}
 	var stale uint64
-	for node := range m.pools {
+	for node := range m.nodes.pools {
 		if node >= 64 {
 			break
 		}

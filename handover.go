@@ -25,7 +25,7 @@ func (h *handoff) offerHead(m *Mutex) *handOffer {
 	}
 	w := nw.queue[0]
 	if w.busy || w.prepared == "" || w.offer != nil || w.m == m ||
-		m.fencing || w.m.fencing || m.shuffle || w.m.shuffle {
+		m.cfg.fencing || w.m.cfg.fencing || m.cfg.shuffle || w.m.cfg.shuffle {
 		// (Fencing agrees on a token with the acquire; shuffled pools
 		// number the servers differently in each Mutex.)
 		return nil
@@ -35,7 +35,7 @@ func (h *handoff) offerHead(m *Mutex) *handOffer {
 		value:     w.prepared,
 		valueArg:  w.prepared,
 		expiryArg: w.m.args.expiryMillis,
-		hold:      newHolding(w.prepared, len(m.pools)),
+		hold:      newHolding(w.prepared, len(m.nodes.pools)),
 		start:     time.Now(),
 		done:      make(chan struct{}),
 	}
@@ -58,7 +58,7 @@ func (o *handOffer) replied(m *Mutex, node int, handed bool, err error) {
 	if handed || (err != nil && err != ErrLockAlreadyExpired && !neverSent(err)) {
 		if !o.hold.record(node) {
 			// The hold was given up: this late reply is released here.
-			m.releaseLate(m.pools[node], o.value)
+			m.releaseLate(m.nodes.pools[node], o.value)
 		} else if handed {
 			atomic.AddInt32(&o.handed, 1)
 		}
@@ -71,8 +71,8 @@ func (o *handOffer) replied(m *Mutex, node int, handed bool, err error) {
 // It reports whether the waiter holds the lock (or would have).
 func (o *handOffer) settle() bool {
 	wm := o.w.m
-	until := o.start.Add(wm.expiry - wm.drift())
-	granted := int(atomic.LoadInt32(&o.handed)) >= wm.quorum && time.Now().Before(until)
+	until := o.start.Add(wm.cfg.expiry - wm.drift())
+	granted := int(atomic.LoadInt32(&o.handed)) >= wm.nodes.quorum && time.Now().Before(until)
 	o.mu.Lock()
 	o.settled = true
 	if granted {

@@ -252,7 +252,7 @@ func TestTheTokenWriteBackNeverOverwritesWhatIsNotACounter(t *testing.T) {
 		require.NoError(t, client.Set(ctx, fenceKey("z"), "41", time.Minute).Err())
 	}
 	res := m.writeBackToken(ctx, "mine", 1795696031978940, newHolding("mine", 0))
-	assert.GreaterOrEqual(t, res.n, m.quorum, res.err)
+	assert.GreaterOrEqual(t, res.n, m.nodes.quorum, res.err)
 	rs.Wait()
 	assert.Equal(t, repeat("1795696031978940", 3), c.values(t, fenceKey("z")))
 }
@@ -641,10 +641,10 @@ func TestAFractionalMillisecondExpiryCountsWholeMilliseconds(t *testing.T) {
 	rs := newRedsync(t, hooks...)
 	const told = 200 * time.Millisecond
 	m := rs.NewMutex("fraction", WithExpiry(told+990*time.Microsecond), WithTimeoutFactor(0.2))
-	validity := told - time.Duration(float64(told)*m.driftFactor)
+	validity := told - time.Duration(float64(told)*m.cfg.driftFactor)
 	require.NoError(t, m.Lock())
 	m.mu.Lock()
-	until, start := m.until, m.acquiredAt
+	until, start := m.held.until, m.held.acquiredAt
 	m.mu.Unlock()
 	assert.Equal(t, validity, until.Sub(start), "Until counts the whole milliseconds the servers were told")
 	rs.Wait()

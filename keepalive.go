@@ -22,10 +22,10 @@ var ErrUnlocked = errors.New("redsync: lock released by Unlock")
 // default is a third of the expiry.
 func WithKeepAliveInterval(interval time.Duration) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.keepAliveInterval = interval
+		m.cfg.keepAliveInterval = interval
 		if interval <= 0 {
 			// 0 means "the default" inside; keep a bad value visible.
-			m.keepAliveInterval = -1
+			m.cfg.keepAliveInterval = -1
 		}
 	})
 }
@@ -75,18 +75,18 @@ func (m *Mutex) KeepAlive(ctx context.Context) (context.Context, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.value == "" || m.released {
+	if m.held.value == "" || m.held.released {
 		return nil, ErrNotHeld
 	}
-	if m.keeper != nil {
-		return m.keeper.ctx, nil
+	if m.held.keeper != nil {
+		return m.held.keeper.ctx, nil
 	}
-	if !time.Now().Before(m.until.Add(-m.keepAliveMargin())) {
+	if !time.Now().Before(m.held.until.Add(-m.keepAliveMargin())) {
 		return nil, fmt.Errorf("%w: its validity is already over", ErrLockLost)
 	}
 	held, cancel := context.WithCancelCause(ctx)
 	k := &keeper{ctx: held, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{})}
-	m.keeper = k
+	m.held.keeper = k
 	go m.keepAlive(k)
 	return held, nil
 }
@@ -97,7 +97,7 @@ func (m *Mutex) KeepAlive(ctx context.Context) (context.Context, error) {
 // where it is missing: a lock that lapsed is not taken anew.
 func (m *Mutex) extendGivenValue(ctx context.Context) error {
 	m.mu.Lock()
-	needed := m.value != "" && !m.released && m.until.IsZero() && m.keeper == nil
+	needed := m.held.value != "" && !m.held.released && m.held.until.IsZero() && m.held.keeper == nil
 	m.mu.Unlock()
 	if !needed {
 		return nil
@@ -112,8 +112,8 @@ func (m *Mutex) extendGivenValue(ctx context.Context) error {
 // waits until it has stopped.
 func (m *Mutex) stopKeepAlive(cause error) {
 	m.mu.Lock()
-	k := m.keeper
-	m.keeper = nil
+	k := m.held.keeper
+	m.held.keeper = nil
 	m.mu.Unlock()
 	if k == nil {
 		return
@@ -140,10 +140,10 @@ func (m *Mutex) keepAliveMargin() time.Duration {
 
 // keepAliveEvery is the pause between extensions.
 func (m *Mutex) keepAliveEvery() time.Duration {
-	if m.keepAliveInterval > 0 {
-		return m.keepAliveInterval
+	if m.cfg.keepAliveInterval > 0 {
+		return m.cfg.keepAliveInterval
 	}
-	return m.expiry / 3
+	return m.cfg.expiry / 3
 }
 
 // keepAlive is the goroutine behind KeepAlive. It owns no lock state but

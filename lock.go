@@ -36,7 +36,7 @@ func (m *Mutex) Lock() error {
 // released on a context of its own, so a cancelled caller leaves nothing
 // behind. A nil ctx is rejected with an *ArgumentError.
 func (m *Mutex) LockContext(ctx context.Context) error {
-	return m.lockContext(ctx, m.tries)
+	return m.lockContext(ctx, m.cfg.tries)
 }
 
 func (m *Mutex) lockContext(ctx context.Context, tries int) error {
@@ -91,7 +91,7 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 	// attempts made on a wake-up within a delay do not count.
 	count.tries = 1
 	var a lockAttempt
-	if tries > 1 && m.handoff && m.rs.canListen {
+	if tries > 1 && m.cfg.handoff && m.rs.canListen {
 		// Behind waiters of this process, a first try would find the
 		// lock held or reserved for them: queue at once.
 		w = m.rs.handoff.joinBehind(m)
@@ -101,7 +101,7 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 	} else {
 		// A refused first try asks for the key's time to live only if
 		// Lock may wait for it.
-		a, err = m.attempt(ctx, false, m.handoff && tries > 1, nil, count, "")
+		a, err = m.attempt(ctx, false, m.cfg.handoff && tries > 1, nil, count, "")
 	}
 	var (
 		periodEnd time.Time
@@ -144,11 +144,11 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 			}
 			return count, ErrFailed
 		}
-		if w == nil && m.handoff && m.rs.canListen {
+		if w == nil && m.cfg.handoff && m.rs.canListen {
 			w = m.rs.handoff.join(m, a.start)
 		}
 		if periodEnd.IsZero() {
-			delay := m.delayFunc(count.tries)
+			delay := m.cfg.delayFunc(count.tries)
 			if delay < 0 {
 				delay = 0
 			}
@@ -191,8 +191,8 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 			wake = w.wake
 			// While it waits, a releaser of this process may hand the
 			// lock over to it, with the value of its next attempt.
-			if next == "" && !m.fencing && !m.shuffle {
-				next, _ = m.genValueFunc() // a failure shows in the attempt
+			if next == "" && !m.cfg.fencing && !m.cfg.shuffle {
+				next, _ = m.cfg.genValueFunc() // a failure shows in the attempt
 			}
 			w.idle(next)
 		}
@@ -216,7 +216,7 @@ func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, er
 				continue
 			}
 		}
-		a, err = m.attempt(ctx, m.handoff, m.handoff, w, count, next)
+		a, err = m.attempt(ctx, m.cfg.handoff, m.cfg.handoff, w, count, next)
 		next = ""
 	}
 }

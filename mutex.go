@@ -24,7 +24,32 @@ import (
 // but a Mutex stands for one holder: use one Mutex per goroutine that
 // wants the lock.
 type Mutex struct {
-	name   string
+	name    string
+	channel string // the pub/sub channel announcing releases of name
+
+	cfg   mutexConfig // what the options set; fixed once NewMutex returns
+	rs    *Redsync
+	nodes mutexNodes // the servers, in the order this Mutex tries them
+
+	// invalid is the first bad argument or option found by NewMutex,
+	// returned by every operation.
+	invalid error
+
+	// obs observes the Mutex's operations; nil when nobody does.
+	obs Observer
+
+	// args are script arguments that do not change, converted to
+	// interfaces once rather than on every request.
+	args struct {
+		name, channel, fenceKey, expiryMillis, graceMillis any
+	}
+
+	mu   sync.Mutex // guards held
+	held heldState
+}
+
+// mutexConfig is a Mutex's configuration, as NewMutex's options set it.
+type mutexConfig struct {
 	expiry time.Duration
 
 	tries     int
@@ -33,33 +58,32 @@ type Mutex struct {
 	driftFactor   float64
 	timeoutFactor float64
 
-	quorum int
-
 	genValueFunc  func() (string, error)
+	valueGiven    bool // WithValue was given (checked by checkConfig)
 	shuffle       bool
 	failFast      bool
 	setNXOnExtend bool
 
-	handoff bool   // waiters listen for releases (WithHandoff)
-	channel string // the pub/sub channel announcing releases of name
-
+	handoff bool // waiters listen for releases (WithHandoff)
 	fencing bool // acquisitions agree on a fencing token (WithFencing)
 
-	rs     *Redsync
+	keepAliveInterval time.Duration // WithKeepAliveInterval; 0: a third of the expiry
+}
+
+// mutexNodes are the servers of a Mutex.
+type mutexNodes struct {
 	pools  []redis.Pool
 	states []*nodeState // per pool, in the order of pools
 	// order[i] is the index, among the pools given to New, of pools[i];
 	// nil when they are in that order (see WithShufflePools).
 	order    []int
+	quorum   int
 	inflight *inflightCount
+}
 
-	// invalid is the first bad argument or option found by NewMutex,
-	// returned by every operation.
-	invalid error
-
-	mu         sync.Mutex // guards value, token, until, acquiredAt, hold, released and keeper
+// heldState is what a Mutex holds, guarded by Mutex.mu.
+type heldState struct {
 	value      string
-	valueGiven bool   // WithValue was given (checked by checkConfig)
 	token      uint64 // the fencing token of value; 0 without one
 	until      time.Time
 	acquiredAt time.Time // the start of the attempt that acquired value; zero with WithValue
@@ -68,17 +92,6 @@ type Mutex struct {
 	// with value again (no KeepAlive, no Extend that sets a missing key).
 	released bool
 	keeper   *keeper // the background extension, while KeepAlive runs
-
-	// obs observes the Mutex's operations; nil when nobody does.
-	obs Observer
-
-	keepAliveInterval time.Duration // WithKeepAliveInterval; 0: a third of the expiry
-
-	// args are script arguments that do not change, converted to
-	// interfaces once rather than on every request.
-	args struct {
-		name, channel, fenceKey, expiryMillis, graceMillis any
-	}
 }
 
 // Name returns the mutex's name, the key that holds the lock.
@@ -91,7 +104,7 @@ func (m *Mutex) Name() string {
 func (m *Mutex) Value() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.value
+	return m.held.value
 }
 
 // Until returns the time until which the lock is held for sure: the expiry
@@ -100,7 +113,7 @@ func (m *Mutex) Value() string {
 func (m *Mutex) Until() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.until
+	return m.held.until
 }
 
 // brokenConnection reports whether err says the connection was found
@@ -123,20 +136,20 @@ func neverSent(err error) bool {
 // serverIndex returns the index, among the pools given to New, of the
 // server that m numbers node.
 func (m *Mutex) serverIndex(node int) int {
-	if m.order == nil {
+	if m.nodes.order == nil {
 		return node
 	}
-	return m.order[node]
+	return m.nodes.order[node]
 }
 
 // opTimeout is the per-server deadline of every operation.
 func (m *Mutex) opTimeout() time.Duration {
-	return perServerDeadline(m.expiry, m.timeoutFactor)
+	return perServerDeadline(m.cfg.expiry, m.cfg.timeoutFactor)
 }
 
 // drift is the part of the expiry set aside for clock drift.
 func (m *Mutex) drift() time.Duration {
-	return time.Duration(float64(m.expiry) * m.driftFactor)
+	return time.Duration(float64(m.cfg.expiry) * m.cfg.driftFactor)
 }
 
 // check returns the error every operation reports before contacting a

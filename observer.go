@@ -398,7 +398,7 @@ func canceledBy(ctx context.Context, err error) bool {
 // heldFor is how long the lock has been held at now, or 0 when unknown.
 func (m *Mutex) heldFor(now time.Time) time.Duration {
 	m.mu.Lock()
-	acquired := m.acquiredAt
+	acquired := m.held.acquiredAt
 	m.mu.Unlock()
 	if acquired.IsZero() {
 		return 0
@@ -427,7 +427,7 @@ func (m *Mutex) watchRound(ctx context.Context, op Op, attempt int) *roundWatch 
 		name:    m.name,
 		attempt: attempt,
 		start:   time.Now(),
-		nodes:   make([]watchedNode, len(m.pools)),
+		nodes:   make([]watchedNode, len(m.nodes.pools)),
 	}
 }
 

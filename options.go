@@ -44,7 +44,7 @@ func (f OptionFunc) Apply(mutex *Mutex) {
 // 8 s.
 func WithExpiry(expiry time.Duration) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.expiry = expiry
+		m.cfg.expiry = expiry
 	})
 }
 
@@ -53,7 +53,7 @@ func WithExpiry(expiry time.Duration) Option {
 // once.
 func WithTries(tries int) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.tries = tries
+		m.cfg.tries = tries
 	})
 }
 
@@ -61,7 +61,7 @@ func WithTries(tries int) Option {
 // wait in [50 ms, 250 ms).
 func WithRetryDelay(delay time.Duration) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.delayFunc = func(int) time.Duration {
+		m.cfg.delayFunc = func(int) time.Duration {
 			return delay
 		}
 	})
@@ -73,7 +73,7 @@ func WithRetryDelay(delay time.Duration) Option {
 // is left alone.
 func WithSetNXOnExtend() Option {
 	return OptionFunc(func(m *Mutex) {
-		m.setNXOnExtend = true
+		m.cfg.setNXOnExtend = true
 	})
 }
 
@@ -81,7 +81,7 @@ func WithSetNXOnExtend() Option {
 // retry. A negative wait counts as zero.
 func WithRetryDelayFunc(delayFunc DelayFunc) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.delayFunc = delayFunc
+		m.cfg.delayFunc = delayFunc
 	})
 }
 
@@ -90,7 +90,7 @@ func WithRetryDelayFunc(delayFunc DelayFunc) Option {
 // be in [0, 1). The default is 0.01.
 func WithDriftFactor(factor float64) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.driftFactor = factor
+		m.cfg.driftFactor = factor
 	})
 }
 
@@ -102,7 +102,7 @@ func WithDriftFactor(factor float64) Option {
 // (400 ms with the default expiry).
 func WithTimeoutFactor(factor float64) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.timeoutFactor = factor
+		m.cfg.timeoutFactor = factor
 	})
 }
 
@@ -119,7 +119,7 @@ func WithTimeoutFactor(factor float64) Option {
 // default makes 16 random bytes (crypto/rand), base64-encoded.
 func WithGenValueFunc(genValueFunc func() (string, error)) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.genValueFunc = genValueFunc
+		m.cfg.genValueFunc = genValueFunc
 	})
 }
 
@@ -131,8 +131,8 @@ func WithGenValueFunc(genValueFunc func() (string, error)) Option {
 // *ArgumentError.
 func WithValue(v string) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.value = v
-		m.valueGiven = true
+		m.held.value = v
+		m.cfg.valueGiven = true
 	})
 }
 
@@ -151,7 +151,7 @@ func WithValue(v string) Option {
 // that failed, or of a lock already unlocked, is released).
 func WithFailFast(b bool) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.failFast = b
+		m.cfg.failFast = b
 	})
 }
 
@@ -160,7 +160,7 @@ func WithFailFast(b bool) Option {
 // Node indexes in errors then refer to the shuffled order.
 func WithShufflePools(b bool) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.shuffle = b
+		m.cfg.shuffle = b
 	})
 }
 
@@ -194,7 +194,7 @@ func WithShufflePools(b bool) Option {
 // waiters of other Mutexes.
 func WithHandoff(enabled bool) Option {
 	return OptionFunc(func(m *Mutex) {
-		m.handoff = enabled
+		m.cfg.handoff = enabled
 	})
 }
 
@@ -275,34 +275,34 @@ func (m *Mutex) checkConfig() error {
 	switch {
 	case m.name == "":
 		return &ArgumentError{Arg: "name", Problem: "NewMutex was given an empty name; the name is the key that holds the lock"}
-	case m.expiry < time.Millisecond:
-		return &ArgumentError{Arg: "WithExpiry", Problem: fmt.Sprintf("expiry must be at least 1ms (Redis counts in milliseconds), got %v", m.expiry)}
-	case m.tries < 1:
-		return &ArgumentError{Arg: "WithTries", Problem: fmt.Sprintf("tries must be at least 1, got %d", m.tries)}
-	case m.delayFunc == nil:
+	case m.cfg.expiry < time.Millisecond:
+		return &ArgumentError{Arg: "WithExpiry", Problem: fmt.Sprintf("expiry must be at least 1ms (Redis counts in milliseconds), got %v", m.cfg.expiry)}
+	case m.cfg.tries < 1:
+		return &ArgumentError{Arg: "WithTries", Problem: fmt.Sprintf("tries must be at least 1, got %d", m.cfg.tries)}
+	case m.cfg.delayFunc == nil:
 		return &ArgumentError{Arg: "WithRetryDelayFunc", Problem: "the delay function is nil"}
-	case m.genValueFunc == nil:
+	case m.cfg.genValueFunc == nil:
 		return &ArgumentError{Arg: "WithGenValueFunc", Problem: "the value function is nil"}
-	case math.IsNaN(m.driftFactor) || m.driftFactor < 0 || m.driftFactor >= 1:
-		return &ArgumentError{Arg: "WithDriftFactor", Problem: fmt.Sprintf("factor must be in [0, 1), got %v", m.driftFactor)}
-	case math.IsNaN(m.timeoutFactor) || m.timeoutFactor <= 0 || m.timeoutFactor >= 1:
-		return &ArgumentError{Arg: "WithTimeoutFactor", Problem: fmt.Sprintf("factor must be in (0, 1), got %v", m.timeoutFactor)}
+	case math.IsNaN(m.cfg.driftFactor) || m.cfg.driftFactor < 0 || m.cfg.driftFactor >= 1:
+		return &ArgumentError{Arg: "WithDriftFactor", Problem: fmt.Sprintf("factor must be in [0, 1), got %v", m.cfg.driftFactor)}
+	case math.IsNaN(m.cfg.timeoutFactor) || m.cfg.timeoutFactor <= 0 || m.cfg.timeoutFactor >= 1:
+		return &ArgumentError{Arg: "WithTimeoutFactor", Problem: fmt.Sprintf("factor must be in (0, 1), got %v", m.cfg.timeoutFactor)}
 	}
-	expiry := m.expiry.Truncate(time.Millisecond)
-	if err := checkDeadline(expiry, m.timeoutFactor); err != nil {
+	expiry := m.cfg.expiry.Truncate(time.Millisecond)
+	if err := checkDeadline(expiry, m.cfg.timeoutFactor); err != nil {
 		return err
 	}
 	switch {
-	case m.keepAliveInterval < 0:
+	case m.cfg.keepAliveInterval < 0:
 		return &ArgumentError{Arg: "WithKeepAliveInterval", Problem: "the interval must be positive"}
-	case m.keepAliveInterval > 0 && m.keepAliveInterval < minKeepAliveInterval:
+	case m.cfg.keepAliveInterval > 0 && m.cfg.keepAliveInterval < minKeepAliveInterval:
 		return &ArgumentError{Arg: "WithKeepAliveInterval", Problem: fmt.Sprintf(
-			"the interval must be at least %v (the servers count the key's expiry in milliseconds: extending more often moves nothing), got %v", minKeepAliveInterval, m.keepAliveInterval)}
-	case m.keepAliveInterval >= expiry:
-		return &ArgumentError{Arg: "WithKeepAliveInterval", Problem: fmt.Sprintf("the interval must be shorter than the expiry (%v), got %v", expiry, m.keepAliveInterval)}
+			"the interval must be at least %v (the servers count the key's expiry in milliseconds: extending more often moves nothing), got %v", minKeepAliveInterval, m.cfg.keepAliveInterval)}
+	case m.cfg.keepAliveInterval >= expiry:
+		return &ArgumentError{Arg: "WithKeepAliveInterval", Problem: fmt.Sprintf("the interval must be shorter than the expiry (%v), got %v", expiry, m.cfg.keepAliveInterval)}
 	}
-	if m.valueGiven {
-		return checkValue("WithValue", m.value)
+	if m.cfg.valueGiven {
+		return checkValue("WithValue", m.held.value)
 	}
 	return nil
 }

@@ -64,14 +64,14 @@ const (
 // refused the attempt started at start is gone, while hold is held. Not
 // for a Pool of the user's own, which sees only redsync's calls.
 func (m *Mutex) reassert(node int, pool redis.Pool, value string, hold *holding, start time.Time) {
-	if _, ours := pool.(redis.Subscriber); !ours || m.fencing {
+	if _, ours := pool.(redis.Subscriber); !ours || m.cfg.fencing {
 		return
 	}
-	m.inflight.add()
+	m.nodes.inflight.add()
 	go func() {
-		defer m.inflight.done()
-		expiresAt := start.Add(m.expiry)
-		until := start.Add(m.expiry - m.drift())
+		defer m.nodes.inflight.done()
+		expiresAt := start.Add(m.cfg.expiry)
+		until := start.Add(m.cfg.expiry - m.drift())
 		pause := reassertFirstPause
 		for try := 0; try < reassertTries; try++ {
 			t := getTimer(pause)
@@ -110,7 +110,7 @@ func (m *Mutex) setIfMissing(pool redis.Pool, value string, expiry time.Duration
 	if expiry < time.Millisecond {
 		return false, 0, nil
 	}
-	ctx := m.rs.boundedContext(context.Background(), m.expiry)
+	ctx := m.rs.boundedContext(context.Background(), m.cfg.expiry)
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, 0, err

@@ -67,56 +67,60 @@ const defaultTimeoutFactor = 0.05
 // by the Mutex's first operation as an *ArgumentError.
 func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 	m := &Mutex{
-		name:          name,
-		expiry:        8 * time.Second,
-		tries:         32,
-		delayFunc:     randomDelay,
-		genValueFunc:  genValue,
-		driftFactor:   0.01,
-		timeoutFactor: defaultTimeoutFactor,
-		quorum:        len(r.pools)/2 + 1,
-		handoff:       true,
-		channel:       releaseChannel(name),
-		rs:            r,
-		pools:         r.pools,
-		states:        r.states,
-		inflight:      &r.inflight,
-		obs:           r.redsyncObserver(),
+		name:    name,
+		channel: releaseChannel(name),
+		cfg: mutexConfig{
+			expiry:        8 * time.Second,
+			tries:         32,
+			delayFunc:     randomDelay,
+			genValueFunc:  genValue,
+			driftFactor:   0.01,
+			timeoutFactor: defaultTimeoutFactor,
+			handoff:       true,
+		},
+		rs: r,
+		nodes: mutexNodes{
+			pools:    r.pools,
+			states:   r.states,
+			quorum:   len(r.pools)/2 + 1,
+			inflight: &r.inflight,
+		},
+		obs: r.redsyncObserver(),
 	}
 	for _, o := range options {
 		if o != nil {
 			o.Apply(m)
 		}
 	}
-	if m.value != "" {
+	if m.held.value != "" {
 		// WithValue: the lock was taken elsewhere; track what this Mutex
 		// may set (an extend that sets a missing key) like its own.
-		m.hold = newHolding(m.value, 0)
+		m.held.hold = newHolding(m.held.value, 0)
 	}
 	m.invalid = m.checkConfig()
 	// The servers count the expiry in whole milliseconds: every validity
 	// counts from what they are told.
-	m.expiry = m.expiry.Truncate(time.Millisecond)
-	if gen := m.genValueFunc; gen != nil {
-		m.genValueFunc = func() (string, error) { return checkedValue(gen) }
+	m.cfg.expiry = m.cfg.expiry.Truncate(time.Millisecond)
+	if gen := m.cfg.genValueFunc; gen != nil {
+		m.cfg.genValueFunc = func() (string, error) { return checkedValue(gen) }
 	}
 	m.args.name = m.name
 	m.args.channel = m.channel
 	m.args.fenceKey = fenceKey(m.name)
-	m.args.expiryMillis = m.expiry.Milliseconds()
+	m.args.expiryMillis = m.cfg.expiry.Milliseconds()
 	m.args.graceMillis = m.handoffGrace().Milliseconds()
-	if m.shuffle && m.invalid == nil {
+	if m.cfg.shuffle && m.invalid == nil {
 		// Copies, so that shuffling never races with other Mutexes.
-		m.pools = append([]redis.Pool(nil), m.pools...)
-		m.states = append([]*nodeState(nil), m.states...)
-		m.order = make([]int, len(m.pools))
-		for i := range m.order {
-			m.order[i] = i
+		m.nodes.pools = append([]redis.Pool(nil), m.nodes.pools...)
+		m.nodes.states = append([]*nodeState(nil), m.nodes.states...)
+		m.nodes.order = make([]int, len(m.nodes.pools))
+		for i := range m.nodes.order {
+			m.nodes.order[i] = i
 		}
-		rand.Shuffle(len(m.pools), func(i, j int) {
-			m.pools[i], m.pools[j] = m.pools[j], m.pools[i]
-			m.states[i], m.states[j] = m.states[j], m.states[i]
-			m.order[i], m.order[j] = m.order[j], m.order[i]
+		rand.Shuffle(len(m.nodes.pools), func(i, j int) {
+			m.nodes.pools[i], m.nodes.pools[j] = m.nodes.pools[j], m.nodes.pools[i]
+			m.nodes.states[i], m.nodes.states[j] = m.nodes.states[j], m.nodes.states[i]
+			m.nodes.order[i], m.nodes.order[j] = m.nodes.order[j], m.nodes.order[i]
 		})
 	}
 	return m

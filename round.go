@@ -43,7 +43,7 @@ type roundResult struct {
 //
 // A server that misses the deadline counts as failed, but its request is
 // not cut off: the operations run on a context detached from ctx and
-// bounded by the expiry (see boundedContext), in goroutines counted in m.inflight, so that a
+// bounded by the expiry (see boundedContext), in goroutines counted in m.nodes.inflight, so that a
 // late reply still reaches op (which may undo what the server did) on the
 // connection the request went out on. Cutting the connection instead would
 // leave the request queued on a stalled server, to run whenever it resumes
@@ -62,10 +62,10 @@ func (m *Mutex) round(ctx context.Context, op nodeOp, w *roundWatch, skip func(n
 	}
 	timeout := m.opTimeout()
 	start := time.Now()
-	r := newRoundState(op, len(m.pools), m.inflight)
-	r.ctx = m.rs.boundedContext(ctx, m.expiry)
-	for node, pool := range m.pools {
-		state := m.states[node]
+	r := newRoundState(op, len(m.nodes.pools), m.nodes.inflight)
+	r.ctx = m.rs.boundedContext(ctx, m.cfg.expiry)
+	for node, pool := range m.nodes.pools {
+		state := m.nodes.states[node]
 		if skip != nil && state.backlogged(timeout) && skip(node) {
 			if w != nil {
 				w.notSent(node)
@@ -75,13 +75,13 @@ func (m *Mutex) round(ctx context.Context, op nodeOp, w *roundWatch, skip func(n
 			continue
 		}
 		state.sent()
-		m.inflight.add()
+		m.nodes.inflight.add()
 		m.rs.workers.run(task{round: r, node: node, pool: pool, state: state})
 	}
 
 	deadline := getTimer(timeout)
 	defer putTimer(deadline)
-	t := tally{quorum: m.quorum, nodes: len(m.pools)}
+	t := tally{quorum: m.nodes.quorum, nodes: len(m.nodes.pools)}
 	var (
 		ctxErr error
 		// lingering: a quorum agreed, and the deadline timer now bounds
@@ -96,10 +96,10 @@ collect:
 			if w != nil {
 				w.reply(reply)
 			}
-			if m.failFast && (t.n >= m.quorum || t.failed()) {
+			if m.cfg.failFast && (t.n >= m.nodes.quorum || t.failed()) {
 				break collect
 			}
-			if t.n >= m.quorum && !lingering && t.answered < t.nodes {
+			if t.n >= m.nodes.quorum && !lingering && t.answered < t.nodes {
 				lingering = true
 				if !deadline.Stop() {
 					// The deadline passed meanwhile: no wait.

@@ -216,8 +216,8 @@ func TestAKeepAliveExtensionBackAfterUntilLosesTheLock(t *testing.T) {
 	m := rs.NewMutex("lapsed", WithExpiry(time.Second))
 	require.NoError(t, m.Lock())
 	m.mu.Lock()
-	m.until = time.Now().Add(-time.Millisecond) // as after a pause
-	lapsed := m.until
+	m.held.until = time.Now().Add(-time.Millisecond) // as after a pause
+	lapsed := m.held.until
 	m.mu.Unlock()
 
 	_, err := m.extend(context.Background(), OpKeepAlive, true)

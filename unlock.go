@@ -47,9 +47,9 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 	// Nothing extends the key from now on.
 	m.stopKeepAlive(ErrUnlocked)
 	m.mu.Lock()
-	value, hold := m.value, m.hold
-	m.hold = nil
-	m.released = value != ""
+	value, hold := m.held.value, m.held.hold
+	m.held.hold = nil
+	m.held.released = value != ""
 	m.mu.Unlock()
 	if value == "" {
 		return false, ErrNotHeld
@@ -87,9 +87,9 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 			// A connection broken before the request went out (by a
 			// server restart, say) fails it: release once more, on the
 			// side. Releasing twice is harmless.
-			m.inflight.add()
+			m.nodes.inflight.add()
 			go func() {
-				defer m.inflight.done()
+				defer m.nodes.inflight.done()
 				m.releaseLate(pool, value)
 			}()
 		}
@@ -112,7 +112,7 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, fmt.Errorf("redsync: the context ended before a quorum confirmed the release; the releases sent complete in the background: %w", res.ctxErr))
 	}
-	if res.n < m.quorum {
+	if res.n < m.nodes.quorum {
 		return false, res.err
 	}
 	if m.rs.canListen && !handedOver {
@@ -220,14 +220,14 @@ func (m *Mutex) releaseHold(hold *holding) <-chan struct{} {
 	released := make(chan struct{})
 	remaining := int32(len(nodes))
 	for _, node := range nodes {
-		m.inflight.add()
+		m.nodes.inflight.add()
 		go func(pool redis.Pool) {
-			defer m.inflight.done()
+			defer m.nodes.inflight.done()
 			m.releaseLate(pool, hold.value)
 			if atomic.AddInt32(&remaining, -1) == 0 {
 				close(released)
 			}
-		}(m.pools[node])
+		}(m.nodes.pools[node])
 	}
 	return released
 }
@@ -255,5 +255,5 @@ const cancelCleanupWait = 5 * time.Millisecond
 // releaseLate releases value on one server on behalf of nobody waiting,
 // bounded by the expiry, after which the key is gone anyway.
 func (m *Mutex) releaseLate(pool redis.Pool, value string) {
-	_, _ = m.release(m.rs.boundedContext(context.Background(), m.expiry), pool, value)
+	_, _ = m.release(m.rs.boundedContext(context.Background(), m.cfg.expiry), pool, value)
 }
