@@ -42,17 +42,17 @@ sed -i 's#github.com/go-redsync/redsync/v4#github.com/quorumlock/redsync#g' $(gr
 go mod edit -dropretract=v4.14.0 \
 	-replace=github.com/valkey-io/valkey-go/valkeycompat@v1.0.79=github.com/valkey-io/valkey-go/valkeycompat@v1.0.77
 
-# Each package, with the directory of its module here.
+# Each package at redsync's import paths; all are in this root module.
 packages=(
-	". ."
-	"redis ."
-	"redis/goredis ."
-	"redis/goredis/v7 ."
-	"redis/goredis/v8 ."
-	"redis/goredis/v9 ."
-	"redis/redigo ."
-	"redis/rueidis redis/rueidis"
-	"redis/valkeygo redis/valkeygo"
+	.
+	redis
+	redis/goredis
+	redis/goredis/v7
+	redis/goredis/v8
+	redis/goredis/v9
+	redis/redigo
+	redis/rueidis
+	redis/valkeygo
 )
 
 # The incompatible change the README lists ("Migrating from redsync v4"):
@@ -61,13 +61,12 @@ expected_goredis='- NewPool: changed from func(*github.com/go-redis/redis.Client
 
 failed=0
 additions=0
-for entry in "${packages[@]}"; do
-	read -r pkg moddir <<<"$entry"
+for pkg in "${packages[@]}"; do
 	path=github.com/quorumlock/redsync
 	[ "$pkg" != . ] && path="$path/$pkg"
 	name=$(echo "$pkg" | tr ./ __)
 	(cd "$tmp/redsync" && GOFLAGS=-mod=mod "$apidiff" -w "$tmp/$name.old" "$path")
-	(cd "$root/$moddir" && "$apidiff" -w "$tmp/$name.new" "$path")
+	(cd "$root" && "$apidiff" -w "$tmp/$name.new" "$path")
 	incompatible=$("$apidiff" -incompatible "$tmp/$name.old" "$tmp/$name.new")
 	all=$("$apidiff" "$tmp/$name.old" "$tmp/$name.new")
 	added=$(grep -c '^- ' <<<"$(sed -n '/^Compatible changes:/,$p' <<<"$all")" || true)

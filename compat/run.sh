@@ -5,9 +5,9 @@
 #                    (go test in compat/).
 #   quorumlock side: the suite copied to a temporary directory, its import
 #                    prefix rewritten with the README's one-liner, a replace
-#                    directive pointing github.com/quorumlock/redsync (and
-#                    the rueidis and valkey-go adapter modules) at this
-#                    repository, built with -tags quorumlock.
+#                    directive pointing github.com/quorumlock/redsync (every
+#                    adapter included) at this repository, built with
+#                    -tags quorumlock.
 #
 # Usage: bash compat/run.sh [redsync|quorumlock|both] [go test flags...]
 #   e.g. bash compat/run.sh quorumlock -run 'TestTryLock'
@@ -80,13 +80,7 @@ if [ "$sides" != redsync ]; then
 	# The README's one-liner, on the suite only: compat/peer keeps redsync
 	# v4 for the mixed-fleet tests.
 	(cd "$copy/suite" && sed -i 's#github.com/go-redsync/redsync/v4#github.com/quorumlock/redsync#g' $(grep -rl go-redsync --include=*.go .))
-	zero=v0.0.0-00010101000000-000000000000
-	(cd "$copy" && go mod edit \
-		-replace "github.com/quorumlock/redsync=$root" \
-		-replace "github.com/quorumlock/redsync/redis/rueidis=$root/redis/rueidis" \
-		-replace "github.com/quorumlock/redsync/redis/valkeygo=$root/redis/valkeygo" \
-		-require "github.com/quorumlock/redsync/redis/rueidis@$zero" \
-		-require "github.com/quorumlock/redsync/redis/valkeygo@$zero" &&
+	(cd "$copy" && go mod edit -replace "github.com/quorumlock/redsync=$root" &&
 		GOFLAGS=-mod=mod go mod tidy)
 	run quorumlock "$copy" quorumlock
 fi

@@ -3,10 +3,9 @@
 // rueidiscompat.NewAdapter around any rueidis.Client (standalone, cluster or
 // sentinel).
 //
-// This package is a module of its own, github.com/quorumlock/redsync/redis/rueidis,
-// because rueidis needs a newer Go than the root module:
-//
-//	go get github.com/quorumlock/redsync/redis/rueidis
+// It lives in the root module, as in redsync: go get
+// github.com/quorumlock/redsync brings it, and a program that does not
+// import it neither downloads nor builds rueidis (module graph pruning).
 //
 // The context given to Pool.Get is passed to every command of the returned
 // Conn. A context that is already done fails the command before anything is

@@ -3,11 +3,9 @@
 // Cmdable with valkeycompat.NewAdapter around any valkey.Client (standalone,
 // cluster or sentinel); it works with Valkey and with Redis servers.
 //
-// This package is a module of its own,
-// github.com/quorumlock/redsync/redis/valkeygo, because valkey-go needs a
-// newer Go than the root module:
-//
-//	go get github.com/quorumlock/redsync/redis/valkeygo
+// It lives in the root module, as in redsync: go get
+// github.com/quorumlock/redsync brings it, and a program that does not
+// import it neither downloads nor builds valkey-go (module graph pruning).
 //
 // The context given to Pool.Get is passed to every command of the returned
 // Conn. A context that is already done fails the command before anything is

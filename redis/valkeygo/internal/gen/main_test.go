@@ -17,12 +17,11 @@ const (
 
 // TestGeneratedCodeIsCurrent fails when a rueidis adapter file was changed
 // (or added, or removed) without running go generate in redis/valkeygo, or
-// when a generated file was edited by hand. go test's cache does not look
-// at files outside this module, so a cached pass can hide a change in
-// redis/rueidis: .ci/run runs it with -count=1.
+// when a generated file was edited by hand. .ci/run runs it with -count=1,
+// so that no cached pass stands for a run on the files as they are.
 func TestGeneratedCodeIsCurrent(t *testing.T) {
 	if _, err := os.Stat(rueidisDir); errors.Is(err, fs.ErrNotExist) {
-		// A module downloaded on its own has no sibling rueidis adapter.
+		// A copy of this package alone has no sibling rueidis adapter.
 		t.Skipf("%s not found: not in the repository", rueidisDir)
 	}
 	files, err := generate(rueidisDir)
