@@ -44,19 +44,12 @@ func (r *Redsync) boundedContext(ctx context.Context, expiry time.Duration) cont
 
 // detachedContext carries the values of the caller's context, and the
 // deadline and cancellation of bound instead of the caller's: work started
-// for a caller outlives the caller's cancellation (context.WithoutCancel
-// needs Go 1.21).
+// for a caller outlives the caller's cancellation. It is
+// context.WithDeadline(context.WithoutCancel(caller), ...) without a timer
+// of its own: bound's timer serves every round that shares it.
 type detachedContext struct {
 	bound  context.Context
 	caller context.Context
-}
-
-// detach returns a context with ctx's values that never ends.
-func detach(ctx context.Context) context.Context {
-	if ctx.Done() == nil {
-		return ctx
-	}
-	return detachedContext{bound: context.Background(), caller: ctx}
 }
 
 func (d detachedContext) Deadline() (time.Time, bool) { return d.bound.Deadline() }

@@ -114,7 +114,6 @@ func TestTheHandoffPlaceholderIsReserved(t *testing.T) {
 func TestLockValuesThatCannotBeLockValuesAreArgumentErrors(t *testing.T) {
 	c := startReal(t, 3)
 	for _, bad := range []string{"", handoffMarker, "redsync:mine"} {
-		bad := bad
 		t.Run(fmt.Sprintf("%q", bad), func(t *testing.T) {
 			counting := c.counting()
 			rs := newRedsync(t, asPools(counting)...)
@@ -181,7 +180,6 @@ func TestAValueMadeWhileWaitingIsCheckedToo(t *testing.T) {
 // overwrite the other Mutex's lock with a token, for 24 hours.)
 func TestAFencedLockNeverOverwritesWhatIsNotACounter(t *testing.T) {
 	for _, n := range []int{1, 3} {
-		n := n
 		t.Run(fmt.Sprintf("%d servers", n), func(t *testing.T) {
 			c := startReal(t, n)
 			rs := newRedsync(t, c.pools...)
@@ -292,7 +290,6 @@ func TestBadPoolsAreArgumentErrors(t *testing.T) {
 		{"the same pool twice among three", []redis.Pool{a, b, a}, "pools #0 and #2"},
 	}
 	for _, tt := range tests {
-		tt := tt
 		t.Run(tt.desc, func(t *testing.T) {
 			rs := newRedsync(t, tt.pools...)
 			m := rs.NewMutex("bad-pools")
@@ -565,7 +562,6 @@ func TestValuesThatCannotWorkAreArgumentErrors(t *testing.T) {
 			[]string{"at least 1ms"}},
 	}
 	for _, tt := range tests {
-		tt := tt
 		t.Run(tt.desc, func(t *testing.T) {
 			counting := c.counting()
 			rs := newRedsync(t, asPools(counting)...)

@@ -226,7 +226,7 @@ func (m *Mutex) RunLocked(ctx context.Context, fn func(ctx context.Context) erro
 	}
 	held, err := m.KeepAlive(ctx)
 	if err != nil {
-		_, _ = m.UnlockContext(detach(ctx))
+		_, _ = m.UnlockContext(context.WithoutCancel(ctx))
 		return err
 	}
 	defer func() {
@@ -235,7 +235,7 @@ func (m *Mutex) RunLocked(ctx context.Context, fn func(ctx context.Context) erro
 			lost = cause
 		}
 		// Released on a context of its own: ctx may be done by now.
-		_, unlockErr := m.UnlockContext(detach(ctx))
+		_, unlockErr := m.UnlockContext(context.WithoutCancel(ctx))
 		if lost != nil {
 			// After a loss Unlock only confirms it.
 			unlockErr = nil

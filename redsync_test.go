@@ -73,7 +73,6 @@ func TestBadArgumentsAreReportedBeforeAnyServerIsContacted(t *testing.T) {
 		{"keep-alive interval of the expiry", pools, "lock", []Option{WithExpiry(time.Second), WithKeepAliveInterval(time.Second)}, "WithKeepAliveInterval"},
 	}
 	for _, tt := range tests {
-		tt := tt
 		t.Run(tt.desc, func(t *testing.T) {
 			m := New(tt.pools...).NewMutex(tt.name, append(tt.opts, WithValue("v"))...)
 			calls := map[string]func() error{

@@ -197,10 +197,7 @@ func findOverlaps(holdings []Holding, faults []FaultEvent, maxTTL time.Duration)
 					continue
 				}
 				seen[pair] = true
-				to := a.to
-				if iv.to < to {
-					to = iv.to
-				}
+				to := min(iv.to, a.to)
 				ha, hb := &holdings[a.h], &holdings[iv.h]
 				if hb.Acquired < ha.Acquired {
 					ha, hb = hb, ha

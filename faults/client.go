@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -195,7 +196,7 @@ func runClient(ctx context.Context, cfg *clientConfig, baseline goleak.Option) e
 	}()
 	select {
 	case <-waited:
-	case <-time.After(3*maxDuration(cfg.expiries) + 10*time.Second):
+	case <-time.After(3*slices.Max(cfg.expiries) + 10*time.Second):
 		c.sum.WaitStuck = true
 	}
 	c.sum.WaitSeconds = time.Since(waitStart).Seconds()
@@ -253,7 +254,7 @@ func (c *client) work(ctx context.Context, worker int, slow bool) {
 			p.name = c.cfg.slowNames[rng.Intn(len(c.cfg.slowNames))]
 			p.mode = []string{ModeExtend, ModeKeepAlive}[rng.Intn(2)]
 			p.hold = expiry + time.Duration(rng.Int63n(int64(2*expiry)))
-			p.lockTimeout = 2*maxDuration(c.cfg.expiries) + 2*time.Second
+			p.lockTimeout = 2*slices.Max(c.cfg.expiries) + 2*time.Second
 			p.step = 5 * time.Millisecond
 			p.extendEvery = expiry / 3
 		} else {
@@ -388,10 +389,7 @@ func (c *client) watch(ctx context.Context, m *redsync.Mutex, h *Holding, held c
 	end := start.Add(p.hold)
 	nextExtend := start.Add(p.extendEvery)
 	for {
-		wait := time.Until(end)
-		if wait > p.step {
-			wait = p.step
-		}
+		wait := min(time.Until(end), p.step)
 		if wait < 0 {
 			wait = 0
 		}

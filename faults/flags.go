@@ -45,26 +45,6 @@ func joinDurations(ds []time.Duration) string {
 	return strings.Join(items, ",")
 }
 
-func maxDuration(ds []time.Duration) time.Duration {
-	var m time.Duration
-	for _, d := range ds {
-		if d > m {
-			m = d
-		}
-	}
-	return m
-}
-
-func minDuration(ds []time.Duration) time.Duration {
-	m := ds[0]
-	for _, d := range ds[1:] {
-		if d < m {
-			m = d
-		}
-	}
-	return m
-}
-
 // writeJSON writes v to path, indented.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -233,7 +234,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	in := &injector{
 		rng: rng, kinds: cfg.Faults, servers: servers, proxies: proxies, clients: pids,
 		names:  append(append([]string(nil), slowNames...), fastNames...),
-		minTTL: minDuration(cfg.Expiries), maxTTL: maxDuration(cfg.Expiries),
+		minTTL: slices.Min(cfg.Expiries), maxTTL: slices.Max(cfg.Expiries),
 	}
 	fmt.Fprintf(cfg.Log, "faultsuite: %d servers behind proxies, %d clients × (%d fast + %d slow) goroutines, faults for %v\n",
 		cfg.Servers, cfg.Clients, cfg.FastWorkers, cfg.SlowWorkers, cfg.Duration)
@@ -452,6 +453,6 @@ func Recheck(dir string) (*Report, error) {
 	}
 	rep.Dir = dir
 	rep.FaultLog = faults
-	rep.Check = Check(holdings, faults, maxDuration(rep.Expiries))
+	rep.Check = Check(holdings, faults, slices.Max(rep.Expiries))
 	return rep, nil
 }

@@ -126,10 +126,7 @@ func run(addrs []string, tries int, expiry time.Duration, out io.Writer) error {
 	}
 	// With the lock, every sale took one unit: sold + left == initialStock.
 	// More means units sold twice (two buyers read the same stock).
-	oversold := sold + left - initialStock
-	if oversold < 0 {
-		oversold = 0
-	}
+	oversold := max(sold+left-initialStock, 0)
 
 	fmt.Fprintf(out, "buyers:      %d on %d servers, stock %d\n", buyers, len(addrs), initialStock)
 	fmt.Fprintf(out, "sold:        %d\n", sold)

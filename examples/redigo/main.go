@@ -60,7 +60,6 @@ func run(addrs []string, out io.Writer) error {
 
 	var pools []redsyncredis.Pool
 	for _, addr := range addrs {
-		addr := addr
 		pool := &redis.Pool{
 			MaxIdle:     3,
 			IdleTimeout: time.Minute,

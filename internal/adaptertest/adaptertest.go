@@ -215,7 +215,6 @@ func (s *suite) testPTTL(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		tt := tt
 		t.Run(tt.name, func(t *testing.T) {
 			tt.setup(t, key(t))
 			ttl, err := s.conn(t).PTTL(key(t))
@@ -278,7 +277,6 @@ func (s *suite) testEvalReplies(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		tt := tt
 		t.Run(tt.name, func(t *testing.T) {
 			script := redsyncredis.NewScript(1, tt.src, "")
 			v, err := s.conn(t).Eval(script, append([]any{key(t)}, tt.args...)...)
@@ -307,7 +305,6 @@ func (s *suite) testEvalKeysAndArgs(t *testing.T) {
 		{"IntegerArgIsSentAsText", 1, []any{"k", 1500}, "k|1500"},
 	}
 	for _, tt := range tests {
-		tt := tt
 		t.Run(tt.name, func(t *testing.T) {
 			script := redsyncredis.NewScript(tt.keyCount, src, "")
 			v, err := s.conn(t).Eval(script, tt.keysAndArgs...)
@@ -331,7 +328,6 @@ func (s *suite) testEvalBadKeyCount(t *testing.T) {
 		{"CountNegative", -1, []any{-1, "k"}},
 	}
 	for _, tt := range tests {
-		tt := tt
 		t.Run(tt.name, func(t *testing.T) {
 			script := redsyncredis.NewScript(tt.keyCount, src, "")
 			v, err := s.conn(t).Eval(script, tt.keysAndArgs...)
@@ -498,7 +494,6 @@ var ops = []struct {
 
 func (s *suite) testCancelledContext(t *testing.T) {
 	for _, op := range ops {
-		op := op
 		t.Run(op.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -554,7 +549,6 @@ func (s *suite) testDeadlineWhilePaused(t *testing.T) {
 		}
 	}()
 	for _, op := range ops {
-		op := op
 		t.Run(op.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), pausedDeadline)
 			defer cancel()

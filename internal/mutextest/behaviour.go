@@ -137,7 +137,6 @@ func forEachSetup(t *testing.T, adapters []Adapter, fn func(t *testing.T, c *tes
 // tests that pause or kill servers.
 func forEachAdapter(t *testing.T, adapters []Adapter, n int, fn func(t *testing.T, c *testCluster, name string)) {
 	for _, a := range adapters {
-		a := a
 		t.Run(a.Name, func(t *testing.T) {
 			c := newTestCluster(t, redistest.Start(t, n), a.NewPool)
 			fn(t, c, t.Name())

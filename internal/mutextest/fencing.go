@@ -195,7 +195,6 @@ func testFencingTokensGrowAcrossServersRestartedEmpty(t *testing.T, adapters []A
 	// One server agrees its tokens alone, in the acquire script; three
 	// agree them through the quorum.
 	for _, n := range []int{1, 3} {
-		n := n
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			forEachAdapter(t, adapters, n, func(t *testing.T, c *testCluster, name string) {
 				// Restarted servers break the pooled connections: retry soon.

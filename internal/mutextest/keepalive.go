@@ -67,7 +67,6 @@ func lostAt(t *testing.T, held context.Context) time.Time {
 
 func testKeepAliveReportsALostQuorumBeforeUntil(t *testing.T, adapters []Adapter) {
 	for _, fault := range []string{"pause", "kill"} {
-		fault := fault
 		t.Run(fault, func(t *testing.T) {
 			forEachAdapter(t, adapters, 3, func(t *testing.T, c *testCluster, name string) {
 				m := c.rs.NewMutex(name, redsync.WithExpiry(time.Second), redsync.WithKeepAliveInterval(100*time.Millisecond))

@@ -72,7 +72,6 @@ func Run(t *testing.T, adapters ...Adapter) {
 		{"FencingTokenOfAMutex", testFencingTokenOfAMutex},
 	}
 	for _, tt := range tests {
-		tt := tt
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, adapters) })
 	}
 }

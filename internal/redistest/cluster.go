@@ -130,7 +130,6 @@ func (c *Cluster) form() error {
 		}
 	}
 	for _, s := range c.Masters {
-		s := s
 		client := s.NewClient()
 		err := waitFor("cluster node "+s.Addr(), func(ctx context.Context) error {
 			info, err := client.ClusterInfo(ctx).Result()

@@ -32,7 +32,6 @@ func TestSplit(t *testing.T) {
 		{"CountBeyondArguments", -1, []any{3, "k"}, nil, nil, true},
 	}
 	for _, tt := range tests {
-		tt := tt
 		t.Run(tt.name, func(t *testing.T) {
 			keys, args, err := Split(tt.keyCount, tt.keysAndArgs)
 			if tt.wantErr {

@@ -85,7 +85,6 @@ func TestScriptLoadAcceptsBulkStringsAndRejectsOtherReplies(t *testing.T) {
 		{"Array", []any{[]byte(hash)}, "[]interface {}"},
 	}
 	for _, tt := range tests {
-		tt := tt
 		t.Run(tt.name, func(t *testing.T) {
 			pool := redigo.NewPool(&fakePool{conn: &fakeConn{reply: tt.reply}})
 			conn, err := pool.Get(context.Background())
