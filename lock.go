@@ -122,6 +122,10 @@ const (
 	// failed the attempt; the attempt does not count as a try.
 	wokeEarly
 	wokeDelayOver // the retry delay ran out: a try counts
+	// wokeBehind: the retry delay ran out behind other waiters of this
+	// process, which get the lock first: a try counts, the attempt is
+	// theirs to make.
+	wokeBehind
 )
 
 // run attempts until an attempt acquires the lock (nil), the tries run out
@@ -148,16 +152,11 @@ func (q *acquirer) run() error {
 			a, err = q.attempt(attemptPlain)
 			continue
 		}
-		wakeAt, head := q.wakeAt(a)
-		switch q.wait(wakeAt) {
+		switch q.wait(q.wakeAt(a)) {
 		case wokeCanceled:
 			return lockAborted(q.ctx.Err(), q.lastErr)
-		case wokeDelayOver:
-			q.count.tries++
-			q.periodEnd = time.Time{}
-			if !head {
-				continue // the waiters ahead, of this process, get the lock first
-			}
+		case wokeBehind:
+			continue // a is decided, and counted, again (as it always was)
 		}
 		a, err = q.attempt(q.afterWait())
 	}
@@ -277,22 +276,14 @@ func (q *acquirer) errorRetryAt(a lockAttempt) (time.Time, bool) {
 }
 
 // wait waits until wakeAt, a wake-up of the waiter, or the end of the
-// caller's context. Meanwhile a releaser of this process may hand the lock
-// over to the waiter, with the value of its next attempt.
-func (q *acquirer) wait(wakeAt time.Time) wakeUp {
+// caller's context; head is whether it heads the queue (see wakeAt).
+func (q *acquirer) wait(wakeAt time.Time, head bool) wakeUp {
 	if q.timer == nil {
 		q.timer = time.NewTimer(time.Until(wakeAt))
 	} else {
 		q.timer.Reset(time.Until(wakeAt))
 	}
-	var wake chan struct{}
-	if q.w != nil {
-		wake = q.w.wake
-		if q.next == "" && !q.m.cfg.fencing && !q.m.cfg.shuffle {
-			q.next, _ = q.m.cfg.genValueFunc() // a failure shows in the attempt
-		}
-		q.w.idle(q.next)
-	}
+	wake := q.idle()
 	select {
 	case <-q.ctx.Done():
 		return wokeCanceled
@@ -302,11 +293,30 @@ func (q *acquirer) wait(wakeAt time.Time) wakeUp {
 		}
 		return wokeSignaled
 	case <-q.timer.C:
-		if wakeAt.Before(q.periodEnd) {
-			return wokeEarly
-		}
-		return wokeDelayOver
 	}
+	if wakeAt.Before(q.periodEnd) {
+		return wokeEarly
+	}
+	q.count.tries++
+	q.periodEnd = time.Time{}
+	if !head {
+		return wokeBehind
+	}
+	return wokeDelayOver
+}
+
+// idle marks the waiter, if any, as waiting, and returns its wake-up
+// channel (nil without a waiter). Meanwhile a releaser of this process may
+// hand the lock over to it, with the value of its next attempt.
+func (q *acquirer) idle() chan struct{} {
+	if q.w == nil {
+		return nil
+	}
+	if q.next == "" && !q.m.cfg.fencing && !q.m.cfg.shuffle {
+		q.next, _ = q.m.cfg.genValueFunc() // a failure shows in the attempt
+	}
+	q.w.idle(q.next)
+	return q.w.wake
 }
 
 // leave ends the loop, whose result is err: it stops the timer and leaves
