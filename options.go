@@ -164,49 +164,6 @@ func WithShufflePools(b bool) Option {
 	})
 }
 
-// WithHandoff switches hand-off on (the default) or off. With hand-off, a
-// Lock that finds the lock taken waits for it to be released rather than
-// for the retry delay: the servers announce releases (pub/sub, on pools
-// that are a redis.Subscriber, as every adapter of this project is), the
-// waiters of one process queue per name and take turns, and a refused try
-// tells when the key expires, so the wait never outlasts it. A Lock that
-// finds other waiters of its process queued for the name joins them
-// without a first try (TryLock and WithTries(1) always try). The retry
-// delay stays the upper bound of each wait, and WithTries keeps its
-// meaning: the number of delay periods Lock may wait, wake-ups within a
-// period not counting.
-//
-// When the head waiter is in the process of the Mutex that unlocks (the
-// same Redsync), Unlock hands the lock over to it: on each server where
-// nobody else listens for the name, the release sets the key straight to
-// the waiter's value, and the waiter holds the lock once a quorum did,
-// with its validity counted from before the release was sent. The lock
-// then changes hands in one round trip. Where another process listens,
-// the server releases as usual, so that its waiters get their turn, and
-// after 16 hand-overs of a name in a row one Unlock releases as usual
-// anyway (a server may not know of every listener: on a Redis Cluster it
-// counts only its own). Not with WithFencing or WithShufflePools, on
-// either side.
-//
-// WithHandoff(false) makes Lock poll exactly as redsync does: a plain
-// SET NX per try, one try per retry delay, no subscription, no queue.
-// Unlock announces releases (and hands locks over) either way, for the
-// waiters of other Mutexes.
-func WithHandoff(enabled bool) Option {
-	return OptionFunc(func(m *Mutex) {
-		m.cfg.handoff = enabled
-	})
-}
-
-// WithObserver makes o observe the Mutex, instead of the observer of its
-// Redsync (see Redsync.SetObserver); WithObserver(nil) observes nothing.
-// See Observer for when its methods are called.
-func WithObserver(o Observer) Option {
-	return OptionFunc(func(m *Mutex) {
-		m.obs = o
-	})
-}
-
 // randomDelay is the default DelayFunc.
 func randomDelay(int) time.Duration {
 	return minRetryDelay + time.Duration(rand.Int63n(int64(maxRetryDelay-minRetryDelay)))
