@@ -12,6 +12,9 @@ import (
 	"github.com/quorumlock/redsync/redis"
 )
 
+// The options of redsync are in this file, with the validation of every
+// option; this library's additions are in options_beyond.go.
+
 // The default retry delay is drawn uniformly from [minRetryDelay, maxRetryDelay).
 const (
 	minRetryDelay = 50 * time.Millisecond
@@ -107,12 +110,12 @@ func WithTimeoutFactor(factor float64) Option {
 }
 
 // WithGenValueFunc sets the function that makes the value stored in the
-// key. It is called once per attempt (every try, and every attempt made
-// on a wake-up, see WithHandoff; a waiting Lock makes its next value while
-// it waits, on its own goroutine, so that a release can hand the lock over
-// to it), and each value must be unique to its
-// caller: a value shared by two Mutexes lets either release the other's
-// lock. A value must not be empty nor begin with "redsync:", which this
+// key. It is called once per attempt: every try, and every attempt made
+// on a wake-up (see WithHandoff), a waiting Lock calling it while it
+// waits, on its own goroutine, so that a release can hand the lock over
+// to it. Each value must be unique to its caller: a value shared by two
+// Mutexes lets either release the other's lock. A value must not be empty
+// nor begin with "redsync:", which this
 // library reserves for what it stores in a key itself (the placeholder
 // that keeps a released lock for its waiters, "redsync:handoff"): the
 // attempt then fails with an *ArgumentError, before anything is sent. The
