@@ -105,10 +105,7 @@ func TestLockQueuedFromTheStartTriesBeforeGivingUp(t *testing.T) {
 	waiting := make(chan error, 1)
 	go func() { waiting <- rs.NewMutex("queued").LockContext(ctx) }()
 	require.Eventually(t, func() bool {
-		rs.handoff.mu.Lock()
-		defer rs.handoff.mu.Unlock()
-		nw := rs.handoff.names["queued"]
-		return nw != nil && len(nw.queue) == 1
+		return rs.handoff.state("queued").Queued == 1
 	}, 5*time.Second, time.Millisecond)
 
 	// ... so the next Lock queues behind it without trying first.
