@@ -139,7 +139,7 @@ func (h *handoffState) staleListeners(m *Mutex) uint64 {
 	if q == nil {
 		return 0 // nobody in this process ever waited
 	}
-	return q.StaleListeners(m.name, m.channel, len(m.nodes.pools), m.nodes.order)
+	return q.StaleListeners(m.name, m.channel, len(m.nodes.pools), m.serverIndex)
 }
 
 // releasedHere records that a Mutex of this process released name on a

@@ -214,16 +214,12 @@ func (q *Queues) ReleasedHere(name string) {
 // but its server learns of that only once the UNSUBSCRIBE arrives, which
 // a release sent right after may overtake. The release leaves those
 // listeners out when it counts the waiters that heard it, so that it never
-// keeps the key as a placeholder for nobody. order maps the releaser's
-// server i to the Config's (order[i]); nil when they are in that order.
-func (q *Queues) StaleListeners(name, channel string, n int, order []int) uint64 {
+// keeps the key as a placeholder for nobody. server maps the releaser's
+// server i to its index in Config.Servers.
+func (q *Queues) StaleListeners(name, channel string, n int, server func(i int) int) uint64 {
 	var stale uint64
 	for node := 0; node < n && node < 64; node++ {
-		server := node
-		if order != nil {
-			server = order[node]
-		}
-		if l := q.listeners[server]; l != nil && l.mayCount(channel) {
+		if l := q.listeners[server(node)]; l != nil && l.mayCount(channel) {
 			stale |= 1 << uint(node)
 		}
 	}
