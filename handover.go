@@ -11,15 +11,14 @@ import (
 // its process (see handoff.Offer and scripts.HandOver): what the release
 // requests send, and what the waiter takes once it is settled.
 type handOffer struct {
-	off       *handoff.Offer
-	wm        *Mutex // the waiter's Mutex
+	off       handoff.Offer
 	value     string // the waiter's value
 	valueArg  any    // value, converted once for the requests
 	expiryArg any    // the waiter's expiry in milliseconds
 	hold      *holding
-	start     time.Time // when the release was about to be sent
-	handed    int32     // servers that set value (atomic)
-	done      <-chan struct{}
+	start     time.Time     // when the release was about to be sent
+	handed    int32         // servers that set value (atomic)
+	done      chan struct{} // closed once settled
 	// grantedTil is the waiter's validity, zero when not granted; set
 	// before done is closed.
 	grantedTil time.Time
@@ -35,17 +34,16 @@ func (h *handoffState) offerHead(m *Mutex) *handOffer {
 	}
 	from := handoff.Releaser{Name: m.name, Owner: m, MayHandOver: !m.cfg.fencing && !m.cfg.shuffle}
 	servers := len(m.nodes.pools)
-	o := q.OfferHead(from, func(o *handoff.Offer) any {
-		return &handOffer{
-			off:       o,
-			wm:        o.Owner().(*Mutex),
-			value:     o.Value,
-			valueArg:  o.Value,
-			expiryArg: o.ExpiryArg,
-			hold:      newHolding(o.Value, servers),
-			start:     o.Start,
-			done:      o.Done(),
+	o := q.OfferHead(from, func(value string, expiryArg any, start time.Time) (*handoff.Offer, any) {
+		ho := &handOffer{
+			value:     value,
+			valueArg:  value,
+			expiryArg: expiryArg,
+			hold:      newHolding(value, servers),
+			start:     start,
+			done:      make(chan struct{}),
 		}
+		return &ho.off, ho
 	})
 	if o == nil {
 		return nil
@@ -56,8 +54,8 @@ func (h *handoffState) offerHead(m *Mutex) *handOffer {
 // releaseOffer releases what an offer set that its waiter does not hold
 // (handoff.Config.ReleaseOffer).
 func releaseOffer(o *handoff.Offer) {
-	ho := o.Attached().(*handOffer)
-	ho.wm.releaseHold(ho.hold)
+	wm := o.Owner().(*Mutex) // the waiter's
+	wm.releaseHold(o.Attached().(*handOffer).hold)
 }
 
 // replied records the reply of one server to the hand-over: handed, or an
@@ -78,7 +76,13 @@ func (o *handOffer) replied(m *Mutex, node int, handed bool, err error) {
 // the waiter; a waiter that gave up meanwhile has its servers released.
 // It reports whether the waiter holds the lock (or would have).
 func (o *handOffer) settle() bool {
-	return o.off.Settle(int(atomic.LoadInt32(&o.handed)), func(until time.Time) { o.grantedTil = until })
+	return o.off.Settle(int(atomic.LoadInt32(&o.handed)), o.decided)
+}
+
+// decided tells the waiter the decision of settle.
+func (o *handOffer) decided(until time.Time) {
+	o.grantedTil = until
+	close(o.done)
 }
 
 // abandon gives the offer up for a waiter that stopped waiting without

@@ -1,7 +1,7 @@
 package handoff
 
 import (
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,33 +30,38 @@ type Releaser struct {
 // nobody else can have held it there in between.
 //
 // The releaser settles the offer when its round returns (Settle). The
-// waiter takes it (Attempting returns it; it waits for Done) or, when it
-// gives up first, abandons it (Abandon, or Leave); whichever of Settle and
-// Abandon comes last calls Config.ReleaseOffer, once, when the waiter does
-// not hold the lock.
+// waiter takes it (Attempting returns it; it waits until Settle told the
+// caller the decision) or, when it gives up first, abandons it (Abandon,
+// or Leave); whichever of Settle and Abandon comes last calls
+// Config.ReleaseOffer, once, when the waiter does not hold the lock.
 type Offer struct {
-	Value     string    // the waiter's value, which the release sets
-	ExpiryArg any       // the waiter's Spec.ExpiryArg
-	Start     time.Time // when the release was about to be sent
-
 	w        *Waiter
 	attached any
-	done     chan struct{}
-
-	mu        sync.Mutex // guards settled and abandoned
-	settled   bool
-	abandoned bool
+	start    time.Time
+	state    atomic.Int32 // offerSettled | offerAbandoned, as they happen
 }
+
+// The bits of Offer.state.
+const (
+	offerSettled   = 1
+	offerAbandoned = 2
+)
+
+// NewOffer is OfferHead's callback that makes an offer of the waiter's
+// value, with its Spec.ExpiryArg, the release being about to be sent at
+// start. It returns the zero Offer to fill in, which may be part of the
+// caller's own struct, and what the offer's Attached is to return. It is
+// called while the Queues are locked, before the waiter can see the
+// offer, and must not call them.
+type NewOffer func(value string, expiryArg any, start time.Time) (o *Offer, attached any)
 
 // OfferHead offers the release of from.Name to the head waiter of that
 // name in this process, if there is one that may take it: one that waits
 // (not attempting) with a value ready (Idle), that may take over, of
 // another Owner, the releaser being allowed to hand over, and not after
-// MaxHandOversInARow offers in a row. attach is called with the offer
-// before the waiter can see it, while the Queues are locked (it must not
-// call them); what it returns is the offer's Attached. OfferHead returns
-// nil, without calling attach, when it makes no offer.
-func (q *Queues) OfferHead(from Releaser, attach func(*Offer) any) *Offer {
+// MaxHandOversInARow offers in a row. It returns the offer that newOffer
+// made, or nil, without calling newOffer, when it makes none.
+func (q *Queues) OfferHead(from Releaser, newOffer NewOffer) *Offer {
 	if !q.Waiting() {
 		return nil
 	}
@@ -71,59 +76,51 @@ func (q *Queues) OfferHead(from Releaser, attach func(*Offer) any) *Offer {
 		return nil
 	}
 	w := nw.queue[0]
-	if w.busy || w.prepared == "" || w.offer != nil || w.spec.Owner == from.Owner ||
-		!w.spec.MayTakeOver || !from.MayHandOver {
+	if w.busy || w.prepared == "" || w.offer != nil || w.terms.owner == from.Owner ||
+		!w.terms.mayTakeOver || !from.MayHandOver {
 		return nil
 	}
-	o := &Offer{
-		Value:     w.prepared,
-		ExpiryArg: w.spec.ExpiryArg,
-		Start:     q.clock.Now(),
-		w:         w,
-		done:      make(chan struct{}),
-	}
-	o.attached = attach(o)
+	start := q.clock.Now()
+	o, attached := newOffer(w.prepared, w.terms.expiryArg, start)
+	o.w, o.attached, o.start = w, attached, start
 	w.prepared = ""
 	w.offer = o
 	nw.handedInARow++
 	return o
 }
 
-// Attached returns what OfferHead's attach returned for o.
+// Attached returns what OfferHead's newOffer returned with o.
 func (o *Offer) Attached() any {
 	return o.attached
 }
 
 // Owner returns the Spec.Owner of the waiter o is made to.
 func (o *Offer) Owner() any {
-	return o.w.spec.Owner
+	return o.w.terms.owner
 }
 
-// Done is closed once the offer is settled.
-func (o *Offer) Done() <-chan struct{} {
-	return o.done
+// Start returns when the release was about to be sent.
+func (o *Offer) Start() time.Time {
+	return o.start
 }
 
 // Settle decides the offer once the releaser's round returned: granted
 // when at least the waiter's quorum of servers handed over (handed) and
-// its validity, counted from Start, has not passed. When granted, grant
-// (if not nil) is called with the waiter's validity before Done is
-// closed. Then the waiter is woken to take the offer, or, when it
-// abandoned it already, the offer is released. Settle reports whether the
-// waiter holds the lock (or would have). It must be called once.
-func (o *Offer) Settle(handed int, grant func(until time.Time)) bool {
-	spec := &o.w.spec
-	until := o.Start.Add(spec.Validity)
-	granted := handed >= spec.Quorum && o.w.q.clock.Now().Before(until)
-	if granted && grant != nil {
-		grant(until)
+// its validity, counted from Start, has not passed. It calls decided with
+// the waiter's validity (zero when not granted), for the caller to tell
+// its waiter, which waits for it; then it wakes the waiter to take the
+// offer, or, when it abandoned it already, the offer is released. Settle
+// reports whether the waiter holds the lock (or would have). It must be
+// called once.
+func (o *Offer) Settle(handed int, decided func(until time.Time)) bool {
+	terms := &o.w.terms
+	until := o.start.Add(terms.validity)
+	granted := handed >= terms.quorum && o.w.q.clock.Now().Before(until)
+	if !granted {
+		until = time.Time{}
 	}
-	o.mu.Lock()
-	o.settled = true
-	abandoned := o.abandoned
-	o.mu.Unlock()
-	close(o.done)
-	if abandoned {
+	decided(until)
+	if o.state.Or(offerSettled)&offerAbandoned != 0 {
 		o.release()
 		return granted
 	}
@@ -135,11 +132,7 @@ func (o *Offer) Settle(handed int, grant func(until time.Time)) bool {
 // taking it; what the offer set is released once it is settled (at once
 // when it is already). It must be called at most once.
 func (o *Offer) Abandon() {
-	o.mu.Lock()
-	o.abandoned = true
-	settled := o.settled
-	o.mu.Unlock()
-	if settled {
+	if o.state.Or(offerAbandoned)&offerSettled != 0 {
 		o.release()
 	}
 }

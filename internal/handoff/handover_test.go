@@ -15,14 +15,33 @@ func (f *fixture) idleHead(name string, owner any, v string) *testWaiter {
 	return w
 }
 
-// offer is OfferHead by a releaser of owner that may hand over, with the
-// attached value of the offer; attached reports whether attach was called.
-func (f *fixture) offer(name string, owner any) (o *Offer, attached bool) {
-	o = f.q.OfferHead(Releaser{Name: name, Owner: owner, MayHandOver: true}, func(o *Offer) any {
-		attached = true
-		return "attached:" + o.Value
+// testOffer is an Offer as a caller makes it, with what it was told.
+type testOffer struct {
+	Offer
+	value     string
+	expiryArg any
+	start     time.Time
+	decided   int // calls of decided
+	until     time.Time
+}
+
+// settle settles o with handed servers handed over.
+func (o *testOffer) settle(handed int) bool {
+	return o.Settle(handed, func(until time.Time) { o.decided++; o.until = until })
+}
+
+// offer is OfferHead by a releaser of owner that may hand over; made
+// reports whether newOffer was called.
+func (f *fixture) offer(name string, owner any) (o *testOffer, made bool) {
+	got := f.q.OfferHead(Releaser{Name: name, Owner: owner, MayHandOver: true}, func(value string, expiryArg any, start time.Time) (*Offer, any) {
+		made = true
+		o = &testOffer{value: value, expiryArg: expiryArg, start: start}
+		return &o.Offer, o
 	})
-	return o, attached
+	if got == nil {
+		return nil, made
+	}
+	return got.Attached().(*testOffer), made
 }
 
 // noRelease asserts that no offer was released.
@@ -30,7 +49,7 @@ func (f *fixture) noRelease() {
 	f.t.Helper()
 	select {
 	case o := <-f.released:
-		f.t.Fatalf("offer of %q released", o.Value)
+		f.t.Fatalf("offer of %q released", o.Attached().(*testOffer).value)
 	default:
 	}
 }
@@ -40,20 +59,20 @@ func TestTheIdleHeadIsOfferedTheLockWithItsValue(t *testing.T) {
 	w := f.idleHead("n", "waiter", "v1")
 	behind := f.idleHead("n", "behind", "v2")
 	start := f.clock.advance(time.Millisecond)
-	o, attached := f.offer("n", "releaser")
+	o, made := f.offer("n", "releaser")
 	require.NotNil(t, o)
-	assert.True(t, attached)
-	assert.Equal(t, "attached:v1", o.Attached())
-	assert.Equal(t, "v1", o.Value)
-	assert.Equal(t, int64(8000), o.ExpiryArg)
-	assert.Equal(t, start, o.Start)
+	assert.True(t, made)
+	assert.Equal(t, "v1", o.value)
+	assert.Equal(t, int64(8000), o.expiryArg)
+	assert.Equal(t, start, o.start)
+	assert.Equal(t, start, o.Start())
 	assert.Equal(t, "waiter", o.Owner())
 	assert.False(t, f.q.State("n").HeadPrepared, "the value is the offer's")
 
 	// The waiter finds the offer instead of attempting.
-	assert.Same(t, o, w.Attempting(f.clock.Now()))
+	assert.Same(t, &o.Offer, w.Attempting(f.clock.Now()))
 	assert.Nil(t, w.Attempting(f.clock.Now()), "taken once")
-	assert.True(t, o.Settle(2, nil))
+	assert.True(t, o.settle(2))
 	w.Leave(true, f.clock.Now())
 	behind.Leave(false, time.Time{})
 	f.noRelease()
@@ -83,10 +102,10 @@ func TestNoOfferIsMadeToAHeadThatCannotTakeIt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, 1)
 			w := tc.prepare(f)
-			attached := false
-			o := f.q.OfferHead(tc.from, func(*Offer) any { attached = true; return nil })
+			made := false
+			o := f.q.OfferHead(tc.from, func(string, any, time.Time) (*Offer, any) { made = true; return &Offer{}, nil })
 			assert.Nil(t, o)
-			assert.False(t, attached)
+			assert.False(t, made)
 			if w != nil {
 				assert.Nil(t, w.Attempting(f.clock.Now()), "no offer pending")
 				w.Leave(false, time.Time{})
@@ -101,12 +120,12 @@ func TestAHeadWithAnOfferPendingIsOfferedNothingMore(t *testing.T) {
 	first, _ := f.offer("n", "r1")
 	require.NotNil(t, first)
 	w.Idle("v2") // (it would not: it attempts, and finds the offer)
-	second, attached := f.offer("n", "r2")
+	second, made := f.offer("n", "r2")
 	assert.Nil(t, second)
-	assert.False(t, attached)
-	first.Settle(0, nil)
+	assert.False(t, made)
+	first.settle(0)
 	w.Leave(false, time.Time{}) // abandons the offer, settled: released
-	assert.Same(t, first, <-f.released)
+	assert.Same(t, &first.Offer, <-f.released)
 }
 
 func TestEverySeventeenthReleaseInARowIsNotHandedOver(t *testing.T) {
@@ -117,8 +136,8 @@ func TestEverySeventeenthReleaseInARowIsNotHandedOver(t *testing.T) {
 		if o == nil {
 			return false
 		}
-		require.Same(t, o, a.Attempting(f.clock.Now()))
-		o.Settle(1, nil)
+		require.Same(t, &o.Offer, a.Attempting(f.clock.Now()))
+		o.settle(1)
 		a.Idle("v") // it held the lock and waits again, say
 		return true
 	}
@@ -151,22 +170,17 @@ func TestSettleGrantsTheLockOnAQuorumWithinTheValidity(t *testing.T) {
 			o, _ := f.offer("n", "r")
 			require.NotNil(t, o)
 			f.clock.advance(tc.elapsed)
-			var until time.Time
-			granted := o.Settle(tc.handed, func(u time.Time) { until = u })
+			granted := o.settle(tc.handed)
 			assert.Equal(t, tc.granted, granted)
+			assert.Equal(t, 1, o.decided, "the caller is told once")
 			if tc.granted {
-				assert.Equal(t, o.Start.Add(7920*time.Millisecond), until, "the validity counts from the offer's start")
+				assert.Equal(t, o.start.Add(7920*time.Millisecond), o.until, "the validity counts from the offer's start")
 			} else {
-				assert.True(t, until.IsZero(), "grant not called")
+				assert.True(t, o.until.IsZero(), "no validity")
 			}
-			select {
-			case <-o.Done():
-			default:
-				t.Fatal("Done not closed")
-			}
-			assert.True(t, w.woken(), "the waiter is told")
-			require.Same(t, o, w.Attempting(f.clock.Now()))
-			w.Leave(granted, until)
+			assert.True(t, w.woken(), "the waiter is woken to take it")
+			require.Same(t, &o.Offer, w.Attempting(f.clock.Now()))
+			w.Leave(granted, o.until)
 			f.noRelease()
 		})
 	}
@@ -177,11 +191,11 @@ func TestAnAbandonedOfferIsReleasedOnceWhenBothSettledAndAbandoned(t *testing.T)
 		f := newFixture(t, 1)
 		w := f.idleHead("n", "w", "v")
 		o, _ := f.offer("n", "r")
-		require.Same(t, o, w.Attempting(f.clock.Now()))
+		require.Same(t, &o.Offer, w.Attempting(f.clock.Now()))
 		o.Abandon() // the waiter's context ended
 		f.noRelease()
-		assert.True(t, o.Settle(2, nil), "it would have held the lock")
-		assert.Same(t, o, <-f.released)
+		assert.True(t, o.settle(2), "it would have held the lock")
+		assert.Same(t, &o.Offer, <-f.released)
 		assert.False(t, w.woken(), "nobody to tell")
 		w.Leave(false, time.Time{})
 		f.noRelease()
@@ -190,11 +204,11 @@ func TestAnAbandonedOfferIsReleasedOnceWhenBothSettledAndAbandoned(t *testing.T)
 		f := newFixture(t, 1)
 		w := f.idleHead("n", "w", "v")
 		o, _ := f.offer("n", "r")
-		require.Same(t, o, w.Attempting(f.clock.Now()))
-		o.Settle(1, nil)
+		require.Same(t, &o.Offer, w.Attempting(f.clock.Now()))
+		o.settle(1)
 		f.noRelease()
 		o.Abandon()
-		assert.Same(t, o, <-f.released)
+		assert.Same(t, &o.Offer, <-f.released)
 		w.Leave(false, time.Time{})
 		f.noRelease()
 	})
@@ -204,8 +218,8 @@ func TestAnAbandonedOfferIsReleasedOnceWhenBothSettledAndAbandoned(t *testing.T)
 		o, _ := f.offer("n", "r")
 		w.Leave(false, time.Time{}) // gave up before seeing the offer
 		f.noRelease()
-		o.Settle(1, nil)
-		assert.Same(t, o, <-f.released)
+		o.settle(1)
+		assert.Same(t, &o.Offer, <-f.released)
 		f.noRelease()
 	})
 }

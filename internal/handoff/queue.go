@@ -47,6 +47,7 @@ type Queues struct {
 // nameWaiters are the waiters of this process for one name, in arrival
 // order, and what the listeners last heard about the name.
 type nameWaiters struct {
+	name    string
 	channel string
 	queue   []*Waiter
 	// heardAt[node] is when server node last announced a release of the
@@ -127,10 +128,9 @@ func (q *Queues) JoinBehind(w *Waiter, spec Spec, wake chan<- struct{}) bool {
 
 // joinLocked is Join with q.mu held.
 func (q *Queues) joinLocked(w *Waiter, spec Spec, since time.Time, wake chan<- struct{}) {
-	*w = Waiter{q: q, spec: spec, since: since, wake: wake, busy: true}
 	nw := q.names[spec.Name]
 	if nw == nil {
-		nw = &nameWaiters{channel: spec.Channel, heardAt: make([]time.Time, len(q.listeners))}
+		nw = &nameWaiters{name: spec.Name, channel: spec.Channel, heardAt: make([]time.Time, len(q.listeners))}
 		q.names[spec.Name] = nw
 		q.waited.Add(1)
 		for _, l := range q.listeners {
@@ -139,6 +139,9 @@ func (q *Queues) joinLocked(w *Waiter, spec Spec, since time.Time, wake chan<- s
 			}
 		}
 	}
+	*w = Waiter{q: q, nw: nw, since: since, wake: wake, busy: true, terms: offerTerms{
+		owner: spec.Owner, mayTakeOver: spec.MayTakeOver, expiryArg: spec.ExpiryArg, validity: spec.Validity, quorum: spec.Quorum,
+	}}
 	nw.queue = append(nw.queue, w)
 	if len(nw.queue) == 1 {
 		// Released (or newly listened to) after the try started: the try

@@ -29,7 +29,8 @@ type Spec struct {
 // releasers and listeners of other goroutines change its state.
 type Waiter struct {
 	q     *Queues
-	spec  Spec
+	nw    *nameWaiters // its queue, while it queues
+	terms offerTerms
 	wake  chan<- struct{}
 	since time.Time // when its last attempt started; guarded by q.mu
 
@@ -40,6 +41,16 @@ type Waiter struct {
 	busy     bool
 	prepared string
 	offer    *Offer
+}
+
+// offerTerms are what a Spec says of the offers a waiter may take; kept
+// apart from the Spec's names, which the waiter's queue has.
+type offerTerms struct {
+	owner       any
+	mayTakeOver bool
+	expiryArg   any
+	validity    time.Duration
+	quorum      int
 }
 
 // Attempting records that w starts an attempt at start: only releases
@@ -72,8 +83,8 @@ func (w *Waiter) Idle(value string) {
 func (w *Waiter) Head() bool {
 	w.q.mu.Lock()
 	defer w.q.mu.Unlock()
-	nw := w.q.names[w.spec.Name]
-	return nw != nil && len(nw.queue) > 0 && nw.queue[0] == w
+	nw := w.nw
+	return len(nw.queue) > 0 && nw.queue[0] == w
 }
 
 // Leave takes w out of its queue; an offer made to it and not taken is
@@ -93,9 +104,9 @@ func (w *Waiter) Leave(acquired bool, heldUntil time.Time) {
 		w.offer = nil
 		o.Abandon()
 	}
-	nw := q.names[w.spec.Name]
-	if nw == nil {
-		return
+	nw := w.nw
+	if q.names[nw.name] != nw {
+		return // left already
 	}
 	if acquired {
 		clear(nw.heardAt)
@@ -113,7 +124,7 @@ func (w *Waiter) Leave(acquired bool, heldUntil time.Time) {
 		break
 	}
 	if len(nw.queue) == 0 {
-		delete(q.names, w.spec.Name)
+		delete(q.names, nw.name)
 		q.waited.Add(-1)
 		for _, l := range q.listeners {
 			if l != nil {
