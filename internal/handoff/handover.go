@@ -76,12 +76,12 @@ func (q *Queues) OfferHead(from Releaser, newOffer NewOffer) *Offer {
 		return nil
 	}
 	w := nw.queue[0]
-	if w.busy || w.prepared == "" || w.offer != nil || w.terms.owner == from.Owner ||
-		!w.terms.mayTakeOver || !from.MayHandOver {
+	if w.busy || w.prepared == "" || w.offer != nil || w.owner == from.Owner ||
+		!w.mayTakeOver || !from.MayHandOver {
 		return nil
 	}
 	start := q.clock.Now()
-	o, attached := newOffer(w.prepared, w.terms.expiryArg, start)
+	o, attached := newOffer(w.prepared, w.expiryArg, start)
 	o.w, o.attached, o.start = w, attached, start
 	w.prepared = ""
 	w.offer = o
@@ -96,7 +96,7 @@ func (o *Offer) Attached() any {
 
 // Owner returns the Spec.Owner of the waiter o is made to.
 func (o *Offer) Owner() any {
-	return o.w.terms.owner
+	return o.w.owner
 }
 
 // Start returns when the release was about to be sent.
@@ -113,9 +113,8 @@ func (o *Offer) Start() time.Time {
 // reports whether the waiter holds the lock (or would have). It must be
 // called once.
 func (o *Offer) Settle(handed int, decided func(until time.Time)) bool {
-	terms := &o.w.terms
-	until := o.start.Add(terms.validity)
-	granted := handed >= terms.quorum && o.w.q.clock.Now().Before(until)
+	until := o.start.Add(o.w.validity)
+	granted := handed >= int(o.w.quorum) && o.w.q.clock.Now().Before(until)
 	if !granted {
 		until = time.Time{}
 	}

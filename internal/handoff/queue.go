@@ -139,9 +139,8 @@ func (q *Queues) joinLocked(w *Waiter, spec Spec, since time.Time, wake chan<- s
 			}
 		}
 	}
-	*w = Waiter{q: q, nw: nw, since: since, wake: wake, busy: true, terms: offerTerms{
-		owner: spec.Owner, mayTakeOver: spec.MayTakeOver, expiryArg: spec.ExpiryArg, validity: spec.Validity, quorum: spec.Quorum,
-	}}
+	*w = Waiter{q: q, nw: nw, wake: wake, since: since, busy: true,
+		owner: spec.Owner, expiryArg: spec.ExpiryArg, validity: spec.Validity, quorum: int32(spec.Quorum), mayTakeOver: spec.MayTakeOver}
 	nw.queue = append(nw.queue, w)
 	if len(nw.queue) == 1 {
 		// Released (or newly listened to) after the try started: the try

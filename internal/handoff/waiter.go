@@ -30,9 +30,17 @@ type Spec struct {
 type Waiter struct {
 	q     *Queues
 	nw    *nameWaiters // its queue, while it queues
-	terms offerTerms
 	wake  chan<- struct{}
 	since time.Time // when its last attempt started; guarded by q.mu
+
+	// What its Spec says of the offers it may take (its names are its
+	// queue's). The fields are ordered to keep a Waiter small: one is
+	// made per wait.
+	owner       any
+	expiryArg   any
+	validity    time.Duration
+	quorum      int32
+	mayTakeOver bool
 
 	// Guarded by q.mu: busy is set while the waiter attempts or takes an
 	// offer, prepared is the value a releaser may hand the lock over to
@@ -41,16 +49,6 @@ type Waiter struct {
 	busy     bool
 	prepared string
 	offer    *Offer
-}
-
-// offerTerms are what a Spec says of the offers a waiter may take; kept
-// apart from the Spec's names, which the waiter's queue has.
-type offerTerms struct {
-	owner       any
-	mayTakeOver bool
-	expiryArg   any
-	validity    time.Duration
-	quorum      int
 }
 
 // Attempting records that w starts an attempt at start: only releases
