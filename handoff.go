@@ -58,6 +58,7 @@ func (h *handoffState) start(rs *Redsync) *handoff.Queues {
 	q := handoff.New(handoff.Config{
 		Servers:      servers,
 		Goroutines:   (*goroutineCount)(&rs.inflight),
+		Terms:        handOverTerms,
 		ReleaseOffer: releaseOffer,
 	})
 	h.queues.Store(q)
@@ -73,11 +74,17 @@ type waiter struct {
 
 // spec describes m's waiters to the queues.
 func (m *Mutex) spec() handoff.Spec {
-	return handoff.Spec{
-		Name:        m.name,
-		Channel:     m.channel,
-		Owner:       m,
-		MayTakeOver: !m.cfg.fencing && !m.cfg.shuffle, // (fencing agrees on a token with the acquire; shuffled pools number the servers differently)
+	return handoff.Spec{Name: m.name, Channel: m.channel, Owner: m}
+}
+
+// handOverTerms are what the waiters of a Mutex (the owner) accept of a
+// hand-over (handoff.Config.Terms).
+func handOverTerms(owner any) handoff.Terms {
+	m := owner.(*Mutex)
+	return handoff.Terms{
+		// Fencing agrees on a token with the acquire; shuffled pools
+		// number the servers differently in each Mutex.
+		MayTakeOver: !m.cfg.fencing && !m.cfg.shuffle,
 		ExpiryArg:   m.args.expiryMillis,
 		Validity:    m.cfg.expiry - m.drift(),
 		Quorum:      m.nodes.quorum,

@@ -176,7 +176,7 @@ func newFixtureWithSilent(t *testing.T, servers, silent int) *fixture {
 			subs[i] = s
 		}
 	}
-	f.q = New(Config{Servers: subs, Goroutines: f.goroutines, Clock: f.clock, ReleaseOffer: func(o *Offer) { f.released <- o }})
+	f.q = New(Config{Servers: subs, Goroutines: f.goroutines, Clock: f.clock, Terms: testTerms, ReleaseOffer: func(o *Offer) { f.released <- o }})
 	t.Cleanup(f.awaitListenersStopped)
 	return f
 }
@@ -202,8 +202,17 @@ type testWaiter struct {
 
 // spec is the Spec of a waiter of owner for name.
 func spec(name string, owner any) Spec {
-	return Spec{Name: name, Channel: ReleaseChannel(name), Owner: owner, MayTakeOver: true,
-		ExpiryArg: int64(8000), Validity: 7920 * time.Millisecond, Quorum: 2}
+	return Spec{Name: name, Channel: ReleaseChannel(name), Owner: owner}
+}
+
+// noTakeOver is an owner whose waiters may not be handed the lock.
+type noTakeOver string
+
+// testTerms are the Terms of every owner in the tests: an expiry of 8 s
+// less 1% drift, a quorum of 2.
+func testTerms(owner any) Terms {
+	_, no := owner.(noTakeOver)
+	return Terms{MayTakeOver: !no, ExpiryArg: int64(8000), Validity: 7920 * time.Millisecond, Quorum: 2}
 }
 
 // join queues a waiter of owner for name whose attempt started now.

@@ -24,10 +24,11 @@ type Releaser struct {
 
 // An Offer is a release that hands the lock over to the head waiter of
 // its process. The waiter holds the lock once a quorum of servers set its
-// value within its validity, which counts from Start, before the release
-// was sent, as if the waiter had sent an acquire then: on each server the
-// key went from the releaser's value to the waiter's in one step, so
-// nobody else can have held it there in between.
+// value within its validity, which counts from before the release was
+// sent (the start given to NewOffer), as if the waiter had sent an
+// acquire then: on each server the key went from the releaser's value to
+// the waiter's in one step, so nobody else can have held it there in
+// between.
 //
 // The releaser settles the offer when its round returns (Settle). The
 // waiter takes it (Attempting returns it; it waits until Settle told the
@@ -37,7 +38,8 @@ type Releaser struct {
 type Offer struct {
 	w        *Waiter
 	attached any
-	start    time.Time
+	until    time.Time    // the waiter's validity, if granted
+	quorum   int32        // Terms.Quorum
 	state    atomic.Int32 // offerSettled | offerAbandoned, as they happen
 }
 
@@ -76,13 +78,16 @@ func (q *Queues) OfferHead(from Releaser, newOffer NewOffer) *Offer {
 		return nil
 	}
 	w := nw.queue[0]
-	if w.busy || w.prepared == "" || w.offer != nil || w.owner == from.Owner ||
-		!w.mayTakeOver || !from.MayHandOver {
+	if w.busy || w.prepared == "" || w.offer != nil || w.owner == from.Owner || !from.MayHandOver || q.terms == nil {
+		return nil
+	}
+	terms := q.terms(w.owner)
+	if !terms.MayTakeOver {
 		return nil
 	}
 	start := q.clock.Now()
-	o, attached := newOffer(w.prepared, w.expiryArg, start)
-	o.w, o.attached, o.start = w, attached, start
+	o, attached := newOffer(w.prepared, terms.ExpiryArg, start)
+	o.w, o.attached, o.until, o.quorum = w, attached, start.Add(terms.Validity), int32(terms.Quorum)
 	w.prepared = ""
 	w.offer = o
 	nw.handedInARow++
@@ -99,22 +104,17 @@ func (o *Offer) Owner() any {
 	return o.w.owner
 }
 
-// Start returns when the release was about to be sent.
-func (o *Offer) Start() time.Time {
-	return o.start
-}
-
 // Settle decides the offer once the releaser's round returned: granted
-// when at least the waiter's quorum of servers handed over (handed) and
-// its validity, counted from Start, has not passed. It calls decided with
-// the waiter's validity (zero when not granted), for the caller to tell
-// its waiter, which waits for it; then it wakes the waiter to take the
-// offer, or, when it abandoned it already, the offer is released. Settle
-// reports whether the waiter holds the lock (or would have). It must be
-// called once.
+// when at least the waiter's Terms.Quorum of servers handed over (handed)
+// and its validity (Terms.Validity from the start given to NewOffer) has
+// not passed. It calls decided with the waiter's validity (zero when not
+// granted), for the caller to tell its waiter, which waits for it; then
+// it wakes the waiter to take the offer, or, when it abandoned it
+// already, the offer is released. Settle reports whether the waiter holds
+// the lock (or would have). It must be called once.
 func (o *Offer) Settle(handed int, decided func(until time.Time)) bool {
-	until := o.start.Add(o.w.validity)
-	granted := handed >= int(o.w.quorum) && o.w.q.clock.Now().Before(until)
+	until := o.until
+	granted := handed >= int(o.quorum) && o.w.nw.q.clock.Now().Before(until)
 	if !granted {
 		until = time.Time{}
 	}
@@ -138,7 +138,7 @@ func (o *Offer) Abandon() {
 
 // release calls Config.ReleaseOffer.
 func (o *Offer) release() {
-	if r := o.w.q.releaseOffer; r != nil {
+	if r := o.w.nw.q.releaseOffer; r != nil {
 		r(o)
 	}
 }

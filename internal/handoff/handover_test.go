@@ -65,7 +65,6 @@ func TestTheIdleHeadIsOfferedTheLockWithItsValue(t *testing.T) {
 	assert.Equal(t, "v1", o.value)
 	assert.Equal(t, int64(8000), o.expiryArg)
 	assert.Equal(t, start, o.start)
-	assert.Equal(t, start, o.Start())
 	assert.Equal(t, "waiter", o.Owner())
 	assert.False(t, f.q.State("n").HeadPrepared, "the value is the offer's")
 
@@ -91,12 +90,7 @@ func TestNoOfferIsMadeToAHeadThatCannotTakeIt(t *testing.T) {
 		{"no value ready", func(f *fixture) *testWaiter { return f.idleHead("n", "w", "") }, Releaser{Name: "n", Owner: "r", MayHandOver: true}},
 		{"the releaser may not hand over", func(f *fixture) *testWaiter { return f.idleHead("n", "w", "v") }, Releaser{Name: "n", Owner: "r"}},
 		{"the waiter may not take over", func(f *fixture) *testWaiter {
-			w := &testWaiter{wake: make(chan struct{}, 1)}
-			s := spec("n", "w")
-			s.MayTakeOver = false
-			f.q.Join(&w.Waiter, s, f.clock.Now(), w.wake)
-			w.Idle("v")
-			return w
+			return f.idleHead("n", noTakeOver("w"), "v")
 		}, Releaser{Name: "n", Owner: "r", MayHandOver: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,6 +20,10 @@ type Config struct {
 	// Clock tells the time of the wake rules and hand-overs; nil is the
 	// real clock.
 	Clock Clock
+	// Terms tells what the waiters of an Owner accept of a hand-over; it
+	// is called while the Queues are locked and must not call them. nil:
+	// no waiter may be handed the lock.
+	Terms func(owner any) Terms
 	// ReleaseOffer releases what a hand-over set on the servers when its
 	// waiter does not hold the lock (see Offer.Abandon); it must not
 	// block on the Queues. nil releases nothing.
@@ -31,6 +35,7 @@ type Config struct {
 // concurrent use.
 type Queues struct {
 	clock        Clock
+	terms        func(owner any) Terms
 	releaseOffer func(*Offer)
 	listeners    []*listener // per server; nil for one that cannot subscribe
 	// enough is how many servers must announce a release before the head
@@ -47,6 +52,7 @@ type Queues struct {
 // nameWaiters are the waiters of this process for one name, in arrival
 // order, and what the listeners last heard about the name.
 type nameWaiters struct {
+	q       *Queues
 	name    string
 	channel string
 	queue   []*Waiter
@@ -66,7 +72,7 @@ type nameWaiters struct {
 // New returns the Queues of cfg, with no waiter; listeners start with the
 // first waiter of a name.
 func New(cfg Config) *Queues {
-	q := &Queues{clock: cfg.Clock, releaseOffer: cfg.ReleaseOffer, names: make(map[string]*nameWaiters)}
+	q := &Queues{clock: cfg.Clock, terms: cfg.Terms, releaseOffer: cfg.ReleaseOffer, names: make(map[string]*nameWaiters)}
 	if q.clock == nil {
 		q.clock = realClock{}
 	}
@@ -130,7 +136,7 @@ func (q *Queues) JoinBehind(w *Waiter, spec Spec, wake chan<- struct{}) bool {
 func (q *Queues) joinLocked(w *Waiter, spec Spec, since time.Time, wake chan<- struct{}) {
 	nw := q.names[spec.Name]
 	if nw == nil {
-		nw = &nameWaiters{name: spec.Name, channel: spec.Channel, heardAt: make([]time.Time, len(q.listeners))}
+		nw = &nameWaiters{q: q, name: spec.Name, channel: spec.Channel, heardAt: make([]time.Time, len(q.listeners))}
 		q.names[spec.Name] = nw
 		q.waited.Add(1)
 		for _, l := range q.listeners {
@@ -139,8 +145,7 @@ func (q *Queues) joinLocked(w *Waiter, spec Spec, since time.Time, wake chan<- s
 			}
 		}
 	}
-	*w = Waiter{q: q, nw: nw, wake: wake, since: since, busy: true,
-		owner: spec.Owner, expiryArg: spec.ExpiryArg, validity: spec.Validity, quorum: int32(spec.Quorum), mayTakeOver: spec.MayTakeOver}
+	*w = Waiter{nw: nw, owner: spec.Owner, wake: wake, since: since, busy: true}
 	nw.queue = append(nw.queue, w)
 	if len(nw.queue) == 1 {
 		// Released (or newly listened to) after the try started: the try

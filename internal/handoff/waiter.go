@@ -2,22 +2,28 @@ package handoff
 
 import "time"
 
-// Spec describes a waiter to the Queues: what it waits for, and whether
-// and how a releaser may hand the lock over to it. It does not change
-// while the waiter queues.
+// Spec describes a waiter to the Queues: what it waits for, and who it
+// is. It does not change while the waiter queues.
 type Spec struct {
 	Name    string // the lock's name; waiters queue per name
 	Channel string // ReleaseChannel(Name), made once by the caller
 	// Owner identifies who waits (compared with ==): a releaser never
-	// hands the lock over to a waiter of its own Owner.
+	// hands the lock over to a waiter of its own Owner. Config.Terms
+	// tells what a hand-over to it must be.
 	Owner any
-	// MayTakeOver: the waiter may be handed the lock (not, for example,
-	// when its acquisitions must agree on a fencing token).
+}
+
+// Terms are what the waiters of an Owner accept of a hand-over (see
+// Config.Terms).
+type Terms struct {
+	// MayTakeOver: the waiters may be handed the lock (not, for example,
+	// when their acquisitions must agree on a fencing token).
 	MayTakeOver bool
-	// ExpiryArg is the waiter's expiry as its hand-over request sends it.
+	// ExpiryArg is the waiter's expiry as the hand-over request sends it.
 	ExpiryArg any
 	// Validity is how long a hand-over holds the lock for the waiter,
-	// counted from the offer's Start (the expiry less the clock drift).
+	// counted from when the release was about to be sent (the expiry
+	// less the clock drift).
 	Validity time.Duration
 	// Quorum is how many servers must hand over for the waiter to hold
 	// the lock.
@@ -27,20 +33,14 @@ type Spec struct {
 // A Waiter is one caller waiting for a name, from Join or JoinBehind until
 // Leave. Its methods may be called by the goroutine that waits, while
 // releasers and listeners of other goroutines change its state.
+//
+// A Waiter is kept small (its names are its queue's, its terms are asked
+// for when an offer is made): one is made per wait.
 type Waiter struct {
-	q     *Queues
-	nw    *nameWaiters // its queue, while it queues
+	nw    *nameWaiters // its queue
+	owner any          // Spec.Owner
 	wake  chan<- struct{}
 	since time.Time // when its last attempt started; guarded by q.mu
-
-	// What its Spec says of the offers it may take (its names are its
-	// queue's). The fields are ordered to keep a Waiter small: one is
-	// made per wait.
-	owner       any
-	expiryArg   any
-	validity    time.Duration
-	quorum      int32
-	mayTakeOver bool
 
 	// Guarded by q.mu: busy is set while the waiter attempts or takes an
 	// offer, prepared is the value a releaser may hand the lock over to
@@ -54,10 +54,11 @@ type Waiter struct {
 // Attempting records that w starts an attempt at start: only releases
 // announced from then on count for its next wake-up. When a releaser has
 // handed the lock over to w meanwhile, it returns that offer instead,
-// which w must take (wait for Done) or abandon, rather than attempt.
+// which w must take (wait for Settle's decision) or abandon, rather than
+// attempt.
 func (w *Waiter) Attempting(start time.Time) *Offer {
-	w.q.mu.Lock()
-	defer w.q.mu.Unlock()
+	w.nw.q.mu.Lock()
+	defer w.nw.q.mu.Unlock()
 	w.busy = true
 	w.prepared = ""
 	if o := w.offer; o != nil {
@@ -71,18 +72,17 @@ func (w *Waiter) Attempting(start time.Time) *Offer {
 // Idle records that w waits, ready to be handed the lock with value; ""
 // when it may not be.
 func (w *Waiter) Idle(value string) {
-	w.q.mu.Lock()
+	w.nw.q.mu.Lock()
 	w.busy = false
 	w.prepared = value
-	w.q.mu.Unlock()
+	w.nw.q.mu.Unlock()
 }
 
 // Head reports whether w is first in its queue.
 func (w *Waiter) Head() bool {
-	w.q.mu.Lock()
-	defer w.q.mu.Unlock()
-	nw := w.nw
-	return len(nw.queue) > 0 && nw.queue[0] == w
+	w.nw.q.mu.Lock()
+	defer w.nw.q.mu.Unlock()
+	return len(w.nw.queue) > 0 && w.nw.queue[0] == w
 }
 
 // Leave takes w out of its queue; an offer made to it and not taken is
@@ -93,7 +93,7 @@ func (w *Waiter) Head() bool {
 // announcements of it heard before heldUntil. The last waiter of a name
 // unsubscribes from its releases.
 func (w *Waiter) Leave(acquired bool, heldUntil time.Time) {
-	q := w.q
+	q := w.nw.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	w.busy, w.prepared = true, ""
