@@ -32,9 +32,8 @@ func (h *handoffState) offerHead(m *Mutex) *handOffer {
 	if q == nil {
 		return nil
 	}
-	from := handoff.Releaser{Name: m.name, Owner: m, MayHandOver: !m.cfg.fencing && !m.cfg.shuffle}
 	servers := len(m.nodes.pools)
-	o := q.OfferHead(from, func(value string, expiryArg any, start time.Time) (*handoff.Offer, any) {
+	o := q.OfferHead(m.releaser(), func(value string, expiryArg any, start time.Time) (*handoff.Offer, any) {
 		ho := &handOffer{
 			value:     value,
 			valueArg:  value,
@@ -49,6 +48,12 @@ func (h *handoffState) offerHead(m *Mutex) *handOffer {
 		return nil
 	}
 	return o.Attached().(*handOffer)
+}
+
+// releaser describes m to OfferHead: as for its waiters (see
+// handOverTerms), a Mutex with fencing or shuffled pools hands nothing over.
+func (m *Mutex) releaser() handoff.Releaser {
+	return handoff.Releaser{Name: m.name, Owner: m, MayHandOver: !m.cfg.fencing && !m.cfg.shuffle}
 }
 
 // releaseOffer releases what an offer set that its waiter does not hold

@@ -2,6 +2,7 @@ package redsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -401,6 +402,38 @@ func TestHandOversToWaitersThatGiveUpLeaveNothing(t *testing.T) {
 			assert.Equal(t, repeat("", n), values, "nothing left")
 		})
 	}
+}
+
+// TestAMutexHandOverTermsFollowItsOptions: a Mutex's waiters may be
+// handed the lock unless they agree on fencing tokens or shuffle their
+// pools, with the Mutex's expiry less its drift as validity, and so may
+// its releases.
+func TestAMutexHandOverTermsFollowItsOptions(t *testing.T) {
+	rs := New(unusedPool{0}, unusedPool{1}, unusedPool{2})
+	for _, tc := range []struct {
+		name    string
+		options []Option
+		may     bool
+	}{
+		{"default", nil, true},
+		{"fencing", []Option{WithFencing(true)}, false},
+		{"shuffled pools", []Option{WithShufflePools(true)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := rs.NewMutex("terms", append(tc.options, WithExpiry(2*time.Second), WithDriftFactor(0.01))...)
+			terms := handOverTerms(m)
+			assert.Equal(t, handoff.Terms{MayTakeOver: tc.may, ExpiryArg: int64(2000), Validity: 1980 * time.Millisecond, Quorum: 2}, terms)
+			from := handoff.Releaser{Name: "terms", Owner: m, MayHandOver: tc.may}
+			assert.Equal(t, from, m.releaser())
+		})
+	}
+}
+
+// unusedPool is a server that the test never contacts.
+type unusedPool struct{ id int }
+
+func (unusedPool) Get(context.Context) (redis.Conn, error) {
+	return nil, errors.New("unusedPool: not for use")
 }
 
 // BenchmarkContendedLockUnlock: goroutines of one process take turns at
