@@ -105,3 +105,16 @@ func TestListenerSubscribesAgainAfterItsConnectionIsKilled(t *testing.T) {
 	l.unwant(a)
 	awaitStopped(t, l, goroutines)
 }
+
+func TestListenerGivesUpAConnectionWhoseServerNeverConfirms(t *testing.T) {
+	f := newFixture(t, 1)
+	a := f.join("n", "a")
+	require.Eventually(t, func() bool { return f.servers[0].subscribed(ReleaseChannel("n")) }, 5*time.Second, time.Millisecond)
+	// The server stalls: the unsubscription is never confirmed, and the
+	// listener closes its connection listenerQuitWait later (the
+	// fixture's cleanup waits for its goroutines to end).
+	f.servers[0].stall()
+	a.Leave(false, time.Time{})
+	f.awaitListenersStopped()
+	assert.False(t, f.q.listeners[0].mayCount(ReleaseChannel("n")))
+}
