@@ -158,19 +158,8 @@ func TestOperationsWithADoneContextSendNothing(t *testing.T) {
 func awaitWaiter(t *testing.T, rs *Redsync, name string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		h := &rs.handoff
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		nw := h.names[name]
-		if nw == nil || len(nw.queue) == 0 || nw.queue[0].busy {
-			return false
-		}
-		for _, l := range h.listeners {
-			if l != nil && !l.mayCount(nw.channel) {
-				return false
-			}
-		}
-		return true
+		s := rs.handoff.state(name)
+		return s.Queued > 0 && s.HeadWaiting && s.Listening == s.Listeners
 	}, 5*time.Second, time.Millisecond)
 }
 

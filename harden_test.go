@@ -498,10 +498,7 @@ func TestAPanicInAPoolIsThatServersError(t *testing.T) {
 		}()
 		// The waiter's listeners start, and panic.
 		require.Eventually(t, func() bool {
-			h := &rs.handoff
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			return h.names["panic-listener"] != nil
+			return rs.handoff.state("panic-listener").Queued > 0
 		}, 5*time.Second, time.Millisecond)
 		time.Sleep(50 * time.Millisecond)
 		_, err := holder.Unlock()

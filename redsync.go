@@ -27,7 +27,7 @@ type Redsync struct {
 	// canListen: some pool is a redis.Subscriber, so releases can be
 	// announced to waiters.
 	canListen bool
-	handoff   handoff
+	handoff   handoffState
 	workers   workers
 
 	// observer is what SetObserver set; NewMutex gives it to each Mutex.
