@@ -66,7 +66,7 @@ func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult,
 	}
 	var valueArg any = value
 	start := time.Now()
-	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+	res := m.roundAtQuorum(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		reply, err := m.eval(ctx, pool, script, m.args.name, valueArg, m.args.expiryMillis)
 		// Only the script's own replies count: a server that did not run
 		// it has not extended anything.
@@ -141,7 +141,7 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 		}
 		return false, &ErrTaken{Nodes: nodes}
 	}
-	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
+	res := m.roundAtQuorum(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
 		conn, err := pool.Get(ctx)
 		if err != nil {
 			return false, err

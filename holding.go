@@ -3,6 +3,8 @@ package redsync
 import (
 	"context"
 	"sync"
+
+	"github.com/quorumlock/redsync/internal/quorum"
 )
 
 // holding tracks the servers that may hold one try's value, so that each of
@@ -18,12 +20,11 @@ type holding struct {
 	givenUp bool
 	nodes   []int  // servers whose acquire succeeded or failed with an error
 	few     [8]int // backs nodes for up to 8 servers, saving allocations
-	// givenUpNodes has bit i set once server i is given up alone (see
-	// giveUpNode).
-	givenUpNodes uint64
-	// pending has bit i set while the acquire reply of server i is not in
-	// (first 64 servers); replied, once made, is closed at the next reply.
-	pending uint64
+	// givenUpNodes are the servers given up alone (see giveUpNode).
+	givenUpNodes quorum.Set
+	// pending are the servers whose acquire reply is not in; replied,
+	// once made, is closed at the next reply.
+	pending quorum.Set
 	replied chan struct{}
 
 	// refused are the servers that refused the attempt (see reassert).
@@ -40,11 +41,7 @@ type holding struct {
 func newHolding(value string, acquiring int) *holding {
 	h := &holding{value: value, external: acquiring == 0}
 	h.nodes = h.few[:0]
-	if acquiring > 64 {
-		acquiring = 64 // the others are not waited for (see awaitReply)
-	}
-	// (1<<64 is 0 in a uint64, so 64 servers set all 64 bits.)
-	h.pending = 1<<uint(acquiring) - 1
+	h.pending.Fill(acquiring)
 	return h
 }
 
@@ -53,7 +50,7 @@ func newHolding(value string, acquiring int) *holding {
 func (h *holding) record(node int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.givenUp || (node < 64 && h.givenUpNodes&(1<<uint(node)) != 0) {
+	if h.givenUp || h.givenUpNodes.Has(node) {
 		return false
 	}
 	if !h.recordedLocked(node) {
@@ -75,23 +72,20 @@ func (h *holding) recordedLocked(node int) bool {
 // mayHold reports whether node may hold the value: it was acquired
 // elsewhere, or node's acquire is on its way or did not refuse.
 func (h *holding) mayHold(node int) bool {
-	if h.external || node >= 64 {
+	if h.external {
 		return true
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.pending&(1<<uint(node)) != 0 || h.recordedLocked(node)
+	return h.pending.Has(node) || h.recordedLocked(node)
 }
 
 // acquireReplied notes that the acquire reply of node is in (and was
 // recorded if it had to be).
 func (h *holding) acquireReplied(node int) {
-	if node >= 64 {
-		return
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.pending &^= 1 << uint(node)
+	h.pending.Remove(node)
 	if h.replied != nil {
 		close(h.replied) // the waiters look again
 		h.replied = nil
@@ -99,15 +93,11 @@ func (h *holding) acquireReplied(node int) {
 }
 
 // awaitReply waits until the acquire reply of node is in, or ctx ends: a
-// release sent after it cannot be overtaken by the acquire. Servers beyond
-// the first 64 are not waited for.
+// release sent after it cannot be overtaken by the acquire.
 func (h *holding) awaitReply(ctx context.Context, node int) {
-	if node >= 64 {
-		return
-	}
 	for {
 		h.mu.Lock()
-		if h.pending&(1<<uint(node)) == 0 {
+		if !h.pending.Has(node) {
 			h.mu.Unlock()
 			return
 		}
@@ -126,15 +116,12 @@ func (h *holding) awaitReply(ctx context.Context, node int) {
 
 // giveUpNode gives up node alone: a request that sets the value there from
 // now on (a late acquire, an extension that sets a missing key) releases
-// it itself. It returns false for servers beyond the first 64, which only
-// giveUp gives up.
+// it itself. It always returns true now that a hold tracks every server
+// alone (callers give the whole hold up on false).
 func (h *holding) giveUpNode(node int) bool {
-	if node >= 64 {
-		return false
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.givenUpNodes |= 1 << uint(node)
+	h.givenUpNodes.Add(node)
 	return true
 }
 
@@ -142,7 +129,7 @@ func (h *holding) giveUpNode(node int) bool {
 func (h *holding) givenUpFor(node int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.givenUp || (node < 64 && h.givenUpNodes&(1<<uint(node)) != 0)
+	return h.givenUp || h.givenUpNodes.Has(node)
 }
 
 // giveUp marks the hold as given up and returns the servers recorded so far;

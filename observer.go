@@ -3,10 +3,9 @@ package redsync
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
-	"github.com/quorumlock/redsync/redis"
+	"github.com/quorumlock/redsync/internal/quorum"
 )
 
 // An Observer is told what the Mutexes it observes do, for metrics,
@@ -420,127 +419,53 @@ func (m *Mutex) watchRound(ctx context.Context, op Op, attempt int) *roundWatch 
 	if m.obs == nil {
 		return nil
 	}
-	return &roundWatch{
-		obs:     m.obs,
-		ctx:     ctx,
-		op:      op,
-		name:    m.name,
-		attempt: attempt,
-		start:   time.Now(),
-		nodes:   make([]watchedNode, len(m.nodes.pools)),
-	}
+	return &roundWatch{obs: m.obs, ctx: ctx, op: op, name: m.name, attempt: attempt}
 }
 
-// roundWatch reports the replies of one observed round to the Observer:
-// those the round counts from the round's goroutine as it receives them,
-// and the late ones, which it no longer waits for, from the goroutine that
-// received them (see round).
+// roundWatch is the one bridge from the quorum engine's Watcher to the
+// Observer: it reports each reply of one round as a NodeEvent, those the
+// round counts from the round's goroutine, the late ones from the
+// goroutine that received them (see quorum.Watcher).
 type roundWatch struct {
 	obs     Observer
 	ctx     context.Context
 	op      Op
 	name    string
 	attempt int
-	start   time.Time
-	nodes   []watchedNode // by node
-
-	mu      sync.Mutex // guards decided, and the nodes' handed until decided is set
-	decided bool       // the round returned: replies from now on are late
 }
 
-// watchedNode is what a roundWatch knows of one server's reply.
-type watchedNode struct {
-	// latency and handed are written by the node's goroutine before it
-	// hands its reply to the round, so that the round may read them
-	// after receiving the reply, or after decided is set.
-	latency time.Duration
-	handed  bool // the reply went to the round before it was decided
-	counted bool // the round received the reply (the round's goroutine only)
+// Reply reports a reply that the round counts.
+func (w *roundWatch) Reply(r quorum.Reply, latency time.Duration) {
+	w.report(r, latency, false)
 }
 
-// wrap returns op measuring each server's latency and reporting the replies
-// that come after the round was decided.
-func (w *roundWatch) wrap(op nodeOp) nodeOp {
-	return func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
-		ok, err := op(ctx, node, pool)
-		latency := time.Since(w.start)
-		w.mu.Lock()
-		late := w.decided
-		if !late {
-			// The reply goes to the round next, which reports it, or
-			// drains it when decided meanwhile.
-			w.nodes[node].latency = latency
-			w.nodes[node].handed = true
-		}
-		w.mu.Unlock()
-		if late {
-			w.report(nodeReply{node: node, ok: ok, err: err}, latency, true)
-		}
-		return ok, err
-	}
+// NotSent reports a request the round did not send (ErrBacklogged).
+func (w *roundWatch) NotSent(node int) {
+	w.obs.Node(w.ctx, NodeEvent{Op: w.op, Name: w.name, Attempt: w.attempt, Node: node, Outcome: NodeNotSent, Err: ErrBacklogged})
 }
 
-// notSent records that the round did not send node its request: its reply
-// (ErrBacklogged) goes to the round at once.
-func (w *roundWatch) notSent(node int) {
-	w.mu.Lock()
-	w.nodes[node].handed = true
-	w.mu.Unlock()
+// NoReply reports a server that missed the deadline, with err.
+func (w *roundWatch) NoReply(node int, err error, timeout time.Duration) {
+	w.obs.Node(w.ctx, NodeEvent{Op: w.op, Name: w.name, Attempt: w.attempt, Node: node, Outcome: NodeTimeout, Err: err, Latency: timeout})
 }
 
-// reply reports a reply that the round counts.
-func (w *roundWatch) reply(r nodeReply) {
-	w.nodes[r.node].counted = true
-	w.report(r, w.nodes[r.node].latency, false)
+// Late reports a reply that came after the round was decided.
+func (w *roundWatch) Late(r quorum.Reply, latency time.Duration) {
+	w.report(r, latency, true)
 }
 
-// noReply reports the servers that missed the deadline, err.
-func (w *roundWatch) noReply(t *tally, err error, timeout time.Duration) {
-	for node := 0; node < t.nodes; node++ {
-		if !t.missed(node) {
-			continue
-		}
-		w.obs.Node(w.ctx, NodeEvent{Op: w.op, Name: w.name, Attempt: w.attempt, Node: node, Outcome: NodeTimeout, Err: err, Latency: timeout})
-	}
-}
-
-// decide marks the round as decided, and reports as late the replies
-// handed to it that it did not count: they are in replies, or about to be.
-// Replies that come after it are reported by their own goroutine (see
-// wrap), and skipped here.
-func (w *roundWatch) decide(replies <-chan nodeReply) {
-	w.mu.Lock()
-	w.decided = true
-	w.mu.Unlock()
-	pending := 0
-	for _, n := range w.nodes {
-		if n.handed && !n.counted {
-			pending++
-		}
-	}
-	for pending > 0 {
-		r := <-replies
-		n := &w.nodes[r.node]
-		if !n.handed || n.counted {
-			continue
-		}
-		n.counted = true
-		pending--
-		w.report(r, n.latency, true)
-	}
-}
-
-func (w *roundWatch) report(r nodeReply, latency time.Duration, late bool) {
-	e := NodeEvent{Op: w.op, Name: w.name, Attempt: w.attempt, Node: r.node, Latency: latency, Late: late}
+// report reports one server's reply as its NodeEvent.
+func (w *roundWatch) report(r quorum.Reply, latency time.Duration, late bool) {
+	e := NodeEvent{Op: w.op, Name: w.name, Attempt: w.attempt, Node: r.Node, Latency: latency, Late: late}
 	switch {
-	case r.ok:
+	case r.Outcome == quorum.OK:
 		e.Outcome = NodeOK
-	case r.err == ErrLockAlreadyExpired:
-		e.Outcome, e.Err = NodeExpired, r.err
-	case r.err == ErrBacklogged:
-		e.Outcome, e.Err, e.Latency = NodeNotSent, r.err, 0
-	case r.err != nil:
-		e.Outcome, e.Err = NodeError, r.err
+	case r.Outcome == quorum.NotSent:
+		e.Outcome, e.Err, e.Latency = NodeNotSent, ErrBacklogged, 0
+	case r.Err == ErrLockAlreadyExpired:
+		e.Outcome, e.Err = NodeExpired, r.Err
+	case r.Outcome == quorum.Failed:
+		e.Outcome, e.Err = NodeError, r.Err
 	default:
 		e.Outcome = NodeRefused
 	}

@@ -63,7 +63,7 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 		staleNodes = m.rs.handoff.staleListeners(m)
 	}
 	var valueArg any = value
-	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+	res := m.roundAtQuorum(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		if hold != nil {
 			// An acquire of the value still on its way to this server
 			// (Lock returned at quorum) is waited for, so that this
