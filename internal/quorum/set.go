@@ -8,8 +8,12 @@ import "math/bits"
 // zero Set is empty and ready to use. A Set is not safe for concurrent
 // use; copy it only with Clone.
 type Set struct {
-	low  uint64   // servers 0 to 63
-	high []uint64 // high[i] holds servers 64*(i+1) to 64*(i+1)+63
+	low uint64 // servers 0 to 63
+	// high, allocated with the first server beyond 63, has in (*high)[i]
+	// the servers 64*(i+1) to 64*(i+1)+63. (A pointer rather than a
+	// slice: a Set is two words, which keeps the structures that hold
+	// Sets small.)
+	high *[]uint64
 }
 
 // Add adds node (0 or more) to s.
@@ -19,10 +23,21 @@ func (s *Set) Add(node int) {
 		return
 	}
 	w := node/64 - 1
-	for len(s.high) <= w {
-		s.high = append(s.high, 0)
+	if s.high == nil {
+		s.high = new([]uint64)
 	}
-	s.high[w] |= 1 << uint(node%64)
+	for len(*s.high) <= w {
+		*s.high = append(*s.high, 0)
+	}
+	(*s.high)[w] |= 1 << uint(node%64)
+}
+
+// words returns the words of the servers beyond 63.
+func (s *Set) words() []uint64 {
+	if s.high == nil {
+		return nil
+	}
+	return *s.high
 }
 
 // Remove removes node from s; removing a server not in s does nothing.
@@ -31,8 +46,8 @@ func (s *Set) Remove(node int) {
 		s.low &^= 1 << uint(node)
 		return
 	}
-	if w := node/64 - 1; w < len(s.high) {
-		s.high[w] &^= 1 << uint(node%64)
+	if w, high := node/64-1, s.words(); w < len(high) {
+		high[w] &^= 1 << uint(node%64)
 	}
 }
 
@@ -41,8 +56,8 @@ func (s *Set) Has(node int) bool {
 	if node < 64 {
 		return s.low&(1<<uint(node)) != 0
 	}
-	w := node/64 - 1
-	return w < len(s.high) && s.high[w]&(1<<uint(node%64)) != 0
+	w, high := node/64-1, s.words()
+	return w < len(high) && high[w]&(1<<uint(node%64)) != 0
 }
 
 // Fill adds the servers 0 to n-1 to s.
@@ -60,13 +75,13 @@ func (s *Set) Fill(n int) {
 // Clear empties s, keeping the words it allocated.
 func (s *Set) Clear() {
 	s.low = 0
-	clear(s.high)
+	clear(s.words())
 }
 
 // Len returns the number of servers in s.
 func (s *Set) Len() int {
 	n := bits.OnesCount64(s.low)
-	for _, w := range s.high {
+	for _, w := range s.words() {
 		n += bits.OnesCount64(w)
 	}
 	return n
@@ -75,8 +90,9 @@ func (s *Set) Len() int {
 // Clone returns a copy of s that shares nothing with it.
 func (s *Set) Clone() Set {
 	c := Set{low: s.low}
-	if len(s.high) > 0 {
-		c.high = append([]uint64(nil), s.high...)
+	if high := s.words(); len(high) > 0 {
+		words := append([]uint64(nil), high...)
+		c.high = &words
 	}
 	return c
 }
