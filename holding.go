@@ -12,14 +12,17 @@ import (
 // unlocked, even when its acquire reply arrives after Lock returned.
 type holding struct {
 	value string
-	// external: the value was acquired elsewhere (WithValue), so any
-	// server may hold it.
-	external bool
 
-	mu      sync.Mutex // guards the fields below, up to freeAfter
-	givenUp bool
-	nodes   []int  // servers whose acquire succeeded or failed with an error
-	few     [8]int // backs nodes for up to 8 servers, saving allocations
+	mu sync.Mutex // guards the fields below, from givenUp up to freeAfter
+	// external: the value was acquired elsewhere (WithValue), so any
+	// server may hold it; set by newHolding, then only read. (It shares
+	// a word with givenUp: a holding stays within 256 bytes.)
+	external bool
+	givenUp  bool
+	// recorded are the servers whose acquire succeeded or failed with
+	// an error, until giveUp.
+	recorded quorum.Set
+	few      [8]int // backs what giveUp returns for up to 8 servers
 	// givenUpNodes are the servers given up alone (see giveUpNode).
 	givenUpNodes quorum.Set
 	// pending are the servers whose acquire reply is not in; replied,
@@ -40,7 +43,6 @@ type holding struct {
 // sending its acquire to, of an attempt's value.
 func newHolding(value string, acquiring int) *holding {
 	h := &holding{value: value, external: acquiring == 0}
-	h.nodes = h.few[:0]
 	h.pending.Fill(acquiring)
 	return h
 }
@@ -53,20 +55,8 @@ func (h *holding) record(node int) bool {
 	if h.givenUp || h.givenUpNodes.Has(node) {
 		return false
 	}
-	if !h.recordedLocked(node) {
-		h.nodes = append(h.nodes, node)
-	}
+	h.recorded.Add(node)
 	return true
-}
-
-// recordedLocked reports whether node was recorded; h.mu is held.
-func (h *holding) recordedLocked(node int) bool {
-	for _, n := range h.nodes {
-		if n == node {
-			return true
-		}
-	}
-	return false
 }
 
 // mayHold reports whether node may hold the value: it was acquired
@@ -77,7 +67,7 @@ func (h *holding) mayHold(node int) bool {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.pending.Has(node) || h.recordedLocked(node)
+	return h.pending.Has(node) || h.recorded.Has(node)
 }
 
 // acquireReplied notes that the acquire reply of node is in (and was
@@ -132,13 +122,15 @@ func (h *holding) givenUpFor(node int) bool {
 	return h.givenUp || h.givenUpNodes.Has(node)
 }
 
-// giveUp marks the hold as given up and returns the servers recorded so far;
-// servers whose replies come later are released by their own goroutine.
+// giveUp marks the hold as given up and returns the servers recorded so far,
+// in server order (none when it was given up already); servers whose
+// replies come later are released by their own goroutine. The slice
+// returned is the caller's: nothing writes to it after.
 func (h *holding) giveUp() []int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.givenUp = true
-	nodes := h.nodes
-	h.nodes = nil
+	nodes := h.recorded.AppendTo(h.few[:0])
+	h.recorded.Clear()
 	return nodes
 }

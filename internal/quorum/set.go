@@ -72,6 +72,20 @@ func (s *Set) Fill(n int) {
 	}
 }
 
+// AppendTo appends the servers in s to dst, in increasing order, and
+// returns the extended slice.
+func (s *Set) AppendTo(dst []int) []int {
+	for w := s.low; w != 0; w &= w - 1 {
+		dst = append(dst, bits.TrailingZeros64(w))
+	}
+	for i, word := range s.words() {
+		for w := word; w != 0; w &= w - 1 {
+			dst = append(dst, 64*(i+1)+bits.TrailingZeros64(w))
+		}
+	}
+	return dst
+}
+
 // Clear empties s, keeping the words it allocated.
 func (s *Set) Clear() {
 	s.low = 0

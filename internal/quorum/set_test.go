@@ -15,6 +15,7 @@ func TestSetHoldsServersOfAnyIndex(t *testing.T) {
 		assert.True(t, s.Has(node))
 	}
 	assert.Equal(t, 4, s.Len())
+	assert.Equal(t, []int{0, 63, 64, 130}, s.AppendTo(nil))
 	c := s.Clone()
 	s.Remove(64)
 	s.Remove(1000) // not in s: nothing
