@@ -65,7 +65,7 @@ func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult,
 		r.script = scripts.ExtendOrSet
 	}
 	start := time.Now()
-	res := m.round(ctx, r.extendOn, m.watchRound(ctx, op, 0), skipAlways)
+	res := m.roundAtQuorum(ctx, r.extendOn, m.watchRound(ctx, op, 0), skipAlways)
 	if res.ctxErr != nil {
 		return res, errors.Join(res.err, res.ctxErr)
 	}
@@ -159,7 +159,7 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 		}
 		return false, &ErrTaken{Nodes: nodes}
 	}
-	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
+	res := m.roundAtQuorum(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
 		conn, err := pool.Get(ctx)
 		if err != nil {
 			return false, err

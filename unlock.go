@@ -51,7 +51,7 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 		return false, ErrNotHeld
 	}
 	r := m.newReleaseRound(value, hold)
-	res := m.round(ctx, r.releaseOn, m.watchRound(ctx, OpUnlock, 0), releaseNotNeeded(hold, r.offer))
+	res := m.roundAtQuorum(ctx, r.releaseOn, m.watchRound(ctx, OpUnlock, 0), releaseNotNeeded(hold, r.offer))
 	return r.result(res)
 }
 
