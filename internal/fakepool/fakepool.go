@@ -160,6 +160,9 @@ func (p *Pool) On(m Method, hooks ...Hook) *Pool {
 	return p
 }
 
+// Inner returns the pool p wraps (nil if none).
+func (p *Pool) Inner() redis.Pool { return p.inner }
+
 // Listening returns p as a Pool that also implements redis.Subscriber,
 // forwarded to the wrapped pool's (ErrNoServer when it lacks it), with
 // hooks on Pool.Subscribe and the Subscription's methods. Every call
