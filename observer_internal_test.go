@@ -126,6 +126,11 @@ type recorder = eventlog.Recorder[StartEvent, AttemptEvent, NodeEvent, DoneEvent
 // event is one event a recorder recorded.
 type event = eventlog.Event[StartEvent, AttemptEvent, NodeEvent, DoneEvent, LostEvent]
 
+// isAttempt and isNode select AttemptEvents and NodeEvents (for a
+// recorder's Keep, say).
+func isAttempt(e event) bool { return e.Attempt != nil }
+func isNode(e event) bool    { return e.Node != nil }
+
 func TestEveryReplyIsReportedOnceInTimeOrLate(t *testing.T) {
 	const nodes = 5
 	pools := make([]redis.Pool, nodes)
@@ -137,7 +142,7 @@ func TestEveryReplyIsReportedOnceInTimeOrLate(t *testing.T) {
 		}))
 	}
 	rs := New(pools...)
-	rec := &recorder{}
+	rec := &recorder{Keep: isNode}
 	rs.SetObserver(rec)
 	// A 1 ms per-server deadline: some replies come in time, some after
 	// their round was decided, some after the deadline.
@@ -152,7 +157,7 @@ func TestEveryReplyIsReportedOnceInTimeOrLate(t *testing.T) {
 
 	// The node events of each round, by operation and attempt.
 	rounds := map[[2]int][]NodeEvent{}
-	for _, e := range rec.Events(func(e event) bool { return e.Node != nil }) {
+	for _, e := range rec.Events() {
 		if e.Op == 0 {
 			t.Fatalf("a node event without the context Start returned: %+v", *e.Node)
 		}

@@ -59,6 +59,12 @@ func (e Event[S, A, N, D, L]) Name() string {
 // Recorder is an Observer that records every event. Its zero value is
 // ready to use; its methods are safe for concurrent use.
 type Recorder[S, A, N, D, L any] struct {
+	// Keep, when not nil, is the events to record: the others are
+	// dropped as they come, so that a recorder under load (thousands of
+	// operations) stays small and quick. Set it before the Recorder is
+	// used.
+	Keep func(Event[S, A, N, D, L]) bool
+
 	mu      sync.Mutex // guards the fields below
 	events  []Event[S, A, N, D, L]
 	ops     int
@@ -71,6 +77,9 @@ type opKey struct{ r any }
 func (r *Recorder[S, A, N, D, L]) record(ctx context.Context, e Event[S, A, N, D, L]) {
 	e.Ctx = ctx
 	e.Op = r.OpIn(ctx)
+	if r.Keep != nil && !r.Keep(e) {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)

@@ -55,6 +55,17 @@ func TestEventsCarryTheirOperation(t *testing.T) {
 	assert.Equal(t, "b", rec.Named("b")[1].Name())
 }
 
+func TestKeepDropsTheOtherEvents(t *testing.T) {
+	rec := &recorder{Keep: func(e event) bool { return e.Node != nil }}
+	ctx := rec.Start(context.Background(), start{"a"})
+	rec.Node(ctx, node{"a", 1})
+	rec.Done(ctx, done{"a"})
+	events := rec.Events()
+	require.Len(t, events, 1)
+	assert.Equal(t, 1, events[0].Op, "numbered by the Start it dropped")
+	assert.Equal(t, 1, events[0].Node.Node)
+}
+
 func TestWaitReturnsAnEventRecordedBeforeOrAfter(t *testing.T) {
 	rec := &recorder{}
 	rec.Node(context.Background(), node{"x", 0})
