@@ -3,7 +3,6 @@ package redsync
 import (
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,52 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quorumlock/redsync/internal/fakepool"
+	"github.com/quorumlock/redsync/internal/fencing"
 	"github.com/quorumlock/redsync/internal/scripts"
 )
-
-// clusterSlot is the Redis Cluster hash slot of key: CRC16 (XMODEM) of the
-// key, or of its hash tag, modulo 16384.
-func clusterSlot(key string) int {
-	if open := strings.IndexByte(key, '{'); open >= 0 {
-		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
-			key = key[open+1 : open+1+end]
-		}
-	}
-	var crc uint16
-	for i := 0; i < len(key); i++ {
-		crc ^= uint16(key[i]) << 8
-		for b := 0; b < 8; b++ {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return int(crc) % 16384
-}
-
-func TestClusterSlotMatchesRedis(t *testing.T) {
-	// Slots given by CLUSTER KEYSLOT on a real server.
-	assert.Equal(t, 12182, clusterSlot("foo"))
-	assert.Equal(t, 5061, clusterSlot("bar"))
-	assert.Equal(t, clusterSlot("user1000"), clusterSlot("{user1000}.following"))
-}
-
-func TestFenceKeySharesTheLockKeysHashSlot(t *testing.T) {
-	for _, name := range []string{"lock", "orders:42", "{orders}:42", "a{b}c", "{a", "a{", "payments{eu}{x}", "{eu}}"} {
-		key := fenceKey(name)
-		assert.NotEqual(t, name, key)
-		assert.Equal(t, clusterSlot(name), clusterSlot(key), "name %q, counter %q", name, key)
-	}
-	// A "}" without a hash tag before it cannot be matched: the cluster
-	// refuses the script, and Lock says why (see
-	// TestFencingCrossSlotIsAnArgumentError).
-	assert.Equal(t, "{a}b}"+fenceSuffix, fenceKey("a}b"))
-	assert.NotEqual(t, clusterSlot("x{}y{z}"), clusterSlot(fenceKey("x{}y{z}")))
-	assert.Equal(t, "{orders}:42"+fenceSuffix, fenceKey("{orders}:42"))
-	assert.Equal(t, "{lock}"+fenceSuffix, fenceKey("lock"))
-}
 
 // lockUnlock locks m, returns its token and unlocks it.
 func lockUnlock(t *testing.T, m *Mutex) uint64 {
@@ -209,7 +165,7 @@ func TestFencingKeepsRedsyncsKeyAndValue(t *testing.T) {
 		counter, err := s.Get(fenceKey("kept"))
 		require.NoError(t, err, "server %d", i)
 		assert.Equal(t, strconv.FormatUint(token, 10), counter, "server %d", i)
-		assert.Equal(t, fenceCounterTTL, s.TTL(fenceKey("kept")), "server %d", i)
+		assert.Equal(t, fencing.CounterTTL, s.TTL(fenceKey("kept")), "server %d", i)
 	}
 
 	// A Mutex without fencing is excluded all the same, and has no token.
