@@ -126,10 +126,8 @@ type recorder = eventlog.Recorder[StartEvent, AttemptEvent, NodeEvent, DoneEvent
 // event is one event a recorder recorded.
 type event = eventlog.Event[StartEvent, AttemptEvent, NodeEvent, DoneEvent, LostEvent]
 
-// isAttempt and isNode select AttemptEvents and NodeEvents (for a
-// recorder's Keep, say).
-func isAttempt(e event) bool { return e.Attempt != nil }
-func isNode(e event) bool    { return e.Node != nil }
+// isNode selects NodeEvents (for a recorder's Keep, say).
+func isNode(e event) bool { return e.Node != nil }
 
 func TestEveryReplyIsReportedOnceInTimeOrLate(t *testing.T) {
 	const nodes = 5
