@@ -1,7 +1,6 @@
 package redsync
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"sync"
@@ -12,9 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumlock/redsync/internal/fakepool"
 	"github.com/quorumlock/redsync/internal/fencing"
 	"github.com/quorumlock/redsync/internal/scripts"
-	"github.com/quorumlock/redsync/redis"
 )
 
 // lockUnlock locks m, returns its token and unlocks it.
@@ -223,12 +222,12 @@ func TestFencingWriteBackOnlyCountsOnAQuorum(t *testing.T) {
 	servers, pools := miniPools(t, 3)
 	errWriteBack := errors.New("ERR write-back refused for the test")
 	for i := 0; i < 2; i++ {
-		pools[i] = &hookPool{Pool: pools[i], eval: func(script *redis.Script) error {
-			if script == scripts.FenceWriteBack {
+		pools[i] = fakepool.New(pools[i]).On(fakepool.Eval, fakepool.Before(func(c *fakepool.Call) error {
+			if c.Script == scripts.FenceWriteBack {
 				return errWriteBack
 			}
 			return nil
-		}}
+		}))
 	}
 	rs := New(pools...)
 	// One try, without hand-off: nobody listens, so the release deletes
@@ -249,12 +248,12 @@ func TestFencingWriteBackOnlyCountsOnAQuorum(t *testing.T) {
 func TestFencingCrossSlotIsAnArgumentError(t *testing.T) {
 	servers, pools := miniPools(t, 3)
 	crossSlot := errors.New("CROSSSLOT Keys in request don't hash to the same slot")
-	pools[1] = &hookPool{Pool: pools[1], eval: func(script *redis.Script) error {
-		if script == scripts.FencedAcquire {
+	pools[1] = fakepool.New(pools[1]).On(fakepool.Eval, fakepool.Before(func(c *fakepool.Call) error {
+		if c.Script == scripts.FencedAcquire {
 			return crossSlot
 		}
 		return nil
-	}}
+	}))
 	rs := New(pools...)
 	m := rs.NewMutex("a}b", WithFencing(true))
 	start := time.Now()
@@ -274,24 +273,11 @@ func TestFencingCrossSlotIsAnArgumentError(t *testing.T) {
 
 var _ = miniredis.RunT
 
-// doneRecorder keeps the DoneEvents it sees.
-type doneRecorder struct {
-	BaseObserver
-	mu   sync.Mutex
-	done []DoneEvent
-}
-
-func (o *doneRecorder) Done(_ context.Context, e DoneEvent) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.done = append(o.done, e)
-}
-
 func TestObserverSeesTheToken(t *testing.T) {
 	_, pools := miniPools(t, 3)
 	rs := New(pools...)
 	defer rs.Wait()
-	obs := &doneRecorder{}
+	obs := &recorder{}
 	m := rs.NewMutex("observed", WithFencing(true), WithObserver(obs))
 	require.NoError(t, m.Lock())
 	_, err := m.Unlock()
@@ -301,13 +287,12 @@ func TestObserverSeesTheToken(t *testing.T) {
 	_, err = plain.Unlock()
 	require.NoError(t, err)
 
-	obs.mu.Lock()
-	defer obs.mu.Unlock()
-	require.Len(t, obs.done, 4)
-	assert.Equal(t, OpLock, obs.done[0].Op)
-	assert.Equal(t, m.Token(), obs.done[0].Token)
-	assert.NotZero(t, obs.done[0].Token)
-	for _, e := range obs.done[1:] {
+	done := obs.Dones()
+	require.Len(t, done, 4)
+	assert.Equal(t, OpLock, done[0].Op)
+	assert.Equal(t, m.Token(), done[0].Token)
+	assert.NotZero(t, done[0].Token)
+	for _, e := range done[1:] {
 		assert.Zero(t, e.Token, "%v: only a fenced Lock has a token", e.Op)
 	}
 }
