@@ -26,13 +26,26 @@ type lockAttempt struct {
 	handedOver bool
 }
 
+// An attemptKind is what an attempt asks of each server.
+type attemptKind uint8
+
+const (
+	// attemptPlain is redsync's try: a SET NX, nothing more.
+	attemptPlain attemptKind = iota
+	// attemptPlainTTL is attemptPlain that, refused, asks for the key's
+	// time to live: the first try of a Lock that may wait for it.
+	attemptPlainTTL
+	// attemptAfterWait is a waiter's attempt: it may also take over a
+	// released key held for waiters, and tells the key's time to live.
+	attemptAfterWait
+)
+
 // attempt tries once to acquire the lock with a fresh value (next, when
-// not "", made for it). A waiter's attempt (afterWait) may take over a
-// released key held for waiters; w, when not nil, is its place in the
+// not "", made for it). w, when not nil, is the Lock call's place in the
 // queue, and when a releaser handed the lock over to w, attempt takes that
 // instead. count is the Lock call's count before this attempt, for the
 // Observer.
-func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter, count lockCount, next string) (lockAttempt, error) {
+func (m *Mutex) attempt(ctx context.Context, kind attemptKind, w *waiter, count lockCount, next string) (lockAttempt, error) {
 	if w != nil {
 		if o := w.attempting(time.Now()); o != nil {
 			return m.takeOffer(ctx, w, o, count), nil
@@ -41,124 +54,175 @@ func (m *Mutex) attempt(ctx context.Context, afterWait, wantTTL bool, w *waiter,
 	if err := ctx.Err(); err != nil {
 		return lockAttempt{res: roundResult{ctxErr: err}}, nil
 	}
-	// A fresh value per attempt: a late release of an earlier attempt can
-	// never delete the key a later one set.
-	value := next
-	if value == "" {
-		var err error
-		if value, err = m.cfg.genValueFunc(); err != nil {
-			return lockAttempt{}, fmt.Errorf("redsync: making the lock value: %w", err)
-		}
-	}
-	hold := newHolding(value, len(m.nodes.pools))
-	start := time.Now()
-	// freeAfter[node] is 1 + the milliseconds until the node is free of the
-	// key (1 when this attempt set it there), or 0 when unknown; written by
-	// the node goroutines, possibly after round returned.
-	var freeAfter []int64
-	if len(m.nodes.pools) <= len(hold.freeAfter) {
-		freeAfter = hold.freeAfter[:len(m.nodes.pools)]
-	} else {
-		freeAfter = make([]int64, len(m.nodes.pools))
-	}
-	// reads gathers the fencing counters and clocks of the servers that
-	// granted the acquire, with fencing.
-	var reads *fenceReads
-	if m.cfg.fencing {
-		reads = &fenceReads{}
+	r, err := m.newAcquireRound(kind, next)
+	if err != nil {
+		return lockAttempt{}, err
 	}
 	watch := m.watchRound(ctx, OpLock, count.attempts+1)
-	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
-		var (
-			ok  bool
-			ttl time.Duration
-			err error
-		)
-		if reads != nil {
-			ok, ttl, err = m.fencedAcquire(ctx, node, pool, value, afterWait, reads)
-		} else {
-			ok, ttl, err = m.acquire(ctx, pool, value, afterWait, wantTTL)
+	res := m.round(ctx, r.acquireOn, watch, acquireNotSent(r.hold))
+	if err := r.fencingFailure(); err != nil {
+		// Fencing cannot work with this name on these servers: no later
+		// try would do better.
+		awaitReleased(m.releaseHold(r.hold), m.opTimeout())
+		if m.obs != nil {
+			res.err = err
+			m.observeAttempt(ctx, lockAttempt{res: res, start: r.start, freeIn: -1}, count)
 		}
-		switch {
-		case ok:
-			atomic.StoreInt64(&freeAfter[node], 1)
-		case err == nil && ttl >= 0:
-			atomic.StoreInt64(&freeAfter[node], 1+ttl.Milliseconds())
-		}
-		if !ok && err == nil && hold.refused.refused(node) {
-			m.reassert(node, pool, value, hold, start)
-		}
-		// Recorded before the reply counts, so that whoever gives the
-		// hold up releases this server or learns it must.
-		if (ok || (err != nil && !neverSent(err))) && !hold.record(node) {
-			// Given up already: nobody waits for this reply.
-			m.releaseLate(pool, value)
-		}
-		hold.acquireReplied(node)
-		return ok, err
-	}, watch, func(node int) bool {
-		// An acquire not sent sets nothing.
-		hold.acquireReplied(node)
-		return true
-	})
-	a := lockAttempt{res: res, start: start, freeIn: -1}
-	if reads != nil {
-		if err := reads.failure(); err != nil {
-			// Fencing cannot work with this name on these servers: no
-			// later try would do better.
-			awaitReleased(m.releaseHold(hold), m.opTimeout())
-			if m.obs != nil {
-				a.res.err = err
-				m.observeAttempt(ctx, a, count)
-			}
-			return lockAttempt{start: start}, err
-		}
+		return lockAttempt{start: r.start}, err
 	}
-	until := start.Add(m.cfg.expiry - m.drift())
-	granted := res.n >= m.nodes.quorum && res.ctxErr == nil && time.Now().Before(until)
-	var (
-		token          uint64
-		notWrittenBack bool
-	)
-	if granted && reads != nil {
-		// The token counts only once a quorum stores it (see WithFencing).
-		var stored bool
-		token, stored = reads.token()
-		wb := roundResult{n: m.nodes.quorum}
-		if !stored {
-			wb = m.writeBackToken(ctx, value, token, hold)
-		}
-		switch {
-		case wb.ctxErr != nil:
-			a.res.ctxErr = wb.ctxErr
-			granted, notWrittenBack = false, true
-		case wb.n < m.nodes.quorum:
-			a.res.err = errors.Join(ErrTokenNotStored, wb.err)
-			granted, notWrittenBack = false, true
-		default:
-			granted = time.Now().Before(until)
-		}
-	}
-	for _, node := range hold.refused.decide(granted && reads == nil) {
-		m.reassert(node, m.nodes.pools[node], value, hold, start)
-	}
-	if granted {
-		m.mu.Lock()
-		m.held.value, m.held.token, m.held.until, m.held.acquiredAt, m.held.hold, m.held.released = value, token, until, start, hold, false
-		m.mu.Unlock()
-		a.held = true
-	} else {
-		a.released = m.releaseHold(hold)
-		if !notWrittenBack {
-			// (After a failed write-back, the retry waits as usual
-			// rather than at once.)
-			a.freeIn = quorumFreeIn(freeAfter, m.nodes.quorum)
-		}
-	}
+	a := r.result(ctx, res)
 	if m.obs != nil {
 		m.observeAttempt(ctx, a, count)
 	}
 	return a, nil
+}
+
+// acquireRound is one attempt's acquire on every server: what the
+// requests need, and where they leave what they learn, possibly after the
+// round returned.
+type acquireRound struct {
+	m     *Mutex
+	kind  attemptKind
+	value string
+	hold  *holding
+	start time.Time
+	// freeAfter[node] is 1 + the milliseconds until the node is free of the
+	// key (1 when this attempt set it there), or 0 when unknown; written
+	// atomically by the requests.
+	freeAfter []int64
+	// reads gathers the fencing counters and clocks of the servers that
+	// granted the acquire, with fencing; nil without.
+	reads *fenceReads
+}
+
+// newAcquireRound prepares an attempt of kind with value next, or a fresh
+// one when next is "": a late release of an earlier attempt can never
+// delete the key a later one set.
+func (m *Mutex) newAcquireRound(kind attemptKind, next string) (acquireRound, error) {
+	r := acquireRound{m: m, kind: kind, value: next}
+	if r.value == "" {
+		var err error
+		if r.value, err = m.cfg.genValueFunc(); err != nil {
+			return r, fmt.Errorf("redsync: making the lock value: %w", err)
+		}
+	}
+	r.hold = newHolding(r.value, len(m.nodes.pools))
+	r.start = time.Now()
+	if len(m.nodes.pools) <= len(r.hold.freeAfter) {
+		r.freeAfter = r.hold.freeAfter[:len(m.nodes.pools)]
+	} else {
+		r.freeAfter = make([]int64, len(m.nodes.pools))
+	}
+	if m.cfg.fencing {
+		r.reads = &fenceReads{}
+	}
+	return r, nil
+}
+
+// acquireOn is the attempt's request to one server (a nodeOp).
+func (r acquireRound) acquireOn(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+	var (
+		ok  bool
+		ttl time.Duration
+		err error
+	)
+	if r.reads != nil {
+		ok, ttl, err = r.m.fencedAcquire(ctx, node, pool, r.value, r.kind == attemptAfterWait, r.reads)
+	} else {
+		ok, ttl, err = r.m.acquire(ctx, pool, r.value, r.kind)
+	}
+	switch {
+	case ok:
+		atomic.StoreInt64(&r.freeAfter[node], 1)
+	case err == nil && ttl >= 0:
+		atomic.StoreInt64(&r.freeAfter[node], 1+ttl.Milliseconds())
+	}
+	if !ok && err == nil && r.hold.refused.refused(node) {
+		r.m.reassert(node, pool, r.value, r.hold, r.start)
+	}
+	// Recorded before the reply counts, so that whoever gives the hold up
+	// releases this server or learns it must.
+	if (ok || (err != nil && !neverSent(err))) && !r.hold.record(node) {
+		// Given up already: nobody waits for this reply.
+		r.m.releaseLate(pool, r.value)
+	}
+	r.hold.acquireReplied(node)
+	return ok, err
+}
+
+// acquireNotSent is an attempt's skip for round: an acquire not sent sets
+// nothing.
+func acquireNotSent(hold *holding) func(node int) bool {
+	return func(node int) bool {
+		hold.acquireReplied(node)
+		return true
+	}
+}
+
+// fencingFailure returns the error that makes fencing impossible with this
+// name on these servers, if a reply told one.
+func (r acquireRound) fencingFailure() error {
+	if r.reads == nil {
+		return nil
+	}
+	return r.reads.failure()
+}
+
+// result decides the attempt from its round's result: the lock is held,
+// or what the attempt set is being released.
+func (r acquireRound) result(ctx context.Context, res roundResult) lockAttempt {
+	a := lockAttempt{res: res, start: r.start, freeIn: -1}
+	until := r.start.Add(r.m.cfg.expiry - r.m.drift())
+	granted := res.n >= r.m.nodes.quorum && res.ctxErr == nil && time.Now().Before(until)
+	var token uint64
+	stored := true
+	if granted && r.reads != nil {
+		token, stored = r.storeToken(ctx, &a)
+		granted = stored && time.Now().Before(until)
+	}
+	for _, node := range r.hold.refused.decide(granted && r.reads == nil) {
+		r.m.reassert(node, r.m.nodes.pools[node], r.value, r.hold, r.start)
+	}
+	if granted {
+		r.m.setHeld(r.value, token, until, r.start, r.hold)
+		a.held = true
+		return a
+	}
+	a.released = r.m.releaseHold(r.hold)
+	if stored {
+		// (After a failed write-back, the retry waits as usual rather
+		// than at once.)
+		a.freeIn = quorumFreeIn(r.freeAfter, r.m.nodes.quorum)
+	}
+	return a
+}
+
+// storeToken agrees the fencing token of a granted attempt a, which counts
+// only once a quorum stores it (see WithFencing). When no quorum does, it
+// reports false and records why in a.
+func (r acquireRound) storeToken(ctx context.Context, a *lockAttempt) (token uint64, stored bool) {
+	token, stored = r.reads.token()
+	if stored {
+		return token, true
+	}
+	wb := r.m.writeBackToken(ctx, r.value, token, r.hold)
+	switch {
+	case wb.ctxErr != nil:
+		a.res.ctxErr = wb.ctxErr
+		return token, false
+	case wb.n < r.m.nodes.quorum:
+		a.res.err = errors.Join(ErrTokenNotStored, wb.err)
+		return token, false
+	}
+	return token, true
+}
+
+// setHeld records the lock as held with value and token until until, by
+// the attempt that started at start with hold.
+func (m *Mutex) setHeld(value string, token uint64, until, start time.Time, hold *holding) {
+	m.mu.Lock()
+	m.held.value, m.held.token, m.held.until, m.held.acquiredAt, m.held.hold, m.held.released = value, token, until, start, hold, false
+	m.mu.Unlock()
 }
 
 // takeOffer waits for the hand-over o that a releaser made to w, and takes
@@ -174,9 +238,7 @@ func (m *Mutex) takeOffer(ctx context.Context, w *waiter, o *handOffer, count lo
 	}
 	a := lockAttempt{start: o.start, freeIn: -1, res: roundResult{n: int(atomic.LoadInt32(&o.handed))}, handedOver: true}
 	if until := o.grantedTil; !until.IsZero() {
-		m.mu.Lock()
-		m.held.value, m.held.token, m.held.until, m.held.acquiredAt, m.held.hold, m.held.released = o.value, 0, until, o.start, o.hold, false
-		m.mu.Unlock()
+		m.setHeld(o.value, 0, until, o.start, o.hold)
 		a.held = true
 	} else {
 		// Every server's reply first (the releaser's round returned at
@@ -239,26 +301,26 @@ func quorumFreeIn(freeAfter []int64, quorum int) time.Duration {
 }
 
 // acquire sets the key on one server if it is missing, or, for a waiter
-// (afterWait), also if it holds the hand-off placeholder. When the server
-// refuses, ttl is the key's remaining time to live, or -1 when unknown (or
-// not asked for: a first try asks only when wantTTL).
-func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, afterWait, wantTTL bool) (ok bool, ttl time.Duration, err error) {
+// (attemptAfterWait), also if it holds the hand-off placeholder. When the
+// server refuses, ttl is the key's remaining time to live, or -1 when
+// unknown (or not asked for: attemptPlain does not).
+func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, kind attemptKind) (ok bool, ttl time.Duration, err error) {
 	defer recoverPanic(&err)
 	if _, ours := pool.(redis.Subscriber); !ours {
 		// A Pool of the user's own (none of this project's adapters)
 		// sees only the calls redsync makes: a SET NX per try.
-		afterWait, wantTTL = false, false
+		kind = attemptPlain
 	}
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, -1, err
 	}
 	defer conn.Close()
-	if !afterWait {
+	if kind != attemptAfterWait {
 		// The first try is the plain SET NX of redsync: the fast path of
 		// an uncontended lock, one command.
 		ok, err = conn.SetNX(m.name, value, m.cfg.expiry)
-		if ok || err != nil || !wantTTL {
+		if ok || err != nil || kind != attemptPlainTTL {
 			return ok, -1, err
 		}
 		ttl, err = conn.PTTL(m.name)

@@ -18,30 +18,6 @@ import (
 	"github.com/quorumlock/redsync/redis/goredis"
 )
 
-func TestNodeStateIsBackloggedOnlyWhenManyWaitAndNothingComesBack(t *testing.T) {
-	var s nodeState
-	for i := 0; i < backlogMin-1; i++ {
-		s.sent()
-	}
-	atomic.StoreInt64(&s.since, monoNow()-int64(time.Hour))
-	assert.False(t, s.backlogged(time.Second), "fewer than backlogMin waiting")
-	s.sent()
-	assert.True(t, s.backlogged(time.Second), "backlogMin waiting, no reply for an hour")
-	assert.False(t, s.backlogged(2*time.Hour), "no reply for less than the deadline")
-	s.replied()
-	s.sent()
-	assert.False(t, s.backlogged(time.Second), "a reply just came")
-
-	// A burst after a quiet spell: the silence counts from the first
-	// request of the burst, not from the last reply before it.
-	var b nodeState
-	atomic.StoreInt64(&b.since, monoNow()-int64(time.Hour))
-	for i := 0; i < 2*backlogMin; i++ {
-		b.sent()
-	}
-	assert.False(t, b.backlogged(time.Second))
-}
-
 // TestAStalledServerUnderLoadIsSparedTheRequests: a stopped server answers
 // nothing while its connections stay open, and every request sent to it
 // waits on a goroutine until its context ends. Once it is backlogged,

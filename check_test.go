@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumlock/redsync/internal/fakepool"
 	"github.com/quorumlock/redsync/internal/redistest"
 	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
@@ -250,7 +251,7 @@ func TestCheckAsksThroughEveryAdapter(t *testing.T) {
 		goredisadapterv7.NewPool(v7),
 		goredisadapterv8.NewPool(v8),
 		redigo.NewPool(rg),
-		userPool{checkPool(t, s.Addr())},
+		fakepool.New(checkPool(t, s.Addr())),
 	}
 	report := runCheck(t, pools)
 	for i, server := range report.Servers {
@@ -272,16 +273,6 @@ func TestCheckAsksThroughEveryAdapter(t *testing.T) {
 		}
 	}
 }
-
-// userPool is a Pool of the user's own: its Conns are no redis.Doer.
-type userPool struct{ pool redis.Pool }
-
-func (p userPool) Get(ctx context.Context) (redis.Conn, error) {
-	c, err := p.pool.Get(ctx)
-	return userConn{c}, err
-}
-
-type userConn struct{ redis.Conn }
 
 func TestCheckFindsReplicasAndFailovers(t *testing.T) {
 	sentinel := redistest.StartSentinel(t)
@@ -346,7 +337,7 @@ func TestCheckReportsServersThatDoNotAnswer(t *testing.T) {
 
 func TestCheckFindsClocksApartByMoreThanTheDriftAllowance(t *testing.T) {
 	s := redistest.StartWithArgs(t, 1, durable...)[0]
-	pools := []redis.Pool{checkPool(t, s.Addr()), userPool{checkPool(t, s.Addr())}}
+	pools := []redis.Pool{checkPool(t, s.Addr()), fakepool.New(checkPool(t, s.Addr()))}
 	tests := []struct {
 		desc  string
 		shift time.Duration // of this host's clock
@@ -379,31 +370,18 @@ func TestCheckFindsClocksApartByMoreThanTheDriftAllowance(t *testing.T) {
 	}
 }
 
-// versionPool reports the server's version as version in INFO.
-type versionPool struct {
-	pool    redis.Pool
-	version string
-}
-
-func (p versionPool) Get(ctx context.Context) (redis.Conn, error) {
-	c, err := p.pool.Get(ctx)
-	return versionConn{c, c.(redis.Doer), p.version}, err
-}
-
-type versionConn struct {
-	redis.Conn
-	doer    redis.Doer
-	version string
-}
-
-func (c versionConn) Do(args ...string) (any, error) {
-	reply, err := c.doer.Do(args...)
-	if text, ok := reply.(string); ok && args[0] == "INFO" {
-		start := strings.Index(text, "redis_version:") + len("redis_version:")
-		end := start + strings.Index(text[start:], "\r\n")
-		reply = text[:start] + c.version + text[end:]
-	}
-	return reply, err
+// versionPool is a pool over inner (with redis.Doer, without
+// redis.Subscriber) that reports the server's version as version in INFO.
+func versionPool(inner redis.Pool, version string) redis.Pool {
+	return fakepool.New(inner, fakepool.WithDoer()).On(fakepool.Do, func(c *fakepool.Call, send fakepool.Send) (any, error) {
+		reply, err := send()
+		if text, ok := reply.(string); ok && c.Args[0] == "INFO" {
+			start := strings.Index(text, "redis_version:") + len("redis_version:")
+			end := start + strings.Index(text[start:], "\r\n")
+			reply = text[:start] + version + text[end:]
+		}
+		return reply, err
+	})
 }
 
 // TestCheckFindsServersTooOldForTheScripts runs on a real server that
@@ -423,7 +401,7 @@ func TestCheckFindsServersTooOldForTheScripts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.version+tt.says, func(t *testing.T) {
-			report := runCheck(t, []redis.Pool{versionPool{checkPool(t, s.Addr()), tt.version}}, tt.opts...)
+			report := runCheck(t, []redis.Pool{versionPool(checkPool(t, s.Addr()), tt.version)}, tt.opts...)
 			server := report.Servers[0]
 			assert.Equal(t, tt.version, server.Version)
 			if tt.says == "" {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,56 +11,43 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumlock/redsync/internal/fakepool"
 	"github.com/quorumlock/redsync/internal/redistest"
-	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
 )
 
 // realCluster is n real servers, a Redsync over go-redis pools that count
-// the connections taken from them, and a client per server to look at the
-// keys.
+// the calls made on them, and a client per server to look at the keys.
 type realCluster struct {
-	servers []*redistest.Server
-	pools   []*countingPool
-	inspect []*goredislib.Client
-	rs      *Redsync
-}
-
-// countingPool counts the connections taken from a listening pool.
-type countingPool struct {
-	redis.Pool
-	redis.Subscriber
-	gets int64 // atomic
-}
-
-func (p *countingPool) Get(ctx context.Context) (redis.Conn, error) {
-	atomic.AddInt64(&p.gets, 1)
-	return p.Pool.Get(ctx)
+	servers  []*redistest.Server
+	adapters []redis.Pool     // a go-redis pool per server
+	pools    []*fakepool.Pool // counting the calls on adapters, listening through them
+	inspect  []*goredislib.Client
+	rs       *Redsync
 }
 
 func newRealCluster(t *testing.T, n int) *realCluster {
 	t.Helper()
 	c := &realCluster{servers: redistest.Start(t, n)}
-	pools := make([]redis.Pool, n)
-	for i, s := range c.servers {
+	for _, s := range c.servers {
 		client := goredislib.NewClient(&goredislib.Options{Addr: s.Addr()})
 		t.Cleanup(func() { _ = client.Close() })
 		pool := goredis.NewPool(client)
-		c.pools = append(c.pools, &countingPool{Pool: pool, Subscriber: pool.(redis.Subscriber)})
-		pools[i] = c.pools[i]
+		c.adapters = append(c.adapters, pool)
+		c.pools = append(c.pools, fakepool.New(pool, fakepool.WithDoer()))
 		c.inspect = append(c.inspect, s.Client(t))
 	}
-	c.rs = New(pools...)
+	c.rs = New(pools(c)...)
 	t.Cleanup(c.rs.Wait)
 	return c
 }
 
 // gets is the number of connections taken from every pool so far.
-func (c *realCluster) gets() int64 {
-	var n int64
+func (c *realCluster) gets() int {
+	n := 0
 	for _, p := range c.pools {
-		n += atomic.LoadInt64(&p.gets)
+		n += p.Calls(fakepool.PoolGet)
 	}
 	return n
 }
@@ -158,19 +143,8 @@ func TestOperationsWithADoneContextSendNothing(t *testing.T) {
 func awaitWaiter(t *testing.T, rs *Redsync, name string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		h := &rs.handoff
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		nw := h.names[name]
-		if nw == nil || len(nw.queue) == 0 || nw.queue[0].busy {
-			return false
-		}
-		for _, l := range h.listeners {
-			if l != nil && !l.mayCount(nw.channel) {
-				return false
-			}
-		}
-		return true
+		s := rs.handoff.state(name)
+		return s.Queued > 0 && s.HeadWaiting && s.Listening == s.Listeners
 	}, 5*time.Second, time.Millisecond)
 }
 
@@ -216,10 +190,11 @@ func TestAWaiterThatGotTheLockLeavesNoPlaceholderBehind(t *testing.T) {
 	}
 }
 
+// pools returns the counting pools of c, listening as the adapters do.
 func pools(c *realCluster) []redis.Pool {
 	out := make([]redis.Pool, len(c.pools))
 	for i, p := range c.pools {
-		out[i] = p
+		out[i] = p.Listening()
 	}
 	return out
 }
@@ -255,60 +230,6 @@ func TestAFailedLockLeavesNothing(t *testing.T) {
 	})
 }
 
-// callLog is a Pool of a user's own (it implements none of the optional
-// interfaces) that counts the calls made on its connections.
-type callLog struct {
-	pool  redis.Pool
-	mu    sync.Mutex
-	calls map[string]int
-}
-
-func (p *callLog) Get(ctx context.Context) (redis.Conn, error) {
-	conn, err := p.pool.Get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &loggedConn{Conn: conn, log: p}, nil
-}
-
-func (p *callLog) count(call string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls[call]++
-}
-
-type loggedConn struct {
-	redis.Conn
-	log *callLog
-}
-
-func (c *loggedConn) Get(name string) (string, error) {
-	c.log.count("Get")
-	return c.Conn.Get(name)
-}
-
-func (c *loggedConn) SetNX(name, value string, expiry time.Duration) (bool, error) {
-	c.log.count("SetNX")
-	return c.Conn.SetNX(name, value, expiry)
-}
-
-func (c *loggedConn) PTTL(name string) (time.Duration, error) {
-	c.log.count("PTTL")
-	return c.Conn.PTTL(name)
-}
-
-func (c *loggedConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
-	switch script {
-	case scripts.Release:
-		c.log.count("Eval release")
-	case scripts.Extend:
-		c.log.count("Eval extend")
-	default:
-		c.log.count("Eval other")
-	}
-	return c.Conn.Eval(script, keysAndArgs...)
-}
-
 // TestAUsersOwnPoolSeesRedsyncsCalls: through a Pool that is none of this
 // project's adapters, Lock makes one SET NX per try, as redsync does, and
 // no other call (no acquire script, no PTTL).
@@ -316,10 +237,11 @@ func TestAUsersOwnPoolSeesRedsyncsCalls(t *testing.T) {
 	c := newRealCluster(t, 3)
 	holder := c.rs.NewMutex("own-pool")
 	require.NoError(t, holder.Lock())
-	logs := make([]*callLog, len(c.pools))
-	plain := make([]redis.Pool, len(c.pools))
-	for i, p := range c.pools {
-		logs[i] = &callLog{pool: p.Pool, calls: map[string]int{}}
+	// Pools of a user's own (none of the optional interfaces), counting.
+	logs := make([]*fakepool.Pool, len(c.adapters))
+	plain := make([]redis.Pool, len(c.adapters))
+	for i, p := range c.adapters {
+		logs[i] = fakepool.New(p)
 		plain[i] = logs[i]
 	}
 	rs := New(plain...)
@@ -329,7 +251,11 @@ func TestAUsersOwnPoolSeesRedsyncsCalls(t *testing.T) {
 	require.ErrorAs(t, m.Lock(), &taken)
 	rs.Wait()
 	for i, log := range logs {
-		assert.Equal(t, map[string]int{"SetNX": 4}, log.calls, "server %d", i)
+		// The commands, that is the calls but Pool.Get and Conn.Close.
+		commands := log.Counts()
+		delete(commands, fakepool.PoolGet)
+		delete(commands, fakepool.Close)
+		assert.Equal(t, map[fakepool.Method]int{fakepool.SetNX: 4}, commands, "server %d", i)
 	}
 }
 

@@ -18,13 +18,11 @@
 //
 // # Waiting for a lock
 //
-// A Lock that finds the lock taken does not just sleep the retry delay: it
-// waits to be told. Unlock announces the release on a pub/sub channel, a
-// Redsync listens with one connection per server (for pools that implement
-// redis.Subscriber, as every adapter here does), and the waiters of a
-// process queue per name and take turns; an Unlock in the waiter's own
-// process hands the lock straight over to it in the release; a refused try
-// also tells when the key expires. See WithHandoff.
+// A Lock that finds the lock taken waits to be told of its release, or of
+// when the key expires, instead of sleeping the retry delay, and an Unlock
+// can hand the lock straight over to a waiter of its own process. See
+// WithHandoff, and docs/waiting.md for how it works:
+// https://github.com/quorumlock/redsync/blob/main/docs/waiting.md.
 //
 // # Servers that are slow, stalled or gone
 //
@@ -61,9 +59,10 @@
 // tokens of all earlier acquisitions of the name, agreed through the same
 // quorum as the lock; the holder sends it with its writes, and the storage
 // refuses a write with a token below the highest it has accepted. It costs
-// one more round trip per acquisition (none with a single server);
-// WithFencing says how the token is
-// agreed, which keys it adds and what it assumes of restarts and clocks.
+// one more round trip per acquisition (none with a single server).
+// WithFencing states the contract, the keys it adds and what it assumes of
+// restarts and clocks; why the tokens only grow is argued in
+// https://github.com/quorumlock/redsync/blob/main/docs/fencing.md.
 //
 // # Observing locks
 //

@@ -24,6 +24,15 @@ var ErrLockAlreadyExpired = errors.New("redsync: failed to unlock, lock was alre
 // as redsync does, also without contacting any.)
 var ErrNotHeld = errors.New("redsync: mutex has no value: lock it first or give its value with WithValue")
 
+// ErrLockLost is the cause (context.Cause) of a KeepAlive context cancelled
+// because the lock could no longer be proven held; the cause wraps it and
+// says why.
+var ErrLockLost = errors.New("redsync: lock lost")
+
+// ErrUnlocked is the cause (context.Cause) of a KeepAlive context cancelled
+// by Unlock.
+var ErrUnlocked = errors.New("redsync: lock released by Unlock")
+
 // ErrInvalidArgument matches (with errors.Is) every *ArgumentError.
 var ErrInvalidArgument = errors.New("redsync: invalid argument")
 
@@ -117,6 +126,13 @@ func (e *PanicError) Unwrap() error {
 	err, _ := e.Value.(error)
 	return err
 }
+
+// ErrTokenNotStored is wrapped by the error of a try, with fencing, that a
+// quorum of servers granted but whose token fewer than a quorum stored
+// (the key vanished from them in between, or they failed): the try does
+// not count and is released, and Lock tries again as usual (and returns
+// it when that was its last try).
+var ErrTokenNotStored = errors.New("redsync: the fencing token was not stored by a quorum")
 
 // ErrFenceKeyInUse is returned by Lock and TryLock with fencing (see
 // WithFencing) when the key of the name's fencing counter holds, on some

@@ -58,58 +58,76 @@ func (m *Mutex) extendOnce(ctx context.Context, op Op, setNX bool) (roundResult,
 	if value == "" {
 		return roundResult{}, ErrNotHeld
 	}
-	script := scripts.Extend
+	r := extendRound{m: m, script: scripts.Extend, value: value, valueArg: value, hold: hold}
 	if setNX && !released {
 		// (After Unlock, an extension that set a missing key would bring
 		// back a lock its holder gave up.)
-		script = scripts.ExtendOrSet
+		r.script = scripts.ExtendOrSet
 	}
-	var valueArg any = value
 	start := time.Now()
-	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
-		reply, err := m.eval(ctx, pool, script, m.args.name, valueArg, m.args.expiryMillis)
-		// Only the script's own replies count: a server that did not run
-		// it has not extended anything.
-		status, unexpected := scripts.ParseExtend(reply)
-		// A key set again (it was missing) on a server after Unlock gave
-		// the hold up is released again. An extension of a key that still
-		// existed needs nothing: Unlock's release deletes it, before or
-		// after, and a plain extend cannot bring a released key back.
-		if unexpected == nil && status == scripts.ExtendSet && hold != nil && !hold.record(node) {
-			m.releaseLate(pool, value)
-		}
-		if err != nil {
-			return false, err
-		}
-		if unexpected != nil {
-			return false, unexpected
-		}
-		return status != scripts.ExtendRefused, nil
-	}, m.watchRound(ctx, op, 0), skipAlways)
+	res := m.roundAtQuorum(ctx, r.extendOn, m.watchRound(ctx, op, 0), skipAlways)
 	if res.ctxErr != nil {
 		return res, errors.Join(res.err, res.ctxErr)
 	}
 	if res.n < m.nodes.quorum {
 		return res, res.err
 	}
+	return res, m.extended(op, value, start, validUntil)
+}
+
+// extendRound is an extension on every server.
+type extendRound struct {
+	m        *Mutex
+	script   *redis.Script
+	value    string
+	valueArg any // value, converted once for every request
+	hold     *holding
+}
+
+// extendOn is the extension request to one server (a nodeOp).
+func (r extendRound) extendOn(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+	reply, err := r.m.eval(ctx, pool, r.script, r.m.args.name, r.valueArg, r.m.args.expiryMillis)
+	// Only the script's own replies count: a server that did not run it
+	// has not extended anything.
+	status, unexpected := scripts.ParseExtend(reply)
+	// A key set again (it was missing) on a server after Unlock gave the
+	// hold up is released again. An extension of a key that still existed
+	// needs nothing: Unlock's release deletes it, before or after, and a
+	// plain extend cannot bring a released key back.
+	if unexpected == nil && status == scripts.ExtendSet && r.hold != nil && !r.hold.record(node) {
+		r.m.releaseLate(pool, r.value)
+	}
+	if err != nil {
+		return false, err
+	}
+	if unexpected != nil {
+		return false, unexpected
+	}
+	return status != scripts.ExtendRefused, nil
+}
+
+// extended moves Until after a quorum extended value in a round that
+// started at start, if the lock is still valid; validUntil is its
+// validity before.
+func (m *Mutex) extended(op Op, value string, start, validUntil time.Time) error {
 	now := time.Now()
 	if op == OpKeepAlive && !now.Before(validUntil) {
 		// The replies came after the lock's validity ended (the process
 		// was stopped, say): another holder may have had the lock in
 		// between, and keys set again where they had expired would hide
 		// it. KeepAlive extends only a lock that never lapsed.
-		return res, fmt.Errorf("%w: the extension came back after the lock's validity ended", ErrLockLost)
+		return fmt.Errorf("%w: the extension came back after the lock's validity ended", ErrLockLost)
 	}
 	until := start.Add(m.cfg.expiry - m.drift())
 	if !now.Before(until) {
-		return res, ErrExtendFailed
+		return ErrExtendFailed
 	}
 	m.mu.Lock()
 	if m.held.value == value {
 		m.held.until = until
 	}
 	m.mu.Unlock()
-	return res, nil
+	return nil
 }
 
 // Valid reports whether a quorum of servers holds the Mutex's value. It
@@ -141,7 +159,7 @@ func (m *Mutex) ValidContext(ctx context.Context) (bool, error) {
 		}
 		return false, &ErrTaken{Nodes: nodes}
 	}
-	res := m.round(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
+	res := m.roundAtQuorum(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
 		conn, err := pool.Get(ctx)
 		if err != nil {
 			return false, err

@@ -2,73 +2,14 @@ package redsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/fencing"
 	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
-
-// WithFencing switches fencing tokens on or off (off by default). With
-// fencing, every successful Lock or TryLock gives the Mutex a token (see
-// Token) that is strictly greater than the token of every earlier
-// acquisition of the same name, by any Mutex in any process that uses
-// fencing, as long as the Redlock assumptions hold (see below). A storage
-// that remembers the highest token it has seen and refuses writes with a
-// lower one then rejects a holder that paused past its lease and writes
-// after the next holder: the objection to Redlock without tokens.
-//
-// # How the token is agreed
-//
-// Every server keeps a counter beside the lock key (see the Cluster note
-// below for its name). The acquire reads, in the same script that sets the
-// lock key, the server's counter and its clock (TIME). Once a quorum has
-// granted the lock, the token is the larger of the highest counter read
-// plus one and the highest clock read, in microseconds. Before Lock
-// returns, the token is written back to the counters of a quorum, on each
-// server only while the key still holds this Mutex's value; Lock fails the
-// attempt (and tries again as usual) when fewer than a quorum store it.
-//
-// Any two quorums share a server, so a later holder reads at least the
-// token of every earlier one, and the servers' clocks are the floor for a
-// server restarted empty; the argument in full, and what it assumes of
-// restarts and clocks (restart an emptied server only after the longest
-// expiry, keep the servers' clocks closer than that), is in
-// https://github.com/quorumlock/redsync/blob/main/docs/fencing.md.
-//
-// # Cost
-//
-// One more round trip per acquisition (the write-back) and one script
-// instead of SET NX for the acquire. With a single server, which is its
-// own quorum, the acquire script stores the token itself and there is no
-// write-back. Extend, KeepAlive and Unlock cost the same as without
-// fencing, and keep the token. An Observer sees the write-back in the
-// duration of the attempt, not as node events of its own.
-//
-// # The keys
-//
-// The lock key and its value stay as without fencing, so Mutexes with and
-// without fencing, and redsync v4, exclude each other on a name; only
-// acquisitions made with fencing count and get tokens. The counter is
-// "<name>:redsync:fence" when name has a Redis Cluster hash tag (a
-// non-empty part between the first "{" and the first "}" after it), and
-// "{<name>}:redsync:fence" otherwise: either way it lands in the lock
-// key's hash slot, as a Redis Cluster needs for a script on two keys. The
-// scripts never write the counter over a key that holds anything but a
-// decimal number (the lock of a Mutex named like the counter, say): Lock
-// then fails at once with an error wrapping ErrFenceKeyInUse. A
-// name that contains "}" without a hash tag cannot be matched; on a Redis
-// Cluster, Lock then fails at once with an *ArgumentError that says so
-// (give such names a hash tag).
-func WithFencing(enabled bool) Option {
-	return OptionFunc(func(m *Mutex) {
-		m.cfg.fencing = enabled
-	})
-}
 
 // Token returns the fencing token of the Mutex's last successful
 // acquisition (see WithFencing): a number that grows with every
@@ -87,81 +28,28 @@ func (m *Mutex) Token() uint64 {
 	return m.held.token
 }
 
-// WithToken gives the Mutex the fencing token of a lock taken elsewhere,
-// whose value WithValue gives it: Token returns it until the Mutex's next
-// acquisition, so that a process the lock was handed to writes with the
-// token of that lock. It has no other effect.
-func WithToken(token uint64) Option {
-	return OptionFunc(func(m *Mutex) {
-		m.held.token = token
-	})
-}
-
-// fenceSuffix ends the name of the counter key of fencing tokens.
-const fenceSuffix = ":redsync:fence"
-
-// fenceCounterTTL is how long a counter lives after its last write-back.
-const fenceCounterTTL = 24 * time.Hour
-
-// fenceKey returns the key of name's fencing counter, in the hash slot of
-// name whenever that is possible (see WithFencing).
+// fenceKey returns the key of name's fencing counter (see WithFencing).
 func fenceKey(name string) string {
-	if hasHashTag(name) {
-		return name + fenceSuffix
-	}
-	return "{" + name + "}" + fenceSuffix
+	return fencing.Key(name)
 }
 
-// hasHashTag reports whether key's Redis Cluster hash slot is decided by a
-// hash tag: a non-empty part between the first "{" and the next "}".
-func hasHashTag(key string) bool {
-	open := strings.IndexByte(key, '{')
-	if open < 0 {
-		return false
-	}
-	end := strings.IndexByte(key[open+1:], '}')
-	return end > 0
-}
-
-// fenceReads gathers what the servers that granted an acquire read: the
-// highest counter and the highest clock. The node goroutines add to it,
-// possibly after the round returned.
+// fenceReads gathers, for one attempt with fencing, what the servers that
+// granted the acquire read (see fencing.Reads); the node goroutines add to
+// it, possibly after the round returned.
 type fenceReads struct {
-	mu        sync.Mutex
-	counter   uint64
-	clock     uint64 // microseconds since 1970
-	stored    uint64 // the token a single server agreed and stored itself
-	crossSlot error  // a server refused the two keys as not in one slot
-	// notCounter: a server's counter key holds something else.
-	notCounter error
+	fencing.Reads
 }
 
-// token returns the token agreed by the reads so far: one more than the
-// highest counter, or the highest clock if that is larger. stored reports
-// that a single server agreed it and stored it already: it needs no
-// write-back.
+// token returns the token agreed by the reads so far; stored reports that
+// a single server agreed it and stored it already: it needs no write-back.
 func (f *fenceReads) token() (t uint64, stored bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.stored != 0 {
-		return f.stored, true
-	}
-	t = f.counter + 1
-	if f.clock > t {
-		t = f.clock
-	}
-	return t, false
+	return f.Token()
 }
 
 // failure returns the error that makes fencing impossible with this name
 // on these servers, if a reply told one.
 func (f *fenceReads) failure() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.crossSlot != nil {
-		return f.crossSlot
-	}
-	return f.notCounter
+	return f.Failure()
 }
 
 // fencedAcquire is acquire with fencing: it sets the key on one server like
@@ -183,43 +71,18 @@ func (m *Mutex) fencedAcquire(ctx context.Context, node int, pool redis.Pool, va
 	} else {
 		reply, err = conn.Eval(scripts.FencedAcquire, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder)
 	}
-	if err != nil {
-		if isCrossSlot(err) {
-			reads.mu.Lock()
-			reads.crossSlot = m.crossSlotError(err)
-			reads.mu.Unlock()
-		}
-		return false, -1, err
+	got := reads.Add(reply, err)
+	switch got.Problem {
+	case fencing.CrossSlot:
+		// The server's refusal is its error; the attempt's says why.
+		reads.Fail(fencing.CrossSlot, m.crossSlotError(got.Err))
+	case fencing.KeyInUse:
+		got.Err = m.fenceKeyInUse(node)
+		reads.Fail(fencing.KeyInUse, got.Err)
 	}
-	got, err := scripts.ParseFencedAcquire(reply)
-	switch {
-	case err != nil:
-		// An array: the key was set all the same; a failed server, which
-		// the caller records as maybe holding the value.
-		return false, -1, err
-	case got.NotCounter:
-		err := m.fenceKeyInUse(node)
-		reads.mu.Lock()
-		if reads.notCounter == nil {
-			reads.notCounter = err
-		}
-		reads.mu.Unlock()
-		return false, -1, err
-	case !got.Acquired:
-		return false, got.TTL, nil
-	}
-	reads.mu.Lock()
-	if got.Stored != 0 {
-		reads.stored = got.Stored
-	}
-	if got.Counter > reads.counter {
-		reads.counter = got.Counter
-	}
-	if got.Clock > reads.clock {
-		reads.clock = got.Clock
-	}
-	reads.mu.Unlock()
-	return true, -1, nil
+	// A failed server (got.Err), which the caller records as maybe
+	// holding the value: an unexpected array reply means the key was set.
+	return got.Acquired, got.TTL, got.Err
 }
 
 // writeBackToken stores token in the fencing counters of a quorum of the
@@ -234,24 +97,20 @@ func (m *Mutex) writeBackToken(ctx context.Context, value string, token uint64, 
 		if err != nil {
 			return false, err
 		}
-		// A reply the script never makes counts as not stored, without
-		// an error of its own.
-		status, unexpected := scripts.ParseFenceWriteBack(reply)
-		if unexpected == nil && status == scripts.FenceWriteBackNotCounter {
+		stored, keyInUse := fencing.WriteBack(reply)
+		if keyInUse {
 			return false, m.fenceKeyInUse(node)
 		}
-		return unexpected == nil && status == scripts.FenceWriteBackStored, nil
+		return stored, nil
 	}, nil, skipAlways)
 }
 
-var fenceCounterTTLMillis any = fenceCounterTTL.Milliseconds()
+// fenceCounterTTLMillis is the counter's lifetime as a script argument,
+// boxed once.
+var fenceCounterTTLMillis any = fencing.CounterTTL.Milliseconds()
 
-// isCrossSlot reports whether err is a Redis Cluster's refusal of a
-// command on keys of different hash slots.
-func isCrossSlot(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "CROSSSLOT")
-}
-
+// crossSlotError is the error of a name whose lock key and counter key a
+// Redis Cluster refused (err) as not in one hash slot.
 func (m *Mutex) crossSlotError(err error) error {
 	return &ArgumentError{Arg: "name", Problem: fmt.Sprintf(
 		"fencing keeps a counter in %q beside the lock key %q, and the Redis Cluster refused the two keys as not in one hash slot (%v); "+
@@ -265,10 +124,3 @@ func (m *Mutex) fenceKeyInUse(node int) error {
 	return fmt.Errorf("%w: %q on node #%d holds a value that is not a counter (a lock of a Mutex of that name?), "+
 		"and the counter is never written over it: lock a name whose counter key is free", ErrFenceKeyInUse, m.args.fenceKey, node)
 }
-
-// ErrTokenNotStored is wrapped by the error of a try, with fencing, that a
-// quorum of servers granted but whose token fewer than a quorum stored
-// (the key vanished from them in between, or they failed): the try does
-// not count and is released, and Lock tries again as usual (and returns
-// it when that was its last try).
-var ErrTokenNotStored = errors.New("redsync: the fencing token was not stored by a quorum")

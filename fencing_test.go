@@ -1,10 +1,8 @@
 package redsync
 
 import (
-	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,53 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumlock/redsync/internal/fakepool"
+	"github.com/quorumlock/redsync/internal/fencing"
 	"github.com/quorumlock/redsync/internal/scripts"
-	"github.com/quorumlock/redsync/redis"
 )
-
-// clusterSlot is the Redis Cluster hash slot of key: CRC16 (XMODEM) of the
-// key, or of its hash tag, modulo 16384.
-func clusterSlot(key string) int {
-	if open := strings.IndexByte(key, '{'); open >= 0 {
-		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
-			key = key[open+1 : open+1+end]
-		}
-	}
-	var crc uint16
-	for i := 0; i < len(key); i++ {
-		crc ^= uint16(key[i]) << 8
-		for b := 0; b < 8; b++ {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return int(crc) % 16384
-}
-
-func TestClusterSlotMatchesRedis(t *testing.T) {
-	// Slots given by CLUSTER KEYSLOT on a real server.
-	assert.Equal(t, 12182, clusterSlot("foo"))
-	assert.Equal(t, 5061, clusterSlot("bar"))
-	assert.Equal(t, clusterSlot("user1000"), clusterSlot("{user1000}.following"))
-}
-
-func TestFenceKeySharesTheLockKeysHashSlot(t *testing.T) {
-	for _, name := range []string{"lock", "orders:42", "{orders}:42", "a{b}c", "{a", "a{", "payments{eu}{x}", "{eu}}"} {
-		key := fenceKey(name)
-		assert.NotEqual(t, name, key)
-		assert.Equal(t, clusterSlot(name), clusterSlot(key), "name %q, counter %q", name, key)
-	}
-	// A "}" without a hash tag before it cannot be matched: the cluster
-	// refuses the script, and Lock says why (see
-	// TestFencingCrossSlotIsAnArgumentError).
-	assert.Equal(t, "{a}b}"+fenceSuffix, fenceKey("a}b"))
-	assert.NotEqual(t, clusterSlot("x{}y{z}"), clusterSlot(fenceKey("x{}y{z}")))
-	assert.Equal(t, "{orders}:42"+fenceSuffix, fenceKey("{orders}:42"))
-	assert.Equal(t, "{lock}"+fenceSuffix, fenceKey("lock"))
-}
 
 // lockUnlock locks m, returns its token and unlocks it.
 func lockUnlock(t *testing.T, m *Mutex) uint64 {
@@ -210,7 +165,7 @@ func TestFencingKeepsRedsyncsKeyAndValue(t *testing.T) {
 		counter, err := s.Get(fenceKey("kept"))
 		require.NoError(t, err, "server %d", i)
 		assert.Equal(t, strconv.FormatUint(token, 10), counter, "server %d", i)
-		assert.Equal(t, fenceCounterTTL, s.TTL(fenceKey("kept")), "server %d", i)
+		assert.Equal(t, fencing.CounterTTL, s.TTL(fenceKey("kept")), "server %d", i)
 	}
 
 	// A Mutex without fencing is excluded all the same, and has no token.
@@ -267,12 +222,12 @@ func TestFencingWriteBackOnlyCountsOnAQuorum(t *testing.T) {
 	servers, pools := miniPools(t, 3)
 	errWriteBack := errors.New("ERR write-back refused for the test")
 	for i := 0; i < 2; i++ {
-		pools[i] = &hookPool{Pool: pools[i], eval: func(script *redis.Script) error {
-			if script == scripts.FenceWriteBack {
+		pools[i] = fakepool.New(pools[i]).On(fakepool.Eval, fakepool.Before(func(c *fakepool.Call) error {
+			if c.Script == scripts.FenceWriteBack {
 				return errWriteBack
 			}
 			return nil
-		}}
+		}))
 	}
 	rs := New(pools...)
 	// One try, without hand-off: nobody listens, so the release deletes
@@ -293,12 +248,12 @@ func TestFencingWriteBackOnlyCountsOnAQuorum(t *testing.T) {
 func TestFencingCrossSlotIsAnArgumentError(t *testing.T) {
 	servers, pools := miniPools(t, 3)
 	crossSlot := errors.New("CROSSSLOT Keys in request don't hash to the same slot")
-	pools[1] = &hookPool{Pool: pools[1], eval: func(script *redis.Script) error {
-		if script == scripts.FencedAcquire {
+	pools[1] = fakepool.New(pools[1]).On(fakepool.Eval, fakepool.Before(func(c *fakepool.Call) error {
+		if c.Script == scripts.FencedAcquire {
 			return crossSlot
 		}
 		return nil
-	}}
+	}))
 	rs := New(pools...)
 	m := rs.NewMutex("a}b", WithFencing(true))
 	start := time.Now()
@@ -318,24 +273,11 @@ func TestFencingCrossSlotIsAnArgumentError(t *testing.T) {
 
 var _ = miniredis.RunT
 
-// doneRecorder keeps the DoneEvents it sees.
-type doneRecorder struct {
-	BaseObserver
-	mu   sync.Mutex
-	done []DoneEvent
-}
-
-func (o *doneRecorder) Done(_ context.Context, e DoneEvent) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.done = append(o.done, e)
-}
-
 func TestObserverSeesTheToken(t *testing.T) {
 	_, pools := miniPools(t, 3)
 	rs := New(pools...)
 	defer rs.Wait()
-	obs := &doneRecorder{}
+	obs := &recorder{}
 	m := rs.NewMutex("observed", WithFencing(true), WithObserver(obs))
 	require.NoError(t, m.Lock())
 	_, err := m.Unlock()
@@ -345,13 +287,12 @@ func TestObserverSeesTheToken(t *testing.T) {
 	_, err = plain.Unlock()
 	require.NoError(t, err)
 
-	obs.mu.Lock()
-	defer obs.mu.Unlock()
-	require.Len(t, obs.done, 4)
-	assert.Equal(t, OpLock, obs.done[0].Op)
-	assert.Equal(t, m.Token(), obs.done[0].Token)
-	assert.NotZero(t, obs.done[0].Token)
-	for _, e := range obs.done[1:] {
+	done := obs.Dones()
+	require.Len(t, done, 4)
+	assert.Equal(t, OpLock, done[0].Op)
+	assert.Equal(t, m.Token(), done[0].Token)
+	assert.NotZero(t, done[0].Token)
+	for _, e := range done[1:] {
 		assert.Zero(t, e.Token, "%v: only a fenced Lock has a token", e.Op)
 	}
 }

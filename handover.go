@@ -3,54 +3,65 @@ package redsync
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/quorumlock/redsync/internal/handoff"
 )
 
-// offerHead hands the lock that m releases over to the head waiter of m's
-// name in this process, if there is one that may take it: one that waits
-// (not attempting), with a value ready, of another Mutex without fencing
-// or shuffled pools. It returns nil otherwise.
-func (h *handoff) offerHead(m *Mutex) *handOffer {
-	if atomic.LoadInt32(&h.waited) == 0 {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	nw := h.names[m.name]
-	if nw == nil || len(nw.queue) == 0 {
-		return nil
-	}
-	if nw.handedInARow >= maxHandOversInARow {
-		nw.handedInARow = 0
-		return nil
-	}
-	w := nw.queue[0]
-	if w.busy || w.prepared == "" || w.offer != nil || w.m == m ||
-		m.cfg.fencing || w.m.cfg.fencing || m.cfg.shuffle || w.m.cfg.shuffle {
-		// (Fencing agrees on a token with the acquire; shuffled pools
-		// number the servers differently in each Mutex.)
-		return nil
-	}
-	o := &handOffer{
-		w:         w,
-		value:     w.prepared,
-		valueArg:  w.prepared,
-		expiryArg: w.m.args.expiryMillis,
-		hold:      newHolding(w.prepared, len(m.nodes.pools)),
-		start:     time.Now(),
-		done:      make(chan struct{}),
-	}
-	w.prepared = ""
-	w.offer = o
-	nw.handedInARow++
-	return o
+// A handOffer is an Unlock that hands the lock over to the head waiter of
+// its process (see handoff.Offer and scripts.HandOver): what the release
+// requests send, and what the waiter takes once it is settled.
+type handOffer struct {
+	off       handoff.Offer
+	value     string // the waiter's value
+	valueArg  any    // value, converted once for the requests
+	expiryArg any    // the waiter's expiry in milliseconds
+	hold      *holding
+	start     time.Time     // when the release was about to be sent
+	handed    int32         // servers that set value (atomic)
+	done      chan struct{} // closed once settled
+	// grantedTil is the waiter's validity, zero when not granted; set
+	// before done is closed.
+	grantedTil time.Time
 }
 
-// maxHandOversInARow bounds the hand-overs of a name in a row: the next
-// Unlock releases as usual and announces it, so that waiters elsewhere get
-// their chance even where a server cannot tell that they listen (a Redis
-// Cluster counts only the subscribers of the node that runs the script,
-// and a process that just started waiting may not be subscribed yet).
-const maxHandOversInARow = 16
+// offerHead hands the lock that m releases over to the head waiter of m's
+// name in this process, if there is one that may take it (see
+// handoff.Queues.OfferHead). It returns nil otherwise.
+func (h *handoffState) offerHead(m *Mutex) *handOffer {
+	q := h.started()
+	if q == nil {
+		return nil
+	}
+	servers := len(m.nodes.pools)
+	o := q.OfferHead(m.releaser(), func(value string, expiryArg any, start time.Time) (*handoff.Offer, any) {
+		ho := &handOffer{
+			value:     value,
+			valueArg:  value,
+			expiryArg: expiryArg,
+			hold:      newHolding(value, servers),
+			start:     start,
+			done:      make(chan struct{}),
+		}
+		return &ho.off, ho
+	})
+	if o == nil {
+		return nil
+	}
+	return o.Attached().(*handOffer)
+}
+
+// releaser describes m to OfferHead: as for its waiters (see
+// handOverTerms), a Mutex with fencing or shuffled pools hands nothing over.
+func (m *Mutex) releaser() handoff.Releaser {
+	return handoff.Releaser{Name: m.name, Owner: m, MayHandOver: !m.cfg.fencing && !m.cfg.shuffle}
+}
+
+// releaseOffer releases what an offer set that its waiter does not hold
+// (handoff.Config.ReleaseOffer).
+func releaseOffer(o *handoff.Offer) {
+	wm := o.Owner().(*Mutex) // the waiter's
+	wm.releaseHold(o.Attached().(*handOffer).hold)
+}
 
 // replied records the reply of one server to the hand-over: handed, or an
 // error after which the server may hold the waiter's value.
@@ -70,33 +81,17 @@ func (o *handOffer) replied(m *Mutex, node int, handed bool, err error) {
 // the waiter; a waiter that gave up meanwhile has its servers released.
 // It reports whether the waiter holds the lock (or would have).
 func (o *handOffer) settle() bool {
-	wm := o.w.m
-	until := o.start.Add(wm.cfg.expiry - wm.drift())
-	granted := int(atomic.LoadInt32(&o.handed)) >= wm.nodes.quorum && time.Now().Before(until)
-	o.mu.Lock()
-	o.settled = true
-	if granted {
-		o.grantedTil = until
-	}
-	abandoned := o.abandoned
-	o.mu.Unlock()
+	return o.off.Settle(int(atomic.LoadInt32(&o.handed)), o.decided)
+}
+
+// decided tells the waiter the decision of settle.
+func (o *handOffer) decided(until time.Time) {
+	o.grantedTil = until
 	close(o.done)
-	if abandoned {
-		wm.releaseHold(o.hold)
-		return granted
-	}
-	o.w.signal()
-	return granted
 }
 
 // abandon gives the offer up for a waiter that stopped waiting without
 // taking it; what the offer set is released once it is settled.
 func (o *handOffer) abandon() {
-	o.mu.Lock()
-	o.abandoned = true
-	settled := o.settled
-	o.mu.Unlock()
-	if settled {
-		o.w.m.releaseHold(o.hold)
-	}
+	o.off.Abandon()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumlock/redsync/internal/handoff"
 	"github.com/quorumlock/redsync/internal/redistest"
 	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
@@ -75,44 +76,9 @@ func (c *handOverCluster) values(t *testing.T, name string) []string {
 func awaitIdleWaiter(t *testing.T, rs *Redsync, name string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		h := &rs.handoff
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		nw := h.names[name]
-		if nw == nil || len(nw.queue) == 0 {
-			return false
-		}
-		w := nw.queue[0]
-		heard := 0
-		for _, at := range nw.heardAt {
-			if at.IsZero() {
-				return false
-			}
-			if at.After(w.since) {
-				heard++
-			}
-		}
-		return !w.busy && w.prepared != "" && len(w.wake) == 0 && heard < h.enough
+		s := rs.handoff.state(name)
+		return s.Queued > 0 && s.Confirmed == s.Servers && s.HeadPrepared && !s.HeadWoken && s.Heard < s.Enough
 	}, 5*time.Second, time.Millisecond)
-}
-
-// lastAttempt records the last attempt event of a Mutex.
-type lastAttempt struct {
-	BaseObserver
-	mu   sync.Mutex
-	last AttemptEvent
-}
-
-func (o *lastAttempt) Attempt(_ context.Context, e AttemptEvent) {
-	o.mu.Lock()
-	o.last = e
-	o.mu.Unlock()
-}
-
-func (o *lastAttempt) get() AttemptEvent {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.last
 }
 
 func repeat(s string, n int) []string {
@@ -358,7 +324,7 @@ func TestEverySeventeenthUnlockInARowReleasesAsUsual(t *testing.T) {
 	wg.Wait()
 	handed := atomic.LoadInt64(&counter.handed)
 	t.Logf("%d of %d acquisitions handed over", handed, goroutines*each)
-	assert.LessOrEqual(t, handed, int64(goroutines*each*maxHandOversInARow/(maxHandOversInARow+1)))
+	assert.LessOrEqual(t, handed, int64(goroutines*each*handoff.MaxHandOversInARow/(handoff.MaxHandOversInARow+1)))
 }
 
 // TestHandOversToWaitersThatGiveUpLeaveNothing: waiters whose contexts end

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumlock/redsync/internal/fakepool"
 	"github.com/quorumlock/redsync/internal/redistest"
 	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
@@ -63,27 +63,28 @@ func newRedsync(t *testing.T, pools ...redis.Pool) *Redsync {
 	return rs
 }
 
-// counting wraps every pool of c in a countingPool (see contract_test.go).
-func (c *realServers) counting() []*countingPool {
-	out := make([]*countingPool, len(c.pools))
+// counting wraps every pool of c in a fake pool that counts the calls.
+func (c *realServers) counting() []*fakepool.Pool {
+	out := make([]*fakepool.Pool, len(c.pools))
 	for i, p := range c.pools {
-		out[i] = &countingPool{Pool: p, Subscriber: p.(redis.Subscriber)}
+		out[i] = fakepool.New(p, fakepool.WithDoer())
 	}
 	return out
 }
 
-func asPools(cs []*countingPool) []redis.Pool {
+// asPools returns the counting pools, listening as the adapters do.
+func asPools(cs []*fakepool.Pool) []redis.Pool {
 	out := make([]redis.Pool, len(cs))
 	for i, c := range cs {
-		out[i] = c
+		out[i] = c.Listening()
 	}
 	return out
 }
 
-func totalGets(cs []*countingPool) int64 {
-	var n int64
+func totalGets(cs []*fakepool.Pool) int {
+	n := 0
 	for _, c := range cs {
-		n += atomic.LoadInt64(&c.gets)
+		n += c.Calls(fakepool.PoolGet)
 	}
 	return n
 }
@@ -255,11 +256,6 @@ func TestTheTokenWriteBackNeverOverwritesWhatIsNotACounter(t *testing.T) {
 	assert.Equal(t, repeat("1795696031978940", 3), c.values(t, fenceKey("z")))
 }
 
-// typedNilPool is a Pool whose nil pointer a caller may pass by mistake.
-type typedNilPool struct{ redis.Pool }
-
-func (p *typedNilPool) Get(ctx context.Context) (redis.Conn, error) { return p.Pool.Get(ctx) }
-
 // uncomparablePool is a Pool that == cannot compare (it panics).
 type uncomparablePool struct {
 	redis.Pool
@@ -285,7 +281,7 @@ func TestBadPoolsAreArgumentErrors(t *testing.T) {
 		{"go-redis v7 adapter without a client", []redis.Pool{a, b, goredisv7.NewPool(nil)}, "pool #2"},
 		{"redigo adapter without a pool", []redis.Pool{redigo.NewPool(nil), a, b}, "pool #0"},
 		{"redigo adapter with a nil *Pool", []redis.Pool{a, b, redigo.NewPool((*redigolib.Pool)(nil))}, "pool #2"},
-		{"nil pointer as a Pool", []redis.Pool{a, b, (*typedNilPool)(nil)}, "*redsync.typedNilPool"},
+		{"nil pointer as a Pool", []redis.Pool{a, b, (*fakepool.Pool)(nil)}, "*fakepool.Pool"},
 		{"the same pool twice", []redis.Pool{a, a}, "pools #0 and #1"},
 		{"the same pool twice among three", []redis.Pool{a, b, a}, "pools #0 and #2"},
 	}
@@ -316,55 +312,38 @@ func TestBadPoolsAreArgumentErrors(t *testing.T) {
 	})
 }
 
-// panicPool panics in the calls that when selects.
-type panicPool struct {
-	redis.Pool
-	when func(call string) bool
-}
-
-func (p *panicPool) Get(ctx context.Context) (redis.Conn, error) {
-	if p.when("Get") {
-		panic("pool bug in Get")
-	}
-	conn, err := p.Pool.Get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &panicConn{Conn: conn, p: p}, nil
-}
-
-type panicConn struct {
-	redis.Conn
-	p *panicPool
-}
-
-func (c *panicConn) SetNX(name, value string, expiry time.Duration) (bool, error) {
-	if c.p.when("SetNX") {
-		panic("pool bug in SetNX")
-	}
-	return c.Conn.SetNX(name, value, expiry)
-}
-
-func (c *panicConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
-	if c.p.when("Eval") {
-		panic(fmt.Errorf("pool bug in Eval"))
-	}
-	return c.Conn.Eval(script, keysAndArgs...)
-}
-
-func (c *panicConn) Close() error {
-	if c.p.when("Close") {
-		_ = c.Conn.Close()
-		panic("pool bug in Close")
-	}
-	return c.Conn.Close()
-}
-
-// listeningPanicPool is a panicPool that listens for releases, as this
-// project's adapters do.
-type listeningPanicPool struct {
-	*panicPool
-	redis.Subscriber
+// panicPool returns a pool over inner whose Pool.Get, Conn.SetNX,
+// Conn.Eval and Conn.Close panic when when selects them (Close after it
+// closed the connection). The panics are raised here, so that their stack
+// shows this file.
+func panicPool(inner redis.Pool, when func(call string) bool) *fakepool.Pool {
+	p := fakepool.New(inner)
+	p.On(fakepool.PoolGet, fakepool.Before(func(*fakepool.Call) error {
+		if when("Get") {
+			panic("pool bug in Get")
+		}
+		return nil
+	}))
+	p.On(fakepool.SetNX, fakepool.Before(func(*fakepool.Call) error {
+		if when("SetNX") {
+			panic("pool bug in SetNX")
+		}
+		return nil
+	}))
+	p.On(fakepool.Eval, fakepool.Before(func(*fakepool.Call) error {
+		if when("Eval") {
+			panic(fmt.Errorf("pool bug in Eval"))
+		}
+		return nil
+	}))
+	p.On(fakepool.Close, func(_ *fakepool.Call, send fakepool.Send) (any, error) {
+		reply, err := send()
+		if when("Close") {
+			panic("pool bug in Close")
+		}
+		return reply, err
+	})
+	return p
 }
 
 func always(string) bool { return true }
@@ -401,7 +380,7 @@ func TestAPanicInAPoolIsThatServersError(t *testing.T) {
 	c := startReal(t, 3)
 
 	t.Run("two servers of three panic in every call: Lock fails", func(t *testing.T) {
-		pools := []redis.Pool{c.pools[0], &panicPool{Pool: c.pools[1], when: always}, &panicPool{Pool: c.pools[2], when: always}}
+		pools := []redis.Pool{c.pools[0], panicPool(c.pools[1], always), panicPool(c.pools[2], always)}
 		rs := newRedsync(t, pools...)
 		m := rs.NewMutex("panic-lock", WithTries(2), WithRetryDelay(time.Millisecond))
 		err := m.Lock()
@@ -412,7 +391,7 @@ func TestAPanicInAPoolIsThatServersError(t *testing.T) {
 	})
 
 	t.Run("a connection whose Close panics after the command", func(t *testing.T) {
-		pools := []redis.Pool{c.pools[0], c.pools[1], &panicPool{Pool: c.pools[2], when: only("Close")}}
+		pools := []redis.Pool{c.pools[0], c.pools[1], panicPool(c.pools[2], only("Close"))}
 		rs := newRedsync(t, pools...)
 		m := rs.NewMutex("panic-close", WithTries(1))
 		require.NoError(t, m.Lock(), "servers 0 and 1 granted")
@@ -428,7 +407,7 @@ func TestAPanicInAPoolIsThatServersError(t *testing.T) {
 	})
 
 	t.Run("a failed Lock whose releases panic", func(t *testing.T) {
-		pools := []redis.Pool{c.pools[0], &panicPool{Pool: c.pools[1], when: only("SetNX", "Eval")}, &panicPool{Pool: c.pools[2], when: only("SetNX", "Eval")}}
+		pools := []redis.Pool{c.pools[0], panicPool(c.pools[1], only("SetNX", "Eval")), panicPool(c.pools[2], only("SetNX", "Eval"))}
 		rs := newRedsync(t, pools...)
 		err := rs.NewMutex("panic-release", WithTries(1)).Lock()
 		assert.Equal(t, "pool bug in SetNX", panicOf(t, err).Value)
@@ -438,7 +417,7 @@ func TestAPanicInAPoolIsThatServersError(t *testing.T) {
 
 	t.Run("KeepAlive and Unlock with one server panicking", func(t *testing.T) {
 		var broken int32
-		pools := []redis.Pool{c.pools[0], c.pools[1], &panicPool{Pool: c.pools[2], when: func(string) bool { return atomic.LoadInt32(&broken) == 1 }}}
+		pools := []redis.Pool{c.pools[0], c.pools[1], panicPool(c.pools[2], func(string) bool { return atomic.LoadInt32(&broken) == 1 })}
 		rs := newRedsync(t, pools...)
 		m := rs.NewMutex("panic-keepalive", WithExpiry(300*time.Millisecond), WithTimeoutFactor(0.2))
 		require.NoError(t, m.Lock())
@@ -455,14 +434,14 @@ func TestAPanicInAPoolIsThatServersError(t *testing.T) {
 
 	t.Run("the re-assert of a refused server panics", func(t *testing.T) {
 		var armed, panics int32
-		panicky := &panicPool{Pool: c.pools[2], when: func(call string) bool {
+		panicky := panicPool(c.pools[2], func(call string) bool {
 			if call == "SetNX" && atomic.LoadInt32(&armed) == 1 {
 				atomic.AddInt32(&panics, 1)
 				return true
 			}
 			return false
-		}}
-		pools := []redis.Pool{c.pools[0], c.pools[1], listeningPanicPool{panicky, c.pools[2].(redis.Subscriber)}}
+		})
+		pools := []redis.Pool{c.pools[0], c.pools[1], panicky.Listening()}
 		rs := newRedsync(t, pools...)
 		const name = "panic-reassert"
 		// A contender's key on server 2, gone soon: the holder re-asserts
@@ -484,7 +463,7 @@ func TestAPanicInAPoolIsThatServersError(t *testing.T) {
 	t.Run("a listener whose subscription panics", func(t *testing.T) {
 		pools := make([]redis.Pool, 3)
 		for i, p := range c.pools {
-			pools[i] = panicSubscriber{Pool: p}
+			pools[i] = panicSubscriber(p)
 		}
 		rs := newRedsync(t, pools...)
 		holder := rs.NewMutex("panic-listener")
@@ -495,10 +474,7 @@ func TestAPanicInAPoolIsThatServersError(t *testing.T) {
 		}()
 		// The waiter's listeners start, and panic.
 		require.Eventually(t, func() bool {
-			h := &rs.handoff
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			return h.names["panic-listener"] != nil
+			return rs.handoff.state("panic-listener").Queued > 0
 		}, 5*time.Second, time.Millisecond)
 		time.Sleep(50 * time.Millisecond)
 		_, err := holder.Unlock()
@@ -508,32 +484,26 @@ func TestAPanicInAPoolIsThatServersError(t *testing.T) {
 	})
 }
 
-// panicSubscriber listens for releases through subscriptions that panic.
-type panicSubscriber struct {
-	redis.Pool
-}
-
-var subscribeCalls sync.Map // which panicSubscriber calls were made
-
-func (p panicSubscriber) Subscribe(ctx context.Context) (redis.Subscription, error) {
-	if _, loaded := subscribeCalls.LoadOrStore(p, true); !loaded {
-		panic("pool bug in Subscribe")
-	}
-	sub, err := p.Pool.(redis.Subscriber).Subscribe(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return panicSubscription{sub}, nil
-}
-
-type panicSubscription struct{ redis.Subscription }
-
-func (s panicSubscription) Receive() (redis.Event, error) {
-	ev, err := s.Subscription.Receive()
-	if err == nil && ev.Kind == redis.Subscribed {
-		panic(errors.New("pool bug in Receive"))
-	}
-	return ev, err
+// panicSubscriber returns a pool over inner that listens for releases,
+// but whose first Subscribe panics, and whose subscriptions panic when the
+// server confirms a subscription.
+func panicSubscriber(inner redis.Pool) redis.Pool {
+	var subscribed atomic.Bool
+	p := fakepool.New(inner, fakepool.WithDoer())
+	p.On(fakepool.PoolSubscribe, fakepool.Before(func(*fakepool.Call) error {
+		if !subscribed.Swap(true) {
+			panic("pool bug in Subscribe")
+		}
+		return nil
+	}))
+	p.On(fakepool.SubReceive, func(_ *fakepool.Call, send fakepool.Send) (any, error) {
+		reply, err := send()
+		if ev, _ := reply.(redis.Event); err == nil && ev.Kind == redis.Subscribed {
+			panic(errors.New("pool bug in Receive"))
+		}
+		return reply, err
+	})
+	return p.Listening()
 }
 
 // TestValuesThatCannotWorkAreArgumentErrors: a per-server deadline below
@@ -629,10 +599,11 @@ func TestAFractionalMillisecondExpiryCountsWholeMilliseconds(t *testing.T) {
 	hooks := make([]redis.Pool, len(c.pools))
 	var firstGet atomic.Pointer[time.Time]
 	for i, p := range c.pools {
-		hooks[i] = &hookPool{Pool: p, get: func(context.Context) {
+		hooks[i] = fakepool.New(p).On(fakepool.PoolGet, fakepool.Before(func(*fakepool.Call) error {
 			now := time.Now()
 			firstGet.CompareAndSwap(nil, &now)
-		}}
+			return nil
+		}))
 	}
 	rs := newRedsync(t, hooks...)
 	const told = 200 * time.Millisecond

@@ -3,6 +3,8 @@ package redsync
 import (
 	"context"
 	"sync"
+
+	"github.com/quorumlock/redsync/internal/quorum"
 )
 
 // holding tracks the servers that may hold one try's value, so that each of
@@ -10,20 +12,22 @@ import (
 // unlocked, even when its acquire reply arrives after Lock returned.
 type holding struct {
 	value string
-	// external: the value was acquired elsewhere (WithValue), so any
-	// server may hold it.
-	external bool
 
-	mu      sync.Mutex // guards the fields below, up to freeAfter
-	givenUp bool
-	nodes   []int  // servers whose acquire succeeded or failed with an error
-	few     [8]int // backs nodes for up to 8 servers, saving allocations
-	// givenUpNodes has bit i set once server i is given up alone (see
-	// giveUpNode).
-	givenUpNodes uint64
-	// pending has bit i set while the acquire reply of server i is not in
-	// (first 64 servers); replied, once made, is closed at the next reply.
-	pending uint64
+	mu sync.Mutex // guards the fields below, from givenUp up to freeAfter
+	// external: the value was acquired elsewhere (WithValue), so any
+	// server may hold it; set by newHolding, then only read. (It shares
+	// a word with givenUp: a holding stays within 256 bytes.)
+	external bool
+	givenUp  bool
+	// recorded are the servers whose acquire succeeded or failed with
+	// an error, until giveUp.
+	recorded quorum.Set
+	few      [8]int // backs what giveUp returns for up to 8 servers
+	// givenUpNodes are the servers given up alone (see giveUpNode).
+	givenUpNodes quorum.Set
+	// pending are the servers whose acquire reply is not in; replied,
+	// once made, is closed at the next reply.
+	pending quorum.Set
 	replied chan struct{}
 
 	// refused are the servers that refused the attempt (see reassert).
@@ -39,12 +43,7 @@ type holding struct {
 // sending its acquire to, of an attempt's value.
 func newHolding(value string, acquiring int) *holding {
 	h := &holding{value: value, external: acquiring == 0}
-	h.nodes = h.few[:0]
-	if acquiring > 64 {
-		acquiring = 64 // the others are not waited for (see awaitReply)
-	}
-	// (1<<64 is 0 in a uint64, so 64 servers set all 64 bits.)
-	h.pending = 1<<uint(acquiring) - 1
+	h.pending.Fill(acquiring)
 	return h
 }
 
@@ -53,45 +52,30 @@ func newHolding(value string, acquiring int) *holding {
 func (h *holding) record(node int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.givenUp || (node < 64 && h.givenUpNodes&(1<<uint(node)) != 0) {
+	if h.givenUp || h.givenUpNodes.Has(node) {
 		return false
 	}
-	if !h.recordedLocked(node) {
-		h.nodes = append(h.nodes, node)
-	}
+	h.recorded.Add(node)
 	return true
-}
-
-// recordedLocked reports whether node was recorded; h.mu is held.
-func (h *holding) recordedLocked(node int) bool {
-	for _, n := range h.nodes {
-		if n == node {
-			return true
-		}
-	}
-	return false
 }
 
 // mayHold reports whether node may hold the value: it was acquired
 // elsewhere, or node's acquire is on its way or did not refuse.
 func (h *holding) mayHold(node int) bool {
-	if h.external || node >= 64 {
+	if h.external {
 		return true
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.pending&(1<<uint(node)) != 0 || h.recordedLocked(node)
+	return h.pending.Has(node) || h.recorded.Has(node)
 }
 
 // acquireReplied notes that the acquire reply of node is in (and was
 // recorded if it had to be).
 func (h *holding) acquireReplied(node int) {
-	if node >= 64 {
-		return
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.pending &^= 1 << uint(node)
+	h.pending.Remove(node)
 	if h.replied != nil {
 		close(h.replied) // the waiters look again
 		h.replied = nil
@@ -99,15 +83,11 @@ func (h *holding) acquireReplied(node int) {
 }
 
 // awaitReply waits until the acquire reply of node is in, or ctx ends: a
-// release sent after it cannot be overtaken by the acquire. Servers beyond
-// the first 64 are not waited for.
+// release sent after it cannot be overtaken by the acquire.
 func (h *holding) awaitReply(ctx context.Context, node int) {
-	if node >= 64 {
-		return
-	}
 	for {
 		h.mu.Lock()
-		if h.pending&(1<<uint(node)) == 0 {
+		if !h.pending.Has(node) {
 			h.mu.Unlock()
 			return
 		}
@@ -126,15 +106,12 @@ func (h *holding) awaitReply(ctx context.Context, node int) {
 
 // giveUpNode gives up node alone: a request that sets the value there from
 // now on (a late acquire, an extension that sets a missing key) releases
-// it itself. It returns false for servers beyond the first 64, which only
-// giveUp gives up.
+// it itself. It always returns true now that a hold tracks every server
+// alone (callers give the whole hold up on false).
 func (h *holding) giveUpNode(node int) bool {
-	if node >= 64 {
-		return false
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.givenUpNodes |= 1 << uint(node)
+	h.givenUpNodes.Add(node)
 	return true
 }
 
@@ -142,16 +119,18 @@ func (h *holding) giveUpNode(node int) bool {
 func (h *holding) givenUpFor(node int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.givenUp || (node < 64 && h.givenUpNodes&(1<<uint(node)) != 0)
+	return h.givenUp || h.givenUpNodes.Has(node)
 }
 
-// giveUp marks the hold as given up and returns the servers recorded so far;
-// servers whose replies come later are released by their own goroutine.
+// giveUp marks the hold as given up and returns the servers recorded so far,
+// in server order (none when it was given up already); servers whose
+// replies come later are released by their own goroutine. The slice
+// returned is the caller's: nothing writes to it after.
 func (h *holding) giveUp() []int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.givenUp = true
-	nodes := h.nodes
-	h.nodes = nil
+	nodes := h.recorded.AppendTo(h.few[:0])
+	h.recorded.Clear()
 	return nodes
 }

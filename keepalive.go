@@ -7,29 +7,6 @@ import (
 	"time"
 )
 
-// ErrLockLost is the cause (context.Cause) of a KeepAlive context cancelled
-// because the lock could no longer be proven held; the cause wraps it and
-// says why.
-var ErrLockLost = errors.New("redsync: lock lost")
-
-// ErrUnlocked is the cause (context.Cause) of a KeepAlive context cancelled
-// by Unlock.
-var ErrUnlocked = errors.New("redsync: lock released by Unlock")
-
-// WithKeepAliveInterval sets how often KeepAlive extends the lock. It must
-// be at least 1 ms (the servers count the key's expiry in milliseconds, so
-// extending more often moves nothing) and shorter than the expiry. The
-// default is a third of the expiry.
-func WithKeepAliveInterval(interval time.Duration) Option {
-	return OptionFunc(func(m *Mutex) {
-		m.cfg.keepAliveInterval = interval
-		if interval <= 0 {
-			// 0 means "the default" inside; keep a bad value visible.
-			m.cfg.keepAliveInterval = -1
-		}
-	})
-}
-
 // keeper extends a held lock in the background; see KeepAlive.
 type keeper struct {
 	ctx    context.Context // the holder's context, returned by KeepAlive

@@ -69,156 +69,270 @@ type lockCount struct {
 
 // acquireLoop is the Redlock acquire loop of lockContext: it attempts to
 // acquire the lock until an attempt does, the tries run out or ctx ends.
-func (m *Mutex) acquireLoop(ctx context.Context, tries int) (count lockCount, err error) {
-	var (
-		lastErr error
-		w       *waiter // this call's place in the queue for the name, once it waits
-		timer   *time.Timer
-	)
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-		if w != nil {
-			var until time.Time
-			if err == nil {
-				until = m.Until()
-			}
-			w.leave(err == nil, until)
-		}
-	}()
+func (m *Mutex) acquireLoop(ctx context.Context, tries int) (lockCount, error) {
+	q := acquirer{m: m, ctx: ctx, tries: tries, count: lockCount{tries: 1}}
+	err := q.run()
+	q.leave(err)
+	return q.count, err
+}
+
+// acquirer is the state of one acquireLoop, which keeps it on its stack.
+type acquirer struct {
+	m     *Mutex
+	ctx   context.Context
+	tries int // the tries the Lock call may make
 	// count.tries counts the retry delays waited so far, plus one;
 	// attempts made on a wake-up within a delay do not count.
-	count.tries = 1
-	var a lockAttempt
-	if tries > 1 && m.cfg.handoff && m.rs.canListen {
-		// Behind waiters of this process, a first try would find the
-		// lock held or reserved for them: queue at once.
-		w = m.rs.handoff.joinBehind(m)
-	}
-	if w != nil {
-		a = lockAttempt{freeIn: -1}
-	} else {
-		// A refused first try asks for the key's time to live only if
-		// Lock may wait for it.
-		a, err = m.attempt(ctx, false, m.cfg.handoff && tries > 1, nil, count, "")
-	}
-	var (
-		periodEnd time.Time
-		// errorRetries counts the early attempts made in a row because a
-		// server failed (see below).
-		errorRetries uint
-		// next is the value of the next attempt, made while waiting so
-		// that a releaser can hand the lock over to it; "" until then.
-		next string
-	)
+	count lockCount
+	w     *waiter     // this call's place in the queue for the name, once it waits
+	timer *time.Timer // nil until the first wait
+	// periodEnd is when the retry delay being waited ends; zero before it
+	// starts.
+	periodEnd time.Time
+	// errorRetries counts the early attempts made in a row because a
+	// server failed (see wakeAt).
+	errorRetries uint
+	// next is the value of the next attempt, made while waiting so that a
+	// releaser can hand the lock over to it; "" until then.
+	next    string
+	lastErr error // the last error an attempt reported
+}
+
+// A verdict is what the loop does after an attempt.
+type verdict uint8
+
+const (
+	verdictWait       verdict = iota // wait, then attempt again
+	verdictHeld                      // return: the lock is held
+	verdictAborted                   // return: the caller's context ended
+	verdictOutOfTries                // return: the tries ran out
+	// verdictLastTry: the tries ran out for a Lock that queued behind
+	// other waiters from the start and never tried. One plain try before
+	// giving up makes the error say why (an *ErrTaken, as redsync's).
+	verdictLastTry
+)
+
+// A wakeUp is why a wait ended.
+type wakeUp uint8
+
+const (
+	wokeCanceled wakeUp = iota // the caller's context ended
+	wokeSignaled               // the waiter was woken: released, or handed over
+	// wokeEarly: the key must have expired by the replies, or a server
+	// failed the attempt; the attempt does not count as a try.
+	wokeEarly
+	wokeDelayOver // the retry delay ran out: a try counts
+	// wokeBehind: the retry delay ran out behind other waiters of this
+	// process, which get the lock first: a try counts, the attempt is
+	// theirs to make.
+	wokeBehind
+)
+
+// run attempts until an attempt acquires the lock (nil), the tries run out
+// or the caller's context ends.
+func (q *acquirer) run() error {
+	a, err := q.firstTry()
 	for {
 		if !a.start.IsZero() {
-			count.attempts++
+			q.count.attempts++
 		}
 		if err != nil {
-			return count, err
+			return err
 		}
-		if a.held {
-			return count, nil
-		}
-		if a.res.ctxErr != nil {
+		switch q.decide(a) {
+		case verdictHeld:
+			return nil
+		case verdictAborted:
 			awaitReleased(a.released, cancelCleanupWait)
-			return count, lockAborted(a.res.ctxErr, a.res.err)
+			return lockAborted(a.res.ctxErr, a.res.err)
+		case verdictOutOfTries:
+			awaitReleased(a.released, q.m.opTimeout())
+			return q.failure()
+		case verdictLastTry:
+			a, err = q.attempt(attemptPlain)
+			continue
 		}
-		if a.res.err != nil {
-			lastErr = a.res.err
+		switch q.wait(q.wakeAt(a)) {
+		case wokeCanceled:
+			return lockAborted(q.ctx.Err(), q.lastErr)
+		case wokeBehind:
+			continue // a is decided, and counted, again (as it always was)
 		}
-		if count.tries >= tries {
-			if count.attempts == 0 {
-				// Queued behind other waiters from the start, it never
-				// tried: one plain try before giving up, so that the
-				// error says why (an *ErrTaken, as redsync would).
-				a, err = m.attempt(ctx, false, false, w, count, next)
-				next = ""
-				continue
-			}
-			awaitReleased(a.released, m.opTimeout())
-			if lastErr != nil {
-				return count, lastErr
-			}
-			return count, ErrFailed
-		}
-		if w == nil && m.cfg.handoff && m.rs.canListen {
-			w = m.rs.handoff.join(m, a.start)
-		}
-		if periodEnd.IsZero() {
-			delay := m.cfg.delayFunc(count.tries)
-			if delay < 0 {
-				delay = 0
-			}
-			periodEnd = time.Now().Add(delay)
-		}
-		// The waiter at the head of the queue (or any waiter when nobody
-		// announces releases) also wakes when the key must have expired
-		// on a quorum of servers.
-		head := w == nil || w.head()
-		wakeAt := periodEnd
-		if a.freeIn >= 0 && head {
-			free := a.start.Add(a.freeIn + time.Duration(mathrand.Int63n(int64(time.Millisecond))))
-			if free.Before(wakeAt) {
-				wakeAt = free
-			}
-		}
-		// A server that failed the attempt (a connection broken by a
-		// restart, say) may not announce the next release either: try
-		// again soon rather than only at the end of the delay, backing off
-		// while servers keep failing.
-		var failed *RedisError
-		if w != nil && errors.As(a.res.err, &failed) {
-			if errorRetries > 5 {
-				errorRetries = 5
-			}
-			if soon := time.Now().Add(errorRetryPause << errorRetries); soon.Before(wakeAt) {
-				wakeAt = soon
-			}
-			errorRetries++
-		} else {
-			errorRetries = 0
-		}
-		if timer == nil {
-			timer = time.NewTimer(time.Until(wakeAt))
-		} else {
-			timer.Reset(time.Until(wakeAt))
-		}
-		var wake chan struct{}
-		if w != nil {
-			wake = w.wake
-			// While it waits, a releaser of this process may hand the
-			// lock over to it, with the value of its next attempt.
-			if next == "" && !m.cfg.fencing && !m.cfg.shuffle {
-				next, _ = m.cfg.genValueFunc() // a failure shows in the attempt
-			}
-			w.idle(next)
-		}
-		select {
-		case <-ctx.Done():
-			return count, lockAborted(ctx.Err(), lastErr)
-		case <-wake:
-			if !timer.Stop() {
-				<-timer.C
-			}
-		case <-timer.C:
-			if wakeAt.Before(periodEnd) {
-				break // the key expired: an attempt that does not count
-			}
-			count.tries++
-			periodEnd = time.Time{}
-			if !head {
-				// Queued behind other waiters of this process, which
-				// get the lock first: the delay counts, the attempt is
-				// theirs to make.
-				continue
-			}
-		}
-		a, err = m.attempt(ctx, m.cfg.handoff, m.cfg.handoff, w, count, next)
-		next = ""
+		a, err = q.attempt(q.afterWait())
 	}
+}
+
+// firstTry is the loop's first attempt. A Lock that may wait queues at
+// once, without it, behind waiters of this process: it would find the lock
+// held or reserved for them.
+func (q *acquirer) firstTry() (lockAttempt, error) {
+	if q.tries > 1 && q.listens() {
+		q.w = q.m.rs.handoff.joinBehind(q.m)
+	}
+	if q.w != nil {
+		return lockAttempt{freeIn: -1}, nil
+	}
+	if q.m.cfg.handoff && q.tries > 1 {
+		return q.attempt(attemptPlainTTL) // it may wait for the key's TTL
+	}
+	return q.attempt(attemptPlain)
+}
+
+// listens reports whether the Lock call may wait for announced releases.
+func (q *acquirer) listens() bool {
+	return q.m.cfg.handoff && q.m.rs.canListen
+}
+
+// afterWait is the kind of the attempts made after a wait.
+func (q *acquirer) afterWait() attemptKind {
+	if q.m.cfg.handoff {
+		return attemptAfterWait
+	}
+	return attemptPlain
+}
+
+// attempt makes an attempt of the given kind, with the value made while
+// waiting if any.
+func (q *acquirer) attempt(kind attemptKind) (lockAttempt, error) {
+	next := q.next
+	q.next = ""
+	return q.m.attempt(q.ctx, kind, q.w, q.count, next)
+}
+
+// decide says what follows a, an attempt that returned no error.
+func (q *acquirer) decide(a lockAttempt) verdict {
+	switch {
+	case a.held:
+		return verdictHeld
+	case a.res.ctxErr != nil:
+		return verdictAborted
+	}
+	if a.res.err != nil {
+		q.lastErr = a.res.err
+	}
+	switch {
+	case q.count.tries < q.tries:
+		return verdictWait
+	case q.count.attempts == 0:
+		return verdictLastTry
+	}
+	return verdictOutOfTries
+}
+
+// failure is the error of a Lock call whose tries ran out.
+func (q *acquirer) failure() error {
+	if q.lastErr != nil {
+		return q.lastErr
+	}
+	return ErrFailed
+}
+
+// wakeAt returns when to attempt again after a, which failed, and whether
+// this call heads the queue of the waiters of this process (or waits
+// alone). It joins the queue and starts the retry delay if needed.
+func (q *acquirer) wakeAt(a lockAttempt) (time.Time, bool) {
+	if q.w == nil && q.listens() {
+		q.w = q.m.rs.handoff.join(q.m, a.start)
+	}
+	if q.periodEnd.IsZero() {
+		q.periodEnd = time.Now().Add(max(q.m.cfg.delayFunc(q.count.tries), 0))
+	}
+	head := q.w == nil || q.w.head()
+	wakeAt := q.periodEnd
+	if free, ok := freeAt(a, head); ok && free.Before(wakeAt) {
+		wakeAt = free
+	}
+	if soon, ok := q.errorRetryAt(a); ok && soon.Before(wakeAt) {
+		wakeAt = soon
+	}
+	return wakeAt, head
+}
+
+// freeAt returns when the key that refused a must have expired on a
+// quorum of servers, by their replies, if they told and this call heads
+// the queue (the head, or any waiter when nobody announces releases, also
+// wakes then).
+func freeAt(a lockAttempt, head bool) (time.Time, bool) {
+	if a.freeIn < 0 || !head {
+		return time.Time{}, false
+	}
+	return a.start.Add(a.freeIn + time.Duration(mathrand.Int63n(int64(time.Millisecond)))), true
+}
+
+// errorRetryAt returns when to try again after a server failed attempt a,
+// for a waiter: a server that failed (a connection broken by a restart,
+// say) may not announce the next release either. It backs off while
+// servers keep failing.
+func (q *acquirer) errorRetryAt(a lockAttempt) (time.Time, bool) {
+	var failed *RedisError
+	if q.w == nil || !errors.As(a.res.err, &failed) {
+		q.errorRetries = 0
+		return time.Time{}, false
+	}
+	q.errorRetries = min(q.errorRetries, 5)
+	soon := time.Now().Add(errorRetryPause << q.errorRetries)
+	q.errorRetries++
+	return soon, true
+}
+
+// wait waits until wakeAt, a wake-up of the waiter, or the end of the
+// caller's context; head is whether it heads the queue (see wakeAt).
+func (q *acquirer) wait(wakeAt time.Time, head bool) wakeUp {
+	if q.timer == nil {
+		q.timer = time.NewTimer(time.Until(wakeAt))
+	} else {
+		q.timer.Reset(time.Until(wakeAt))
+	}
+	wake := q.idle()
+	select {
+	case <-q.ctx.Done():
+		return wokeCanceled
+	case <-wake:
+		if !q.timer.Stop() {
+			<-q.timer.C
+		}
+		return wokeSignaled
+	case <-q.timer.C:
+	}
+	if wakeAt.Before(q.periodEnd) {
+		return wokeEarly
+	}
+	q.count.tries++
+	q.periodEnd = time.Time{}
+	if !head {
+		return wokeBehind
+	}
+	return wokeDelayOver
+}
+
+// idle marks the waiter, if any, as waiting, and returns its wake-up
+// channel (nil without a waiter). Meanwhile a releaser of this process may
+// hand the lock over to it, with the value of its next attempt.
+func (q *acquirer) idle() chan struct{} {
+	if q.w == nil {
+		return nil
+	}
+	if q.next == "" && !q.m.cfg.fencing && !q.m.cfg.shuffle {
+		q.next, _ = q.m.cfg.genValueFunc() // a failure shows in the attempt
+	}
+	q.w.idle(q.next)
+	return q.w.wake
+}
+
+// leave ends the loop, whose result is err: it stops the timer and leaves
+// the queue.
+func (q *acquirer) leave(err error) {
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+	if q.w == nil {
+		return
+	}
+	var until time.Time
+	if err == nil {
+		until = q.m.Until()
+	}
+	q.w.leave(err == nil, until)
 }
 
 // lockAborted is Lock's error when the caller's context ended.

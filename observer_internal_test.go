@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/eventlog"
+	"github.com/quorumlock/redsync/internal/fakepool"
 	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
@@ -117,51 +119,29 @@ func TestUnobservedLockAndUnlockAllocateNothingForObservers(t *testing.T) {
 	t.Logf("observed (BaseObserver) Lock+Unlock: %v allocations", testing.AllocsPerRun(500, lockUnlock(observed)))
 }
 
-// slowServer is a memServer that answers after a random delay.
-type slowServer struct {
-	*memServer
-	maxDelay time.Duration
-}
+// recorder records every event with the operation it belongs to (see
+// internal/eventlog): the one recording Observer of this package's tests.
+type recorder = eventlog.Recorder[StartEvent, AttemptEvent, NodeEvent, DoneEvent, LostEvent]
 
-func (s slowServer) Get(ctx context.Context) (redis.Conn, error) {
-	time.Sleep(time.Duration(rand.Int63n(int64(s.maxDelay))))
-	return s.memServer.Get(ctx)
-}
+// event is one event a recorder recorded.
+type event = eventlog.Event[StartEvent, AttemptEvent, NodeEvent, DoneEvent, LostEvent]
 
-// replyCounter counts the node events of each round, by the operation
-// number its Start put in the context.
-type replyCounter struct {
-	BaseObserver
-	mu     sync.Mutex // guards the fields below
-	ops    int
-	events map[[2]int][]NodeEvent // by operation and attempt
-}
-
-type replyCounterKey struct{}
-
-func (c *replyCounter) Start(ctx context.Context, _ StartEvent) context.Context {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ops++
-	return context.WithValue(ctx, replyCounterKey{}, c.ops)
-}
-
-func (c *replyCounter) Node(ctx context.Context, e NodeEvent) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	k := [2]int{ctx.Value(replyCounterKey{}).(int), e.Attempt}
-	c.events[k] = append(c.events[k], e)
-}
+// isNode selects NodeEvents (for a recorder's Keep, say).
+func isNode(e event) bool { return e.Node != nil }
 
 func TestEveryReplyIsReportedOnceInTimeOrLate(t *testing.T) {
 	const nodes = 5
 	pools := make([]redis.Pool, nodes)
 	for i := range pools {
-		pools[i] = slowServer{newMemServer(), 1500 * time.Microsecond}
+		// A memServer that answers after a random delay.
+		pools[i] = fakepool.New(newMemServer()).On(fakepool.PoolGet, fakepool.Before(func(*fakepool.Call) error {
+			time.Sleep(time.Duration(rand.Int63n(int64(1500 * time.Microsecond))))
+			return nil
+		}))
 	}
 	rs := New(pools...)
-	counter := &replyCounter{events: map[[2]int][]NodeEvent{}}
-	rs.SetObserver(counter)
+	rec := &recorder{Keep: isNode}
+	rs.SetObserver(rec)
 	// A 1 ms per-server deadline: some replies come in time, some after
 	// their round was decided, some after the deadline.
 	for i := 0; i < 200; i++ {
@@ -173,10 +153,17 @@ func TestEveryReplyIsReportedOnceInTimeOrLate(t *testing.T) {
 	}
 	rs.Wait()
 
-	counter.mu.Lock()
-	defer counter.mu.Unlock()
+	// The node events of each round, by operation and attempt.
+	rounds := map[[2]int][]NodeEvent{}
+	for _, e := range rec.Events() {
+		if e.Op == 0 {
+			t.Fatalf("a node event without the context Start returned: %+v", *e.Node)
+		}
+		k := [2]int{e.Op, e.Node.Attempt}
+		rounds[k] = append(rounds[k], *e.Node)
+	}
 	var inTime, late, timeouts int
-	for round, events := range counter.events {
+	for round, events := range rounds {
 		replies := map[int]int{}
 		timedOut := map[int]bool{}
 		for _, e := range events {
@@ -201,7 +188,7 @@ func TestEveryReplyIsReportedOnceInTimeOrLate(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d rounds: %d replies in time, %d late, %d timeouts", len(counter.events), inTime, late, timeouts)
+	t.Logf("%d rounds: %d replies in time, %d late, %d timeouts", len(rounds), inTime, late, timeouts)
 	if inTime == 0 || late == 0 || timeouts == 0 {
 		t.Error("the delays do not give replies of every kind: the test exercises too little")
 	}

@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,72 +16,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quorumlock/redsync"
+	"github.com/quorumlock/redsync/internal/observertest"
 	"github.com/quorumlock/redsync/internal/redistest"
 	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
 )
 
-// recorder is an Observer that records every event with the operation it
-// belongs to, found through the context that its Start returned.
-type recorder struct {
-	mu      sync.Mutex // guards the fields below
-	events  []event
-	ops     int
-	attempt chan redsync.AttemptEvent // every Attempt, when not nil; never blocks
-}
-
-// opKey is the key of a recorder's operation numbers in contexts.
-type opKey struct{ r *recorder }
-
-// event is one recorded call; op is the number of the operation it
-// belongs to, from 1, by the context it was given (0: none).
-type event struct {
-	ctx     context.Context
-	op      int
-	start   *redsync.StartEvent
-	attempt *redsync.AttemptEvent
-	node    *redsync.NodeEvent
-	done    *redsync.DoneEvent
-	lost    *redsync.LostEvent
-}
-
-func (r *recorder) record(ctx context.Context, e event) {
-	e.ctx = ctx
-	e.op, _ = ctx.Value(opKey{r}).(int)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
-func (r *recorder) Start(ctx context.Context, e redsync.StartEvent) context.Context {
-	r.mu.Lock()
-	r.ops++
-	ctx = context.WithValue(ctx, opKey{r}, r.ops)
-	r.mu.Unlock()
-	r.record(ctx, event{start: &e})
-	return ctx
-}
-
-func (r *recorder) Attempt(ctx context.Context, e redsync.AttemptEvent) {
-	r.record(ctx, event{attempt: &e})
-	if r.attempt != nil {
-		select {
-		case r.attempt <- e:
-		default:
-		}
-	}
-}
-
-func (r *recorder) Node(ctx context.Context, e redsync.NodeEvent) { r.record(ctx, event{node: &e}) }
-func (r *recorder) Done(ctx context.Context, e redsync.DoneEvent) { r.record(ctx, event{done: &e}) }
-func (r *recorder) Lost(ctx context.Context, e redsync.LostEvent) { r.record(ctx, event{lost: &e}) }
-
-// recorded returns a copy of the events so far.
-func (r *recorder) recorded() []event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]event(nil), r.events...)
-}
+// recorder records every event with the operation it belongs to (see
+// internal/eventlog).
+type recorder = observertest.Recorder
 
 // lines renders the events in the order they came, one line per event,
 // except that the node events of an attempt (or of an Unlock or Extend)
@@ -91,35 +33,35 @@ func (r *recorder) recorded() []event {
 // came after the attempt was decided (shown like the others); without, they
 // are left out. A reply that is not late but comes after its attempt was
 // decided gets a line of its own, which no expected output has.
-func (r *recorder) lines(late bool) []string {
-	events := r.recorded()
+func lines(r *recorder, late bool) []string {
+	events := r.Events()
 	type round struct{ op, attempt int }
 	nodes := map[round]map[int][]string{}
 	for _, e := range events {
-		if e.node == nil || (e.node.Late && !late) {
+		if e.Node == nil || (e.Node.Late && !late) {
 			continue
 		}
-		k := round{e.op, e.node.Attempt}
+		k := round{e.Op, e.Node.Attempt}
 		if nodes[k] == nil {
 			nodes[k] = map[int][]string{}
 		}
-		nodes[k][e.node.Node] = append(nodes[k][e.node.Node], e.node.Outcome.String())
+		nodes[k][e.Node.Node] = append(nodes[k][e.Node.Node], e.Node.Outcome.String())
 	}
 	var out []string
 	written := map[round]bool{}
 	decided := map[round]bool{}
 	for _, e := range events {
 		switch {
-		case e.start != nil:
-			line := e.start.Op.String() + " start"
-			if e.start.Op == redsync.OpLock {
-				line += fmt.Sprintf(" tries=%d", e.start.Tries)
+		case e.Start != nil:
+			line := e.Start.Op.String() + " start"
+			if e.Start.Op == redsync.OpLock {
+				line += fmt.Sprintf(" tries=%d", e.Start.Tries)
 			}
 			out = append(out, line)
-		case e.node != nil && !e.node.Late:
-			k := round{e.op, e.node.Attempt}
+		case e.Node != nil && !e.Node.Late:
+			k := round{e.Op, e.Node.Attempt}
 			if decided[k] {
-				out = append(out, fmt.Sprintf("reply after the decision: %+v", *e.node))
+				out = append(out, fmt.Sprintf("reply after the decision: %+v", *e.Node))
 				continue
 			}
 			if written[k] {
@@ -135,26 +77,26 @@ func (r *recorder) lines(late bool) []string {
 			for _, n := range nodeList {
 				parts = append(parts, fmt.Sprintf("%d=%s", n, strings.Join(nodes[k][n], "+")))
 			}
-			line := e.node.Op.String()
-			if e.node.Op == redsync.OpLock {
-				line += fmt.Sprintf(" attempt %d", e.node.Attempt)
+			line := e.Node.Op.String()
+			if e.Node.Op == redsync.OpLock {
+				line += fmt.Sprintf(" attempt %d", e.Node.Attempt)
 			}
 			out = append(out, line+" nodes: "+strings.Join(parts, " "))
-		case e.attempt != nil:
-			decided[round{e.op, e.attempt.Attempt}] = true
-			line := fmt.Sprintf("lock attempt %d try %d: %s", e.attempt.Attempt, e.attempt.Try, e.attempt.Outcome())
-			if e.attempt.HandedOver {
+		case e.Attempt != nil:
+			decided[round{e.Op, e.Attempt.Attempt}] = true
+			line := fmt.Sprintf("lock attempt %d try %d: %s", e.Attempt.Attempt, e.Attempt.Try, e.Attempt.Outcome())
+			if e.Attempt.HandedOver {
 				line += " (handed over)"
 			}
 			out = append(out, line)
-		case e.done != nil:
-			decided[round{e.op, 0}] = true
-			line := fmt.Sprintf("%s done: %s", e.done.Op, e.done.Outcome())
-			if e.done.Op == redsync.OpLock {
-				line += fmt.Sprintf(" tries=%d attempts=%d", e.done.Tries, e.done.Attempts)
+		case e.Done != nil:
+			decided[round{e.Op, 0}] = true
+			line := fmt.Sprintf("%s done: %s", e.Done.Op, e.Done.Outcome())
+			if e.Done.Op == redsync.OpLock {
+				line += fmt.Sprintf(" tries=%d attempts=%d", e.Done.Tries, e.Done.Attempts)
 			}
 			out = append(out, line)
-		case e.lost != nil:
+		case e.Lost != nil:
 			out = append(out, "lost")
 		}
 	}
@@ -183,6 +125,9 @@ func newObservedCluster(t *testing.T, n int) *observedCluster {
 	return c
 }
 
+// isAttempt selects the AttemptEvents of a recorder.
+func isAttempt(e observertest.Event) bool { return e.Attempt != nil }
+
 // roomy is a per-server deadline that a healthy server always meets, even
 // with a fresh connection under the race detector.
 var roomy = redsync.WithTimeoutFactor(0.5)
@@ -192,49 +137,49 @@ var roomy = redsync.WithTimeoutFactor(0.5)
 // included, and the durations and counts add up.
 func checkEvents(t *testing.T, rec *recorder, name string, quorum int) {
 	t.Helper()
-	for _, e := range rec.recorded() {
-		if e.lost == nil {
-			require.NotZero(t, e.op, "an event without the context Start returned: %+v", e)
+	for _, e := range rec.Events() {
+		if e.Lost == nil {
+			require.NotZero(t, e.Op, "an event without the context Start returned: %+v", e)
 		}
 		switch {
-		case e.start != nil:
-			assert.Equal(t, name, e.start.Name)
-		case e.node != nil:
-			assert.Equal(t, name, e.node.Name)
-			if e.node.Outcome == redsync.NodeOK || e.node.Outcome == redsync.NodeRefused {
-				assert.NoError(t, e.node.Err)
+		case e.Start != nil:
+			assert.Equal(t, name, e.Start.Name)
+		case e.Node != nil:
+			assert.Equal(t, name, e.Node.Name)
+			if e.Node.Outcome == redsync.NodeOK || e.Node.Outcome == redsync.NodeRefused {
+				assert.NoError(t, e.Node.Err)
 			} else {
-				assert.Error(t, e.node.Err)
+				assert.Error(t, e.Node.Err)
 			}
-			if e.node.Outcome == redsync.NodeTimeout {
-				assert.ErrorIs(t, e.node.Err, context.DeadlineExceeded)
-				assert.False(t, e.node.Late)
+			if e.Node.Outcome == redsync.NodeTimeout {
+				assert.ErrorIs(t, e.Node.Err, context.DeadlineExceeded)
+				assert.False(t, e.Node.Late)
 			}
-			assert.Positive(t, e.node.Latency)
-		case e.attempt != nil:
-			assert.Equal(t, name, e.attempt.Name)
-			assert.Equal(t, quorum, e.attempt.Quorum)
-			assert.Positive(t, e.attempt.Duration)
-			if e.attempt.Acquired {
-				assert.GreaterOrEqual(t, e.attempt.Agreed, quorum)
-				assert.NoError(t, e.attempt.Err)
+			assert.Positive(t, e.Node.Latency)
+		case e.Attempt != nil:
+			assert.Equal(t, name, e.Attempt.Name)
+			assert.Equal(t, quorum, e.Attempt.Quorum)
+			assert.Positive(t, e.Attempt.Duration)
+			if e.Attempt.Acquired {
+				assert.GreaterOrEqual(t, e.Attempt.Agreed, quorum)
+				assert.NoError(t, e.Attempt.Err)
 			} else {
-				assert.Error(t, e.attempt.Err)
+				assert.Error(t, e.Attempt.Err)
 			}
-		case e.done != nil:
-			assert.Equal(t, name, e.done.Name)
-			assert.Positive(t, e.done.Duration)
-			ok := e.done.Err == nil
-			if e.done.Op != redsync.OpUnlock {
-				assert.Equal(t, ok, e.done.Validity > 0, "validity %v with error %v", e.done.Validity, e.done.Err)
+		case e.Done != nil:
+			assert.Equal(t, name, e.Done.Name)
+			assert.Positive(t, e.Done.Duration)
+			ok := e.Done.Err == nil
+			if e.Done.Op != redsync.OpUnlock {
+				assert.Equal(t, ok, e.Done.Validity > 0, "validity %v with error %v", e.Done.Validity, e.Done.Err)
 			}
-			if e.done.Op == redsync.OpUnlock {
-				assert.Positive(t, e.done.Held)
+			if e.Done.Op == redsync.OpUnlock {
+				assert.Positive(t, e.Done.Held)
 			}
-		case e.lost != nil:
-			assert.Equal(t, name, e.lost.Name)
-			assert.ErrorIs(t, e.lost.Cause, redsync.ErrLockLost)
-			assert.Positive(t, e.lost.Held)
+		case e.Lost != nil:
+			assert.Equal(t, name, e.Lost.Name)
+			assert.ErrorIs(t, e.Lost.Cause, redsync.ErrLockLost)
+			assert.Positive(t, e.Lost.Held)
 		}
 	}
 }
@@ -263,7 +208,7 @@ func TestObserverSeesASuccessfulLockAndUnlock(t *testing.T) {
 		"unlock start",
 		"unlock nodes: 0=ok 1=ok 2=ok",
 		"unlock done: ok",
-	}, rec.lines(true))
+	}, lines(rec, true))
 	checkEvents(t, rec, m.Name(), 2)
 }
 
@@ -277,12 +222,12 @@ func TestObserverSeesContention(t *testing.T) {
 	t.Run("polling", func(t *testing.T) {
 		// Without hand-off the waiter tries once per retry delay: the
 		// holder releases during the first delay.
-		rec := &recorder{attempt: make(chan redsync.AttemptEvent, 8)}
+		rec := &recorder{}
 		waiter := c.rs.NewMutex(name, redsync.WithObserver(rec), redsync.WithHandoff(false),
 			redsync.WithTries(5), redsync.WithRetryDelay(300*time.Millisecond))
 		done := make(chan error, 1)
 		go func() { done <- waiter.Lock() }()
-		<-rec.attempt
+		rec.Wait(t, isAttempt)
 		ok, err := holder.Unlock()
 		require.True(t, ok, err)
 		require.NoError(t, <-done)
@@ -295,7 +240,7 @@ func TestObserverSeesContention(t *testing.T) {
 			"lock attempt 2 nodes: 0=ok 1=ok 2=ok",
 			"lock attempt 2 try 2: ok",
 			"lock done: ok tries=2 attempts=2",
-		}, rec.lines(true))
+		}, lines(rec, true))
 		checkEvents(t, rec, name, 2)
 		holder = waiter
 	})
@@ -307,18 +252,18 @@ func TestObserverSeesContention(t *testing.T) {
 		// when its subscriptions are confirmed (a release may have gone
 		// unheard before), which on a loaded machine can fall in the
 		// middle of the release: it then wins by its own try.
-		rec := &recorder{attempt: make(chan redsync.AttemptEvent, 8)}
+		rec := &recorder{}
 		waiter := c.rs.NewMutex(name, redsync.WithObserver(rec), redsync.WithRetryDelay(time.Hour))
 		done := make(chan error, 1)
 		go func() { done <- waiter.Lock() }()
-		<-rec.attempt
+		rec.Wait(t, isAttempt)
 		time.Sleep(50 * time.Millisecond) // subscribed
 		ok, err := holder.Unlock()
 		require.True(t, ok, err)
 		require.NoError(t, <-done)
 		c.rs.Wait()
 
-		lines := rec.lines(true)
+		lines := lines(rec, true)
 		require.GreaterOrEqual(t, len(lines), 5)
 		handedOver := len(lines)%2 == 1
 		attempts := (len(lines) - 2) / 2
@@ -391,7 +336,7 @@ func TestObserverSeesAStalledServer(t *testing.T) {
 		"unlock start",
 		"unlock nodes: 0=ok 2=ok",
 		"unlock done: ok",
-	}, rec.lines(false))
+	}, lines(rec, false))
 
 	// Once it resumes, the stalled server's replies to the three
 	// operations come in late, each with the context of its operation.
@@ -399,10 +344,10 @@ func TestObserverSeesAStalledServer(t *testing.T) {
 	c.rs.Wait()
 	var late []redsync.NodeEvent
 	var lateOps []int
-	for _, e := range rec.recorded() {
-		if e.node != nil && e.node.Late {
-			late = append(late, *e.node)
-			lateOps = append(lateOps, e.op)
+	for _, e := range rec.Events() {
+		if e.Node != nil && e.Node.Late {
+			late = append(late, *e.Node)
+			lateOps = append(lateOps, e.Op)
 		}
 	}
 	require.Len(t, late, 3, "one late reply per operation: %+v", late)
@@ -437,7 +382,7 @@ func TestObserverSeesADeadServer(t *testing.T) {
 		"unlock start",
 		"unlock nodes: 0=ok 1=ok 2=error",
 		"unlock done: ok",
-	}, rec.lines(true))
+	}, lines(rec, true))
 	checkEvents(t, rec, name, 2)
 }
 
@@ -473,11 +418,11 @@ func TestObserverSeesALostLock(t *testing.T) {
 		"unlock start",
 		"unlock nodes: 0=refused 1=refused 2=refused",
 		"unlock done: taken",
-	}, rec.lines(true))
+	}, lines(rec, true))
 	checkEvents(t, rec, name, 2)
-	for _, e := range rec.recorded() {
-		if e.lost != nil {
-			assert.Equal(t, context.Cause(held), e.lost.Cause, "the cause the holder sees")
+	for _, e := range rec.Events() {
+		if e.Lost != nil {
+			assert.Equal(t, context.Cause(held), e.Lost.Cause, "the cause the holder sees")
 		}
 	}
 }
@@ -511,20 +456,20 @@ func TestObserverSetOnRedsyncOrMutex(t *testing.T) {
 		{rs.NewMutex("none", redsync.WithObserver(nil)), nil},
 	}
 	for _, tc := range cases {
-		n1, n2 := len(onRedsync.recorded()), len(onMutex.recorded())
+		n1, n2 := len(onRedsync.Events()), len(onMutex.Events())
 		require.NoError(t, tc.m.Lock())
 		_, err := tc.m.Unlock()
 		require.NoError(t, err)
 		rs.Wait()
-		assert.Equal(t, tc.want == onRedsync, len(onRedsync.recorded()) > n1, tc.m.Name())
-		assert.Equal(t, tc.want == onMutex, len(onMutex.recorded()) > n2, tc.m.Name())
+		assert.Equal(t, tc.want == onRedsync, len(onRedsync.Events()) > n1, tc.m.Name())
+		assert.Equal(t, tc.want == onMutex, len(onMutex.Events()) > n2, tc.m.Name())
 	}
 	rs.SetObserver(nil)
 	m := rs.NewMutex("after")
 	require.NoError(t, m.Lock())
-	n := len(onRedsync.recorded())
+	n := len(onRedsync.Events())
 	_, _ = m.Unlock()
-	assert.Len(t, onRedsync.recorded(), n, "SetObserver(nil) observes nothing")
+	assert.Len(t, onRedsync.Events(), n, "SetObserver(nil) observes nothing")
 }
 
 func TestObserverSeesArgumentErrorsNotAndNotHeldAsDone(t *testing.T) {
@@ -535,17 +480,17 @@ func TestObserverSeesArgumentErrorsNotAndNotHeldAsDone(t *testing.T) {
 	_ = rs.NewMutex("").Lock() // *ArgumentError: not observed
 	_, err := rs.NewMutex("never-locked").Unlock()
 	require.ErrorIs(t, err, redsync.ErrNotHeld)
-	assert.Equal(t, []string{"unlock start", "unlock done: not_held"}, rec.lines(true))
+	assert.Equal(t, []string{"unlock start", "unlock done: not_held"}, lines(rec, true))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err = rs.NewMutex("cancelled").LockContext(ctx)
 	require.ErrorIs(t, err, context.Canceled)
-	lines := rec.lines(true)
+	lines := lines(rec, true)
 	assert.Equal(t, []string{"lock start tries=32", "lock done: canceled tries=1 attempts=0"}, lines[2:])
-	events := rec.recorded()
-	assert.True(t, events[len(events)-1].done.Canceled)
-	assert.True(t, errors.Is(events[len(events)-1].done.Err, redsync.ErrFailed))
+	events := rec.Events()
+	assert.True(t, events[len(events)-1].Done.Canceled)
+	assert.True(t, errors.Is(events[len(events)-1].Done.Err, redsync.ErrFailed))
 }
 
 func TestMultiObserverPassesEveryEventToEachInTurn(t *testing.T) {
@@ -568,10 +513,10 @@ func TestMultiObserverPassesEveryEventToEachInTurn(t *testing.T) {
 		"unlock nodes: 0=ok 1=ok 2=ok",
 		"unlock done: ok",
 	}
-	assert.Equal(t, want, first.lines(true))
-	assert.Equal(t, want, second.lines(true))
+	assert.Equal(t, want, lines(first, true))
+	assert.Equal(t, want, lines(second, true))
 	// The second observer got the context the first returned.
-	for _, e := range second.recorded() {
-		assert.NotNil(t, e.ctx.Value(opKey{first}), "%+v", e)
+	for _, e := range second.Events() {
+		assert.NotZero(t, first.OpIn(e.Ctx), "%+v", e)
 	}
 }

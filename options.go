@@ -12,6 +12,9 @@ import (
 	"github.com/quorumlock/redsync/redis"
 )
 
+// The options of redsync are in this file, with the validation of every
+// option; this library's additions are in options_beyond.go.
+
 // The default retry delay is drawn uniformly from [minRetryDelay, maxRetryDelay).
 const (
 	minRetryDelay = 50 * time.Millisecond
@@ -107,12 +110,12 @@ func WithTimeoutFactor(factor float64) Option {
 }
 
 // WithGenValueFunc sets the function that makes the value stored in the
-// key. It is called once per attempt (every try, and every attempt made
-// on a wake-up, see WithHandoff; a waiting Lock makes its next value while
-// it waits, on its own goroutine, so that a release can hand the lock over
-// to it), and each value must be unique to its
-// caller: a value shared by two Mutexes lets either release the other's
-// lock. A value must not be empty nor begin with "redsync:", which this
+// key. It is called once per attempt: every try, and every attempt made
+// on a wake-up (see WithHandoff), a waiting Lock calling it while it
+// waits, on its own goroutine, so that a release can hand the lock over
+// to it. Each value must be unique to its caller: a value shared by two
+// Mutexes lets either release the other's lock. A value must not be empty
+// nor begin with "redsync:", which this
 // library reserves for what it stores in a key itself (the placeholder
 // that keeps a released lock for its waiters, "redsync:handoff"): the
 // attempt then fails with an *ArgumentError, before anything is sent. The
@@ -161,49 +164,6 @@ func WithFailFast(b bool) Option {
 func WithShufflePools(b bool) Option {
 	return OptionFunc(func(m *Mutex) {
 		m.cfg.shuffle = b
-	})
-}
-
-// WithHandoff switches hand-off on (the default) or off. With hand-off, a
-// Lock that finds the lock taken waits for it to be released rather than
-// for the retry delay: the servers announce releases (pub/sub, on pools
-// that are a redis.Subscriber, as every adapter of this project is), the
-// waiters of one process queue per name and take turns, and a refused try
-// tells when the key expires, so the wait never outlasts it. A Lock that
-// finds other waiters of its process queued for the name joins them
-// without a first try (TryLock and WithTries(1) always try). The retry
-// delay stays the upper bound of each wait, and WithTries keeps its
-// meaning: the number of delay periods Lock may wait, wake-ups within a
-// period not counting.
-//
-// When the head waiter is in the process of the Mutex that unlocks (the
-// same Redsync), Unlock hands the lock over to it: on each server where
-// nobody else listens for the name, the release sets the key straight to
-// the waiter's value, and the waiter holds the lock once a quorum did,
-// with its validity counted from before the release was sent. The lock
-// then changes hands in one round trip. Where another process listens,
-// the server releases as usual, so that its waiters get their turn, and
-// after 16 hand-overs of a name in a row one Unlock releases as usual
-// anyway (a server may not know of every listener: on a Redis Cluster it
-// counts only its own). Not with WithFencing or WithShufflePools, on
-// either side.
-//
-// WithHandoff(false) makes Lock poll exactly as redsync does: a plain
-// SET NX per try, one try per retry delay, no subscription, no queue.
-// Unlock announces releases (and hands locks over) either way, for the
-// waiters of other Mutexes.
-func WithHandoff(enabled bool) Option {
-	return OptionFunc(func(m *Mutex) {
-		m.cfg.handoff = enabled
-	})
-}
-
-// WithObserver makes o observe the Mutex, instead of the observer of its
-// Redsync (see Redsync.SetObserver); WithObserver(nil) observes nothing.
-// See Observer for when its methods are called.
-func WithObserver(o Observer) Option {
-	return OptionFunc(func(m *Mutex) {
-		m.obs = o
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/quorum"
 	"github.com/quorumlock/redsync/redis"
 )
 
@@ -27,15 +28,15 @@ type Redsync struct {
 	// canListen: some pool is a redis.Subscriber, so releases can be
 	// announced to waiters.
 	canListen bool
-	handoff   handoff
-	workers   workers
+	handoff   handoffState
+
+	// engine runs the rounds of this Redsync's Mutexes: their workers,
+	// and the deadline that rounds starting close together share (see
+	// boundedContext).
+	engine *quorum.Engine
 
 	// observer is what SetObserver set; NewMutex gives it to each Mutex.
 	observer atomic.Pointer[observerBox]
-
-	// bound is the deadline that rounds starting close together share
-	// (see boundedContext).
-	bound atomic.Pointer[sharedBound]
 }
 
 // New returns a Redsync over pools, one pool per independent Redis server
@@ -50,7 +51,7 @@ func New(pools ...redis.Pool) *Redsync {
 	for i := range r.states {
 		r.states[i] = &nodeState{}
 	}
-	r.workers.tasks = make(chan task)
+	r.engine = newEngine()
 	for _, pool := range pools {
 		if _, ok := pool.(redis.Subscriber); ok {
 			r.canListen = true
@@ -140,5 +141,5 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 // Wait; Wait then also waits for their requests.
 func (r *Redsync) Wait() {
 	r.inflight.wait()
-	r.workers.stopIdle()
+	r.engine.StopIdle()
 }

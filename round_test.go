@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumlock/redsync/internal/quorum"
 	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
@@ -147,7 +148,7 @@ func TestServerRequestsKeepTheCallersValuesButNotItsCancellation(t *testing.T) {
 		switch {
 		case ctx.Value(traceKey{}) != "trace-1":
 			seen <- fmt.Sprintf("value %v", ctx.Value(traceKey{}))
-		case !ok || deadline.Sub(start) > expiry || deadline.Sub(start) < expiry*(boundShare-1)/boundShare-time.Second:
+		case !ok || deadline.Sub(start) > expiry || deadline.Sub(start) < expiry*(quorum.BoundShare-1)/quorum.BoundShare-time.Second:
 			seen <- fmt.Sprintf("deadline %v from the start, expiry %v", deadline.Sub(start), expiry)
 		case ctx.Err() != nil || derived.Err() != nil:
 			seen <- fmt.Sprintf("cancelled with the caller: %v, derived %v", ctx.Err(), derived.Err())

@@ -46,56 +46,88 @@ func (m *Mutex) UnlockContext(ctx context.Context) (bool, error) {
 func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 	// Nothing extends the key from now on.
 	m.stopKeepAlive(ErrUnlocked)
+	value, hold := m.giveUpHeld()
+	if value == "" {
+		return false, ErrNotHeld
+	}
+	r := m.newReleaseRound(value, hold)
+	res := m.roundAtQuorum(ctx, r.releaseOn, m.watchRound(ctx, OpUnlock, 0), releaseNotNeeded(hold, r.offer))
+	return r.result(res)
+}
+
+// giveUpHeld marks the lock released and returns the value and the hold
+// that the release takes over.
+func (m *Mutex) giveUpHeld() (string, *holding) {
 	m.mu.Lock()
 	value, hold := m.held.value, m.held.hold
 	m.held.hold = nil
 	m.held.released = value != ""
 	m.mu.Unlock()
-	if value == "" {
-		return false, ErrNotHeld
-	}
-	var (
-		offer      *handOffer
-		staleNodes uint64
-	)
+	return value, hold
+}
+
+// releaseRound is Unlock's release on every server.
+type releaseRound struct {
+	m        *Mutex
+	value    string
+	valueArg any // value, converted once for every request
+	hold     *holding
+	// offer, when not nil, hands the lock over to the head waiter of this
+	// process (see handoff.offerHead).
+	offer *handOffer
+	// staleNodes has bit i set when one listener of this process on server
+	// i heard of the lock for nobody (see handoff.staleListeners).
+	staleNodes uint64
+}
+
+// newReleaseRound prepares the release of value, held with hold.
+func (m *Mutex) newReleaseRound(value string, hold *holding) releaseRound {
+	r := releaseRound{m: m, value: value, valueArg: value, hold: hold}
 	if m.rs.canListen {
-		offer = m.rs.handoff.offerHead(m)
-		staleNodes = m.rs.handoff.staleListeners(m)
+		r.offer = m.rs.handoff.offerHead(m)
+		r.staleNodes = m.rs.handoff.staleListeners(m)
 	}
-	var valueArg any = value
-	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
-		if hold != nil {
-			// An acquire of the value still on its way to this server
-			// (Lock returned at quorum) is waited for, so that this
-			// release comes after it and covers it. From then on,
-			// requests that set the value here (a late acquire, an
-			// extension that sets a missing key) release it themselves.
-			hold.awaitReply(ctx, node)
-			if !hold.giveUpNode(node) {
-				hold.giveUp()
-			}
+	return r
+}
+
+// releaseOn is the release request to one server (a nodeOp).
+func (r releaseRound) releaseOn(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+	if r.hold != nil {
+		// An acquire of the value still on its way to this server (Lock
+		// returned at quorum) is waited for, so that this release comes
+		// after it and covers it. From then on, requests that set the
+		// value here (a late acquire, an extension that sets a missing
+		// key) release it themselves.
+		r.hold.awaitReply(ctx, node)
+		if !r.hold.giveUpNode(node) {
+			r.hold.giveUp()
 		}
-		stale := countEveryListener
-		if staleNodes&(1<<uint(node)) != 0 {
-			stale = leaveOneListener
-		}
-		ok, handed, err := m.releaseTo(ctx, pool, valueArg, stale, offer)
-		if offer != nil {
-			offer.replied(m, node, handed, err)
-		}
-		if err != nil && err != ErrLockAlreadyExpired && !neverSent(err) {
-			// A connection broken before the request went out (by a
-			// server restart, say) fails it: release once more, on the
-			// side. Releasing twice is harmless.
-			m.nodes.inflight.add()
-			go func() {
-				defer m.nodes.inflight.done()
-				m.releaseLate(pool, value)
-			}()
-		}
-		return ok, err
-	}, m.watchRound(ctx, OpUnlock, 0), func(node int) bool {
-		// A server that cannot hold the value needs no release.
+	}
+	stale := countEveryListener
+	if r.staleNodes&(1<<uint(node)) != 0 {
+		stale = leaveOneListener
+	}
+	ok, handed, err := r.m.releaseTo(ctx, pool, r.valueArg, stale, r.offer)
+	if r.offer != nil {
+		r.offer.replied(r.m, node, handed, err)
+	}
+	if err != nil && err != ErrLockAlreadyExpired && !neverSent(err) {
+		// A connection broken before the request went out (by a server
+		// restart, say) fails it: release once more, on the side.
+		// Releasing twice is harmless.
+		r.m.nodes.inflight.add()
+		go func() {
+			defer r.m.nodes.inflight.done()
+			r.m.releaseLate(pool, r.value)
+		}()
+	}
+	return ok, err
+}
+
+// releaseNotNeeded is Unlock's skip for round: a server that cannot hold
+// the value needs no release.
+func releaseNotNeeded(hold *holding, offer *handOffer) func(node int) bool {
+	return func(node int) bool {
 		if hold == nil || hold.mayHold(node) {
 			return false
 		}
@@ -104,19 +136,25 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 			offer.hold.acquireReplied(node)
 		}
 		return true
-	})
+	}
+}
+
+// result is Unlock's result from its round's: the offer, if any, is
+// settled, and a release that handed nothing over is announced to the
+// waiters of this process.
+func (r releaseRound) result(res roundResult) (bool, error) {
 	handedOver := false
-	if offer != nil {
-		handedOver = offer.settle()
+	if r.offer != nil {
+		handedOver = r.offer.settle()
 	}
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, fmt.Errorf("redsync: the context ended before a quorum confirmed the release; the releases sent complete in the background: %w", res.ctxErr))
 	}
-	if res.n < m.nodes.quorum {
+	if res.n < r.m.nodes.quorum {
 		return false, res.err
 	}
-	if m.rs.canListen && !handedOver {
-		m.rs.handoff.releasedHere(m.name)
+	if r.m.rs.canListen && !handedOver {
+		r.m.rs.handoff.releasedHere(r.m.name)
 	}
 	return true, nil
 }

@@ -1,4 +1,6 @@
-// Package observertest is a scripted run of locks for the tests of the
+// Package observertest is what the tests of Observers share: the
+// recording Observer over redsync's events (Recorder, see
+// internal/eventlog), and a scripted run of locks for the tests of the
 // Observers under contrib/: the same events for each, so that their
 // outputs can be checked against known counts.
 package observertest
@@ -13,9 +15,17 @@ import (
 	goredislib "github.com/redis/go-redis/v9"
 
 	"github.com/quorumlock/redsync"
+	"github.com/quorumlock/redsync/internal/eventlog"
 	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
 )
+
+// Recorder is an Observer that records every event of redsync's (see
+// eventlog.Recorder); its zero value is ready to use.
+type Recorder = eventlog.Recorder[redsync.StartEvent, redsync.AttemptEvent, redsync.NodeEvent, redsync.DoneEvent, redsync.LostEvent]
+
+// Event is one event a Recorder recorded.
+type Event = eventlog.Event[redsync.StartEvent, redsync.AttemptEvent, redsync.NodeEvent, redsync.DoneEvent, redsync.LostEvent]
 
 // Run runs a short script with obs observing, every operation with ctx,
 // on three embedded servers

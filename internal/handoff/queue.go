@@ -1,0 +1,242 @@
+package handoff
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quorumlock/redsync/redis"
+)
+
+// Config is what Queues need from their owner.
+type Config struct {
+	// Servers are the servers the waiters lock on, in the caller's
+	// numbering (server i, as StaleListeners and Heard count them); nil
+	// for one that cannot announce releases. Subscribe on each must not
+	// panic (the caller recovers what its pools do).
+	Servers []redis.Subscriber
+	// Goroutines counts the listeners' goroutines; nil counts nothing.
+	Goroutines Counter
+	// Clock tells the time of the wake rules and hand-overs; nil is the
+	// real clock.
+	Clock Clock
+	// Terms tells what the waiters of an Owner accept of a hand-over; it
+	// is called while the Queues are locked and must not call them. nil:
+	// no waiter may be handed the lock.
+	Terms func(owner any) Terms
+	// ReleaseOffer releases what a hand-over set on the servers when its
+	// waiter does not hold the lock (see Offer.Abandon); it must not
+	// block on the Queues. nil releases nothing.
+	ReleaseOffer func(*Offer)
+}
+
+// Queues are the waiters of one process, queued per name, and the
+// listeners that tell them about releases. All methods are safe for
+// concurrent use.
+type Queues struct {
+	clock        Clock
+	terms        func(owner any) Terms
+	releaseOffer func(*Offer)
+	listeners    []*listener // per server; nil for one that cannot subscribe
+	// enough is how many servers must announce a release before the head
+	// waiter tries: a quorum, less the servers that cannot announce.
+	enough int
+	// waited is len(names), kept atomically so that every release of an
+	// uncontended lock can skip mu, which all names share.
+	waited atomic.Int32
+
+	mu    sync.Mutex // guards names and the state of every Waiter and Offer's waiter
+	names map[string]*nameWaiters
+}
+
+// nameWaiters are the waiters of this process for one name, in arrival
+// order, and what the listeners last heard about the name.
+type nameWaiters struct {
+	q       *Queues
+	name    string
+	channel string
+	queue   []*Waiter
+	// heardAt[node] is when server node last announced a release of the
+	// name, or confirmed a new subscription (a release may have gone
+	// unheard before it).
+	heardAt []time.Time
+	// heldUntil is the validity of the lock while a waiter of this
+	// process holds it: announcements heard meanwhile are late ones of
+	// the release it took, not news for the next waiter.
+	heldUntil time.Time
+	// handedInARow counts the hand-overs offered in a row (see
+	// MaxHandOversInARow).
+	handedInARow int
+}
+
+// New returns the Queues of cfg, with no waiter; listeners start with the
+// first waiter of a name.
+func New(cfg Config) *Queues {
+	q := &Queues{clock: cfg.Clock, terms: cfg.Terms, releaseOffer: cfg.ReleaseOffer, names: make(map[string]*nameWaiters)}
+	if q.clock == nil {
+		q.clock = realClock{}
+	}
+	goroutines := cfg.Goroutines
+	if goroutines == nil {
+		goroutines = noCount{}
+	}
+	q.listeners = make([]*listener, len(cfg.Servers))
+	silent := 0
+	for i, sub := range cfg.Servers {
+		if sub == nil {
+			silent++
+			continue
+		}
+		q.listeners[i] = newListener(i, sub, goroutines, q.heard)
+	}
+	q.enough = max(len(cfg.Servers)/2+1-silent, 1)
+	return q
+}
+
+// noCount is the Counter of a Config without one.
+type noCount struct{}
+
+func (noCount) Add()  {}
+func (noCount) Done() {}
+
+// Waiting reports whether any waiter of this process queues, without
+// taking the lock that all names share: a hint for fast paths.
+func (q *Queues) Waiting() bool {
+	return q.waited.Load() != 0
+}
+
+// Join queues w, a zero Waiter that may be part of the caller's own
+// struct, for spec.Name, with its failed attempt started at since, and
+// subscribes to the name's releases on every listener. wake is signalled
+// (without blocking: give it a buffer of one) when w should try again.
+// w must leave (Leave) before it is joined again.
+func (q *Queues) Join(w *Waiter, spec Spec, since time.Time, wake chan<- struct{}) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.joinLocked(w, spec, since, wake)
+}
+
+// JoinBehind is Join, with the attempt starting now, if other waiters of
+// this process already queue for spec.Name (a first try would find the
+// lock held or reserved for them); it reports whether it queued w.
+func (q *Queues) JoinBehind(w *Waiter, spec Spec, wake chan<- struct{}) bool {
+	if !q.Waiting() {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if nw := q.names[spec.Name]; nw == nil || len(nw.queue) == 0 {
+		return false
+	}
+	q.joinLocked(w, spec, q.clock.Now(), wake)
+	return true
+}
+
+// joinLocked is Join with q.mu held.
+func (q *Queues) joinLocked(w *Waiter, spec Spec, since time.Time, wake chan<- struct{}) {
+	nw := q.names[spec.Name]
+	if nw == nil {
+		nw = &nameWaiters{q: q, name: spec.Name, channel: spec.Channel, heardAt: make([]time.Time, len(q.listeners))}
+		q.names[spec.Name] = nw
+		q.waited.Add(1)
+		for _, l := range q.listeners {
+			if l != nil {
+				l.want(nw.channel)
+			}
+		}
+	}
+	*w = Waiter{nw: nw, owner: spec.Owner, wake: wake, since: since, busy: true}
+	nw.queue = append(nw.queue, w)
+	if len(nw.queue) == 1 {
+		// Released (or newly listened to) after the try started: the try
+		// may have missed it.
+		q.wakeHeadIfFree(nw)
+	}
+}
+
+// wakeHeadIfFree signals the head waiter of nw when enough servers
+// announced a release since its last attempt started. q.mu is held.
+func (q *Queues) wakeHeadIfFree(nw *nameWaiters) {
+	if len(nw.queue) == 0 {
+		return
+	}
+	head := nw.queue[0]
+	heard := 0
+	for _, at := range nw.heardAt {
+		if at.After(head.since) {
+			heard++
+		}
+	}
+	if heard >= q.enough {
+		head.Signal()
+	}
+}
+
+// heard records that server node announced a release of channel, or
+// confirmed a new subscription to it, and wakes the head waiter of its name
+// once enough servers did. Announcements heard before the validity of a
+// lock that a waiter here took are late ones of the release it took.
+func (q *Queues) heard(node int, channel string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(channel) < len(channelPrefix) {
+		return
+	}
+	nw := q.names[channel[len(channelPrefix):]]
+	if nw == nil {
+		return
+	}
+	now := q.clock.Now()
+	if now.Before(nw.heldUntil) {
+		return // a late announcement of the release the holder here took
+	}
+	nw.heardAt[node] = now
+	q.wakeHeadIfFree(nw)
+}
+
+// ReleasedHere records that this process released name on a quorum of
+// servers: the head waiter need not wait for the servers' announcements.
+func (q *Queues) ReleasedHere(name string) {
+	if !q.Waiting() {
+		return // nobody in this process waits for any lock
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	nw := q.names[name]
+	if nw == nil {
+		return
+	}
+	now := q.clock.Now()
+	nw.heldUntil = time.Time{} // whoever held it here released it
+	for i := range nw.heardAt {
+		nw.heardAt[i] = now
+	}
+	q.wakeHeadIfFree(nw)
+}
+
+// StaleListeners returns the servers (bit i: server i of a releaser, the
+// first 64 of n) on which a listener of this process may still be counted
+// as listening on channel, the release channel of name, while no waiter
+// of this process wants it: a waiter that leaves the queue unsubscribes,
+// but its server learns of that only once the UNSUBSCRIBE arrives, which
+// a release sent right after may overtake. The release leaves those
+// listeners out when it counts the waiters that heard it, so that it never
+// keeps the key as a placeholder for nobody. server maps the releaser's
+// server i to its index in Config.Servers.
+func (q *Queues) StaleListeners(name, channel string, n int, server func(i int) int) uint64 {
+	var stale uint64
+	for node := 0; node < n && node < 64; node++ {
+		if l := q.listeners[server(node)]; l != nil && l.mayCount(channel) {
+			stale |= 1 << uint(node)
+		}
+	}
+	if stale == 0 || !q.Waiting() {
+		return stale
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if nw := q.names[name]; nw != nil && len(nw.queue) > 0 {
+		return 0 // they listen for waiters of this process
+	}
+	return stale
+}
