@@ -273,7 +273,13 @@ func TestHandOversUnderContentionKeepTheLockExclusive(t *testing.T) {
 			t.Logf("%d of 120 acquisitions handed over", handed)
 			assert.Positive(t, handed)
 			c.rs.Wait()
-			assert.Equal(t, repeat("", n), c.values(t, name))
+			other.Wait()
+			// The last release may find a listener of the other Redsync
+			// still subscribed (its waiter left, its UNSUBSCRIBE not yet
+			// in): it then leaves the placeholder, for at most the grace.
+			assert.Eventually(t, func() bool {
+				return assert.ObjectsAreEqual(repeat("", n), c.values(t, name))
+			}, time.Second, 10*time.Millisecond, "the servers hold %q", c.values(t, name))
 		})
 	}
 }
