@@ -32,39 +32,6 @@ func realPools(t *testing.T, n int) []redis.Pool {
 	return pools
 }
 
-// attemptCounter counts the attempts of Lock calls, and those that
-// acquired.
-type attemptCounter struct {
-	BaseObserver
-	attempts, acquired int64
-}
-
-func (o *attemptCounter) Attempt(_ context.Context, e AttemptEvent) {
-	atomic.AddInt64(&o.attempts, 1)
-	if e.Acquired {
-		atomic.AddInt64(&o.acquired, 1)
-	}
-}
-
-// lastAttempt records the last attempt event of a Mutex.
-type lastAttempt struct {
-	BaseObserver
-	mu   sync.Mutex
-	last AttemptEvent
-}
-
-func (o *lastAttempt) Attempt(_ context.Context, e AttemptEvent) {
-	o.mu.Lock()
-	o.last = e
-	o.mu.Unlock()
-}
-
-func (o *lastAttempt) get() AttemptEvent {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.last
-}
-
 // TestContendedLockTakesOneAttemptPerAcquisition: under contention in one
 // process, a Lock behind other waiters queues without a first try (it
 // would find the lock held or reserved for them), and the late
@@ -76,7 +43,7 @@ func TestContendedLockTakesOneAttemptPerAcquisition(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			rs := New(realPools(t, n)...)
 			t.Cleanup(rs.Wait)
-			counter := &attemptCounter{}
+			counter := &recorder{Keep: isAttempt}
 			var (
 				wg     sync.WaitGroup
 				inside int32
@@ -99,7 +66,7 @@ func TestContendedLockTakesOneAttemptPerAcquisition(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			attempts, acquired := atomic.LoadInt64(&counter.attempts), atomic.LoadInt64(&counter.acquired)
+			attempts, acquired := int64(len(counter.Attempts())), int64(len(counter.Attempts(func(e AttemptEvent) bool { return e.Acquired })))
 			require.Equal(t, int64(160), acquired)
 			t.Logf("%d attempts for %d acquisitions", attempts, acquired)
 			// The first Lock of each goroutine tries before anybody
@@ -130,12 +97,12 @@ func TestLockQueuedFromTheStartTriesBeforeGivingUp(t *testing.T) {
 	}, 5*time.Second, time.Millisecond)
 
 	// ... so the next Lock queues behind it without trying first.
-	counter := &attemptCounter{}
+	counter := &recorder{Keep: isAttempt}
 	late := rs.NewMutex("queued", WithTries(2), WithRetryDelay(20*time.Millisecond), WithObserver(counter))
 	err := late.Lock()
 	var taken *ErrTaken
 	require.ErrorAs(t, err, &taken)
-	assert.Equal(t, int64(1), atomic.LoadInt64(&counter.attempts), "one try, at the end")
+	assert.Len(t, counter.Attempts(), 1, "one try, at the end")
 
 	cancel()
 	assert.ErrorIs(t, <-waiting, context.Canceled)

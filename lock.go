@@ -133,9 +133,6 @@ const (
 func (q *acquirer) run() error {
 	a, err := q.firstTry()
 	for {
-		if !a.start.IsZero() {
-			q.count.attempts++
-		}
 		if err != nil {
 			return err
 		}
@@ -156,7 +153,7 @@ func (q *acquirer) run() error {
 		case wokeCanceled:
 			return lockAborted(q.ctx.Err(), q.lastErr)
 		case wokeBehind:
-			continue // a is decided, and counted, again (as it always was)
+			continue // a is decided again (it counted when it was made)
 		}
 		a, err = q.attempt(q.afterWait())
 	}
@@ -196,7 +193,11 @@ func (q *acquirer) afterWait() attemptKind {
 func (q *acquirer) attempt(kind attemptKind) (lockAttempt, error) {
 	next := q.next
 	q.next = ""
-	return q.m.attempt(q.ctx, kind, q.w, q.count, next)
+	a, err := q.m.attempt(q.ctx, kind, q.w, q.count, next)
+	if !a.start.IsZero() {
+		q.count.attempts++ // (one that contacted no server does not count)
+	}
+	return a, err
 }
 
 // decide says what follows a, an attempt that returned no error.

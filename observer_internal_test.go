@@ -129,6 +129,19 @@ type event = eventlog.Event[StartEvent, AttemptEvent, NodeEvent, DoneEvent, Lost
 // isNode selects NodeEvents (for a recorder's Keep, say).
 func isNode(e event) bool { return e.Node != nil }
 
+// isAttempt selects AttemptEvents (for a recorder's Keep).
+func isAttempt(e event) bool { return e.Attempt != nil }
+
+// lastAttempt returns the last AttemptEvent rec recorded (the zero event
+// if none).
+func lastAttempt(rec *recorder) AttemptEvent {
+	attempts := rec.Attempts()
+	if len(attempts) == 0 {
+		return AttemptEvent{}
+	}
+	return attempts[len(attempts)-1]
+}
+
 func TestEveryReplyIsReportedOnceInTimeOrLate(t *testing.T) {
 	const nodes = 5
 	pools := make([]redis.Pool, nodes)

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -518,5 +519,56 @@ func TestMultiObserverPassesEveryEventToEachInTurn(t *testing.T) {
 	// The second observer got the context the first returned.
 	for _, e := range second.Events() {
 		assert.NotZero(t, first.OpIn(e.Ctx), "%+v", e)
+	}
+}
+
+// TestObserverCountsEachAttemptOnce: waiters queued behind another waiter
+// of their process reach the end of retry delays without attempting (the
+// head attempts); a Lock's DoneEvent counts the attempts it made, one per
+// AttemptEvent, numbered in turn.
+func TestObserverCountsEachAttemptOnce(t *testing.T) {
+	c := newObservedCluster(t, 3)
+	const name = "observed:counted"
+	holder := c.rs.NewMutex(name)
+	require.NoError(t, holder.Lock())
+
+	const waiters = 4
+	recs := make([]*recorder, waiters)
+	var wg sync.WaitGroup
+	for i := range recs {
+		recs[i] = &recorder{}
+		m := c.rs.NewMutex(name, redsync.WithObserver(recs[i]), redsync.WithTries(1000),
+			redsync.WithRetryDelay(20*time.Millisecond))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if assert.NoError(t, m.Lock()) {
+				_, err := m.Unlock()
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	// Several retry delays pass while they queue.
+	for _, rec := range recs {
+		rec.Wait(t, isAttempt)
+	}
+	time.Sleep(150 * time.Millisecond)
+	ok, err := holder.Unlock()
+	require.True(t, ok, err)
+	wg.Wait()
+
+	for i, rec := range recs {
+		attempts := rec.Attempts()
+		var lock redsync.DoneEvent
+		for _, d := range rec.Dones() {
+			if d.Op == redsync.OpLock {
+				lock = d
+			}
+		}
+		assert.Equal(t, len(attempts), lock.Attempts, "waiter %d: attempts counted", i)
+		for n, a := range attempts {
+			assert.Equal(t, n+1, a.Attempt, "waiter %d: attempt numbers", i)
+		}
+		assert.Greater(t, lock.Tries, 2, "waiter %d: retry delays passed", i)
 	}
 }

@@ -2,7 +2,6 @@ package redsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -11,61 +10,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumlock/redsync/internal/fakepool"
 	"github.com/quorumlock/redsync/internal/quorum"
 	"github.com/quorumlock/redsync/internal/scripts"
-	"github.com/quorumlock/redsync/redis"
 )
-
-// hookPool runs hooks before the commands sent to its server, and counts
-// the release scripts.
-type hookPool struct {
-	redis.Pool
-	releases int64 // atomic
-	// eval, when not nil, runs before each script; its error fails it,
-	// and errSilent makes it answer nothing: no reply and no error.
-	eval func(script *redis.Script) error
-	// acquire, when not nil, runs before each SET NX goes out.
-	acquire func()
-	// get, when not nil, runs with the context of each request.
-	get func(ctx context.Context)
-}
-
-func (p *hookPool) Get(ctx context.Context) (redis.Conn, error) {
-	if p.get != nil {
-		p.get(ctx)
-	}
-	conn, err := p.Pool.Get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &hookConn{Conn: conn, p: p}, nil
-}
-
-type hookConn struct {
-	redis.Conn
-	p *hookPool
-}
-
-func (c *hookConn) SetNX(name, value string, expiry time.Duration) (bool, error) {
-	if c.p.acquire != nil {
-		c.p.acquire()
-	}
-	return c.Conn.SetNX(name, value, expiry)
-}
-
-func (c *hookConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
-	if script == scripts.Release {
-		atomic.AddInt64(&c.p.releases, 1)
-	}
-	if c.p.eval != nil {
-		if err := c.p.eval(script); err == errSilent {
-			return nil, nil
-		} else if err != nil {
-			return nil, err
-		}
-	}
-	return c.Conn.Eval(script, keysAndArgs...)
-}
 
 // TestUnlockRightAfterLockReleasesEachServerOnce: Lock returns at quorum,
 // and the Unlock that follows at once finds acquires still on their way to
@@ -73,9 +21,9 @@ func (c *hookConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
 // it, so every server gets exactly one release and no late one.
 func TestUnlockRightAfterLockReleasesEachServerOnce(t *testing.T) {
 	servers, pools := miniPools(t, 5)
-	counting := make([]*hookPool, len(pools))
+	counting := make([]*fakepool.Pool, len(pools))
 	for i := range pools {
-		counting[i] = &hookPool{Pool: pools[i]}
+		counting[i] = fakepool.New(pools[i])
 		pools[i] = counting[i]
 	}
 	rs := New(pools...)
@@ -97,7 +45,7 @@ func TestUnlockRightAfterLockReleasesEachServerOnce(t *testing.T) {
 	}
 	rs.Wait()
 	for i, p := range counting {
-		assert.Equal(t, int64(n), atomic.LoadInt64(&p.releases), "server %d", i)
+		assert.Equal(t, n, p.Evals(scripts.Release), "server %d", i)
 		assert.False(t, servers[i].Exists("once"), "server %d", i)
 	}
 }
@@ -108,9 +56,14 @@ func TestUnlockRightAfterLockReleasesEachServerOnce(t *testing.T) {
 func TestUnlockDoesNotWaitForAStalledServerToReleaseTheOthers(t *testing.T) {
 	servers, pools := miniPools(t, 5)
 	stalled := make(chan struct{})
-	slow := &hookPool{Pool: pools[3], acquire: func() { time.Sleep(30 * time.Millisecond) }}
+	slow := fakepool.New(pools[3]).On(fakepool.SetNX, fakepool.Delay(30*time.Millisecond))
 	pools[3] = slow
-	pools[4] = &hookPool{Pool: pools[4], acquire: func() { <-stalled }}
+	// Stalled until the test ends, past its requests' deadlines (not
+	// fakepool.Block, which gives up when the request's context ends).
+	pools[4] = fakepool.New(pools[4]).On(fakepool.SetNX, fakepool.Before(func(*fakepool.Call) error {
+		<-stalled
+		return nil
+	}))
 	rs := New(pools...)
 	defer rs.Wait()
 	defer close(stalled) // before Wait: the server resumes
@@ -120,7 +73,7 @@ func TestUnlockDoesNotWaitForAStalledServerToReleaseTheOthers(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Eventually(t, func() bool {
-		return atomic.LoadInt64(&slow.releases) == 1 && !servers[3].Exists("stalled")
+		return slow.Evals(scripts.Release) == 1 && !servers[3].Exists("stalled")
 	}, 2*time.Second, 5*time.Millisecond, "the slow server is released once its acquire is in, while the other stays stalled")
 }
 
@@ -135,9 +88,10 @@ func TestServerRequestsKeepTheCallersValuesButNotItsCancellation(t *testing.T) {
 	stalled, cancelled := make(chan struct{}), make(chan struct{})
 	seen := make(chan string, 1)
 	var first int32
-	pools[0] = &hookPool{Pool: pools[0], get: func(ctx context.Context) {
+	pools[0] = fakepool.New(pools[0]).On(fakepool.PoolGet, fakepool.Before(func(c *fakepool.Call) error {
+		ctx := c.Ctx
 		if !atomic.CompareAndSwapInt32(&first, 0, 1) {
-			return // the release of the given-up try
+			return nil // the release of the given-up try
 		}
 		start := time.Now()
 		derived, stop := context.WithTimeout(ctx, time.Hour) // as a client might
@@ -155,7 +109,8 @@ func TestServerRequestsKeepTheCallersValuesButNotItsCancellation(t *testing.T) {
 		default:
 			seen <- "ok"
 		}
-	}}
+		return nil
+	}))
 	rs := New(pools...)
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), traceKey{}, "trace-1"))
 	go func() {
@@ -176,14 +131,15 @@ func TestServerRequestsKeepTheCallersValuesButNotItsCancellation(t *testing.T) {
 // must not count as extended or released.
 func TestAReplyThatIsNoScriptReplyCountsForNothing(t *testing.T) {
 	servers, pools := miniPools(t, 3)
-	silent := func(script *redis.Script) error {
-		if script == scripts.Extend || script == scripts.Release {
-			return errSilent
+	// Extend and Release answer nothing: no reply and no error.
+	silent := func(c *fakepool.Call, send fakepool.Send) (any, error) {
+		if c.Script == scripts.Extend || c.Script == scripts.Release {
+			return nil, nil
 		}
-		return nil
+		return send()
 	}
 	for i := 1; i < 3; i++ {
-		pools[i] = &hookPool{Pool: pools[i], eval: silent}
+		pools[i] = fakepool.New(pools[i]).On(fakepool.Eval, silent)
 	}
 	rs := New(pools...)
 	defer rs.Wait()
@@ -200,10 +156,6 @@ func TestAReplyThatIsNoScriptReplyCountsForNothing(t *testing.T) {
 	assert.False(t, servers[0].Exists("silent"))
 	assert.True(t, servers[1].Exists("silent"), "the silent servers kept the key")
 }
-
-// errSilent makes hookConn.Eval answer (nil, nil) without running the
-// script.
-var errSilent = errors.New("silent")
 
 // TestAKeepAliveExtensionBackAfterUntilLosesTheLock: an extension whose
 // replies come after the lock's validity ended (the process was stopped

@@ -73,10 +73,11 @@ type releaseRound struct {
 	valueArg any // value, converted once for every request
 	hold     *holding
 	// offer, when not nil, hands the lock over to the head waiter of this
-	// process (see handoff.offerHead).
+	// process (see handoffState.offerHead, handover.go).
 	offer *handOffer
 	// staleNodes has bit i set when one listener of this process on server
-	// i heard of the lock for nobody (see handoff.staleListeners).
+	// i heard of the lock for nobody (see handoffState.staleListeners,
+	// handoff.go, over internal/handoff's Queues.StaleListeners).
 	staleNodes uint64
 }
 
@@ -170,7 +171,7 @@ func (m *Mutex) release(ctx context.Context, pool redis.Pool, value any) (bool, 
 
 // Arguments of scripts.Release (ARGV[5]): how many listeners of the releaser's own
 // process to leave out when it counts the waiters that heard the release
-// (see handoff.staleListeners), or never to reserve the key for waiters.
+// (see handoff.Queues.StaleListeners), or never to reserve the key for waiters.
 var (
 	countEveryListener any = int64(0)
 	leaveOneListener   any = int64(1)

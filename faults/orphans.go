@@ -12,8 +12,9 @@ import (
 )
 
 // handoffPlaceholder is the value the library's release script leaves in
-// a released key for 50 ms, for the waiters it told (see handoff.go). It
-// is not a lock; an expired one is gone by the time orphans are looked for.
+// a released key for 50 ms, for the waiters it told (see Marker and
+// MaxGrace in internal/handoff). It is not a lock; an expired one is gone
+// by the time orphans are looked for.
 const handoffPlaceholder = "redsync:handoff"
 
 // placeholderLife bounds how long a hand-off placeholder lives.

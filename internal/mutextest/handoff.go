@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quorumlock/redsync"
+	"github.com/quorumlock/redsync/internal/observertest"
 	"github.com/quorumlock/redsync/redis"
 )
 
@@ -256,8 +257,13 @@ func testWaitReturnsWhileAListenersServerIsStalled(t *testing.T, adapters []Adap
 		c.lock(t, holder)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		done := lockInBackground(ctx, c.rs.NewMutex(name, neverRetry))
+		attempts := &observertest.Recorder{}
+		done := lockInBackground(ctx, c.rs.NewMutex(name, neverRetry, redsync.WithObserver(attempts)))
 		waitForSubscribers(t, c, name)
+		// The listeners' confirmations wake the waiter for one more
+		// attempt (a release may have gone unheard before them): it is
+		// over, every server answered, before server 2 stalls.
+		require.Eventually(t, func() bool { return len(attempts.Attempts()) >= 2 }, 5*time.Second, time.Millisecond)
 
 		// The waiter gives up while server 2 is stalled: its listener's
 		// unsubscribe gets no answer. No other request is on its way.
