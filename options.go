@@ -142,12 +142,13 @@ func WithValue(v string) Option {
 // WithFailFast makes a failed operation return as soon as its failure is
 // decided (a quorum of servers refused or failed) instead of waiting for
 // every server, up to the per-server deadline, so that its error names
-// each of them. The default is false. It also makes a successful operation
-// return as soon as a quorum agreed; without it, a success waits for the
-// other servers as long again as the quorum took (at least 100 µs, at
-// most an eighth of the per-server deadline), so that on healthy servers
-// the operation is done on every server when it returns, while a stalled
-// server costs about the quorum's own time again.
+// each of them. The default is false. It also makes a successful Lock
+// return as soon as a quorum agreed; without it, a successful acquire
+// waits for the other servers as long again as the quorum took (at least
+// 100 µs, at most an eighth of the per-server deadline), so that on
+// healthy servers the key is on every server when Lock returns, while a
+// stalled server costs about the quorum's own time again. A successful
+// Unlock, Extend or Valid returns at the quorum either way.
 //
 // Either way nothing is left behind: replies that arrive after an
 // operation returned are still handled (a late successful acquire of a try
