@@ -140,4 +140,6 @@ type Event struct {
 	// Count is, for Subscribed and Unsubscribed, the number of channels the
 	// connection is still subscribed to.
 	Count int
+	// Payload is, for Message, what was published.
+	Payload string
 }

@@ -117,7 +117,7 @@ func (s *suite) testSubscription(t *testing.T) {
 	n, err := s.client.Publish(clientCtx(t), second, "released").Result()
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, n, "the server counts one subscriber")
-	assert.Equal(t, redsyncredis.Event{Kind: redsyncredis.Message, Channel: second}, r.nextEvent(t))
+	assert.Equal(t, redsyncredis.Event{Kind: redsyncredis.Message, Channel: second, Payload: "released"}, r.nextEvent(t))
 
 	require.NoError(t, sub.Unsubscribe(clientCtx(t), first))
 	assert.Equal(t, redsyncredis.Event{Kind: redsyncredis.Unsubscribed, Channel: first, Count: 1}, r.nextEvent(t))

@@ -23,7 +23,7 @@ type listener struct {
 	node       int // the server's index in Config.Servers
 	sub        redis.Subscriber
 	goroutines Counter
-	heard      func(node int, channel string) // a message or a confirmed subscription
+	heard      func(node int, channel, payload string) // a message (with its payload) or a confirmed subscription ("")
 
 	mu         sync.Mutex // guards the fields below, but active
 	wanted     map[string]bool
@@ -41,7 +41,7 @@ type listener struct {
 }
 
 // newListener returns the idle listener of server node.
-func newListener(node int, sub redis.Subscriber, goroutines Counter, heard func(int, string)) *listener {
+func newListener(node int, sub redis.Subscriber, goroutines Counter, heard func(int, string, string)) *listener {
 	return &listener{node: node, sub: sub, goroutines: goroutines, heard: heard,
 		wanted: make(map[string]bool), kick: make(chan struct{}, 1)}
 }
@@ -169,7 +169,7 @@ func (l *listener) serve(conn redis.Subscription) error {
 		}
 		switch ev.Kind {
 		case redis.Message, redis.Subscribed:
-			l.heard(l.node, ev.Channel)
+			l.heard(l.node, ev.Channel, ev.Payload)
 		case redis.Unsubscribed:
 			if l.confirmUnsubscribed(ev) {
 				return nil

@@ -30,7 +30,7 @@ func realListener(t *testing.T) (*listener, chan heardEvent, *goredislib.Client,
 	heard := make(chan heardEvent, 64)
 	goroutines := &counter{}
 	sub := goredis.NewPool(client).(redis.Subscriber)
-	l := newListener(3, sub, goroutines, func(node int, channel string) { heard <- heardEvent{node, channel} })
+	l := newListener(3, sub, goroutines, func(node int, channel, _ string) { heard <- heardEvent{node, channel} })
 	return l, heard, s.Client(t), goroutines
 }
 

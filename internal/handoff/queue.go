@@ -176,7 +176,7 @@ func (q *Queues) wakeHeadIfFree(nw *nameWaiters) {
 // confirmed a new subscription to it, and wakes the head waiter of its name
 // once enough servers did. Announcements heard before the validity of a
 // lock that a waiter here took are late ones of the release it took.
-func (q *Queues) heard(node int, channel string) {
+func (q *Queues) heard(node int, channel, payload string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(channel) < len(channelPrefix) {

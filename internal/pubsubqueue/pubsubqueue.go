@@ -154,9 +154,9 @@ func (q *Queue) do(ctx context.Context, batch []Command) (err error) {
 }
 
 // Message is for the client's message hook: a message was published on
-// channel.
-func (q *Queue) Message(channel string) {
-	q.deliver(redis.Event{Kind: redis.Message, Channel: channel})
+// channel, with payload.
+func (q *Queue) Message(channel, payload string) {
+	q.deliver(redis.Event{Kind: redis.Message, Channel: channel, Payload: payload})
 }
 
 // Confirm is for the client's subscription hook: the server confirmed a

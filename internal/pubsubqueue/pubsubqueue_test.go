@@ -120,7 +120,7 @@ func TestSendsInOrderAndReceivesInOrder(t *testing.T) {
 
 	q.Confirm("subscribe", "a", 1)
 	q.Confirm("psubscribe", "p*", 2) // ignored
-	q.Message("a")
+	q.Message("a", "")
 	q.Confirm("unsubscribe", "a", 0)
 	for _, want := range []redis.Event{
 		{Kind: redis.Subscribed, Channel: "a", Count: 1},
@@ -140,7 +140,7 @@ func TestSendFailureAfterEvents(t *testing.T) {
 	q, _ := start(conn)
 	defer q.Close()
 
-	q.Message("a")
+	q.Message("a", "")
 	if err := q.Subscribe(context.Background(), "b"); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestHooksDone(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			q, hooksDone := start(newFakeConn())
 			defer q.Close()
-			q.Message("a")
+			q.Message("a", "")
 			tc.done(hooksDone)
 			if ev, err := receive(t, q); err != nil || ev.Channel != "a" {
 				t.Fatalf("Receive = %+v, %v; want the message first", ev, err)

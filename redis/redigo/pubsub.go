@@ -64,7 +64,7 @@ func (s *subscription) Receive() (redsyncredis.Event, error) {
 		case error:
 			return redsyncredis.Event{}, msg
 		case redis.Message:
-			return redsyncredis.Event{Kind: redsyncredis.Message, Channel: msg.Channel}, nil
+			return redsyncredis.Event{Kind: redsyncredis.Message, Channel: msg.Channel, Payload: string(msg.Data)}, nil
 		case redis.Subscription:
 			switch msg.Kind {
 			case "subscribe":

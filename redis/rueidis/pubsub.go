@@ -28,7 +28,7 @@ func (p *pool) Subscribe(ctx context.Context) (redsyncredis.Subscription, error)
 	client, _ := p.delegate.Client().Dedicate() // client.Close releases it
 	q := pubsubqueue.New(errSubscriptionClosed)
 	hooksDone := client.SetPubSubHooks(rueidis.PubSubHooks{
-		OnMessage: func(m rueidis.PubSubMessage) { q.Message(m.Channel) },
+		OnMessage: func(m rueidis.PubSubMessage) { q.Message(m.Channel, m.Message) },
 		OnSubscription: func(s rueidis.PubSubSubscription) {
 			q.Confirm(s.Kind, s.Channel, s.Count)
 		},

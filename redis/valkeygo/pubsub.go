@@ -30,7 +30,7 @@ func (p *pool) Subscribe(ctx context.Context) (redsyncredis.Subscription, error)
 	client, _ := p.delegate.Client().Dedicate() // client.Close releases it
 	q := pubsubqueue.New(errSubscriptionClosed)
 	hooksDone := client.SetPubSubHooks(valkey.PubSubHooks{
-		OnMessage: func(m valkey.PubSubMessage) { q.Message(m.Channel) },
+		OnMessage: func(m valkey.PubSubMessage) { q.Message(m.Channel, m.Message) },
 		OnSubscription: func(s valkey.PubSubSubscription) {
 			q.Confirm(s.Kind, s.Channel, s.Count)
 		},

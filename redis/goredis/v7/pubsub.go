@@ -53,7 +53,7 @@ func (s *subscription) Receive() (redsyncredis.Event, error) {
 		}
 		switch msg := msg.(type) {
 		case *redis.Message:
-			return redsyncredis.Event{Kind: redsyncredis.Message, Channel: msg.Channel}, nil
+			return redsyncredis.Event{Kind: redsyncredis.Message, Channel: msg.Channel, Payload: msg.Payload}, nil
 		case *redis.Subscription:
 			switch msg.Kind {
 			case "subscribe":
