@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/quorum"
 	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
@@ -22,8 +23,12 @@ type lockAttempt struct {
 	freeIn time.Duration
 	// released is closed when what a failed attempt set is released.
 	released <-chan struct{}
-	// handedOver: the attempt took a hand-over (see takeOffer).
+	// handedOver: the lock was handed over by a release (see fleet.go).
 	handedOver bool
+	// set are the servers that an attemptQueued that failed set the key
+	// on, valid until setUntil, which it kept.
+	set      quorum.Set
+	setUntil time.Time
 }
 
 // An attemptKind is what an attempt asks of each server.
@@ -38,23 +43,25 @@ const (
 	// attemptAfterWait is a waiter's attempt: it may also take over a
 	// released key held for waiters, and tells the key's time to live.
 	attemptAfterWait
+	// attemptQueued is the attempt of a waiter in the fleet queue (see
+	// fleet.go): it also queues the value on a server that refuses, and
+	// what it set is kept when it fails, for the servers' hand-overs to
+	// complete.
+	attemptQueued
 )
 
-// attempt tries once to acquire the lock with a fresh value (next, when
-// not "", made for it). w, when not nil, is the Lock call's place in the
-// queue, and when a releaser handed the lock over to w, attempt takes that
-// instead. count is the Lock call's count before this attempt, for the
-// Observer.
-func (m *Mutex) attempt(ctx context.Context, kind attemptKind, w *waiter, count lockCount, next string) (lockAttempt, error) {
+// attempt tries once to acquire the lock with a fresh value, or, with
+// attemptQueued, with the stint's value. w, when not nil, is the Lock
+// call's place in the queue of this process. count is the Lock call's
+// count before this attempt, for the Observer.
+func (m *Mutex) attempt(ctx context.Context, kind attemptKind, w *waiter, count lockCount, stint *fleetStint) (lockAttempt, error) {
 	if w != nil {
-		if o := w.attempting(time.Now()); o != nil {
-			return m.takeOffer(ctx, w, o, count), nil
-		}
+		w.attempting(time.Now())
 	}
 	if err := ctx.Err(); err != nil {
 		return lockAttempt{res: roundResult{ctxErr: err}}, nil
 	}
-	r, err := m.newAcquireRound(kind, next)
+	r, err := m.newAcquireRound(kind, stint)
 	if err != nil {
 		return lockAttempt{}, err
 	}
@@ -81,11 +88,12 @@ func (m *Mutex) attempt(ctx context.Context, kind attemptKind, w *waiter, count 
 // requests need, and where they leave what they learn, possibly after the
 // round returned.
 type acquireRound struct {
-	m     *Mutex
-	kind  attemptKind
-	value string
-	hold  *holding
-	start time.Time
+	m      *Mutex
+	kind   attemptKind
+	value  string
+	ticket any // the stint's place in the fleet queue, for attemptQueued
+	hold   *holding
+	start  time.Time
 	// freeAfter[node] is 1 + the milliseconds until the node is free of the
 	// key (1 when this attempt set it there), or 0 when unknown; written
 	// atomically by the requests.
@@ -95,18 +103,22 @@ type acquireRound struct {
 	reads *fenceReads
 }
 
-// newAcquireRound prepares an attempt of kind with value next, or a fresh
-// one when next is "": a late release of an earlier attempt can never
-// delete the key a later one set.
-func (m *Mutex) newAcquireRound(kind attemptKind, next string) (acquireRound, error) {
-	r := acquireRound{m: m, kind: kind, value: next}
-	if r.value == "" {
+// newAcquireRound prepares an attempt of kind with a fresh value, so that
+// a late release of an earlier attempt can never delete the key a later
+// one set, or with the value of stint (attemptQueued), whose hold it
+// shares.
+func (m *Mutex) newAcquireRound(kind attemptKind, stint *fleetStint) (acquireRound, error) {
+	r := acquireRound{m: m, kind: kind}
+	if stint != nil {
+		r.value, r.hold, r.ticket = stint.value, stint.hold, stint.ticket
+		r.hold.resend(len(m.nodes.pools))
+	} else {
 		var err error
 		if r.value, err = m.cfg.genValueFunc(); err != nil {
 			return r, fmt.Errorf("redsync: making the lock value: %w", err)
 		}
+		r.hold = newHolding(r.value, len(m.nodes.pools))
 	}
-	r.hold = newHolding(r.value, len(m.nodes.pools))
 	r.start = time.Now()
 	if len(m.nodes.pools) <= len(r.hold.freeAfter) {
 		r.freeAfter = r.hold.freeAfter[:len(m.nodes.pools)]
@@ -129,7 +141,7 @@ func (r acquireRound) acquireOn(ctx context.Context, node int, pool redis.Pool) 
 	if r.reads != nil {
 		ok, ttl, err = r.m.fencedAcquire(ctx, node, pool, r.value, r.kind == attemptAfterWait, r.reads)
 	} else {
-		ok, ttl, err = r.m.acquire(ctx, pool, r.value, r.kind)
+		ok, ttl, err = r.m.acquire(ctx, pool, r.value, r.kind, r.ticket)
 	}
 	switch {
 	case ok:
@@ -137,12 +149,14 @@ func (r acquireRound) acquireOn(ctx context.Context, node int, pool redis.Pool) 
 	case err == nil && ttl >= 0:
 		atomic.StoreInt64(&r.freeAfter[node], 1+ttl.Milliseconds())
 	}
+	queued := r.kind == attemptQueued
 	if !ok && err == nil && r.hold.refused.refused(node) {
 		r.m.reassert(node, pool, r.value, r.hold, r.start)
 	}
 	// Recorded before the reply counts, so that whoever gives the hold up
-	// releases this server or learns it must.
-	if (ok || (err != nil && !neverSent(err))) && !r.hold.record(node) {
+	// releases this server or learns it must. A queued value may be
+	// handed the key later: its server is released too.
+	if (ok || (queued && err == nil) || (err != nil && !neverSent(err))) && !r.hold.record(node) {
 		// Given up already: nobody waits for this reply.
 		r.m.releaseLate(pool, r.value)
 	}
@@ -188,6 +202,14 @@ func (r acquireRound) result(ctx context.Context, res roundResult) lockAttempt {
 		a.held = true
 		return a
 	}
+	if r.kind == attemptQueued {
+		// Kept: the fleet queue's hand-overs may complete a quorum (see
+		// fleet.go, which gives the hold up when they do not).
+		a.setUntil = until
+		a.set = r.setNodes()
+		a.freeIn = quorumFreeIn(r.freeAfter, r.m.nodes.quorum)
+		return a
+	}
 	a.released = r.m.releaseHold(r.hold)
 	if stored {
 		// (After a failed write-back, the retry waits as usual rather
@@ -225,38 +247,15 @@ func (m *Mutex) setHeld(value string, token uint64, until, start time.Time, hold
 	m.mu.Unlock()
 }
 
-// takeOffer waits for the hand-over o that a releaser made to w, and takes
-// the lock when it was granted. When it was not, what it set is released
-// and w tries again at once: the lock was released too. When ctx ends
-// first, the offer is abandoned, to be released once settled.
-func (m *Mutex) takeOffer(ctx context.Context, w *waiter, o *handOffer, count lockCount) lockAttempt {
-	select {
-	case <-o.done:
-	case <-ctx.Done():
-		o.abandon()
-		return lockAttempt{res: roundResult{ctxErr: ctx.Err()}}
-	}
-	a := lockAttempt{start: o.start, freeIn: -1, res: roundResult{n: int(atomic.LoadInt32(&o.handed))}, handedOver: true}
-	if until := o.grantedTil; !until.IsZero() {
-		m.setHeld(o.value, 0, until, o.start, o.hold)
-		a.held = true
-	} else {
-		// Every server's reply first (the releaser's round returned at
-		// its own quorum), so that the release covers every server that
-		// handed over, and the next try finds them free.
-		wait, cancel := context.WithTimeout(context.Background(), m.opTimeout())
-		for node := range m.nodes.pools {
-			o.hold.awaitReply(wait, node)
+// setNodes returns the servers on which the round set the key.
+func (r acquireRound) setNodes() quorum.Set {
+	var set quorum.Set
+	for node := range r.freeAfter {
+		if atomic.LoadInt64(&r.freeAfter[node]) == 1 {
+			set.Add(node)
 		}
-		cancel()
-		a.released = m.releaseHold(o.hold)
-		awaitReleased(a.released, m.opTimeout())
-		w.signal()
 	}
-	if m.obs != nil {
-		m.observeAttempt(ctx, a, count)
-	}
-	return a
+	return set
 }
 
 // observeAttempt reports a decided attempt; m.obs is not nil.
@@ -304,7 +303,7 @@ func quorumFreeIn(freeAfter []int64, quorum int) time.Duration {
 // (attemptAfterWait), also if it holds the hand-off placeholder. When the
 // server refuses, ttl is the key's remaining time to live, or -1 when
 // unknown (or not asked for: attemptPlain does not).
-func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, kind attemptKind) (ok bool, ttl time.Duration, err error) {
+func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, kind attemptKind, ticket any) (ok bool, ttl time.Duration, err error) {
 	defer recoverPanic(&err)
 	if _, ours := pool.(redis.Subscriber); !ours {
 		// A Pool of the user's own (none of this project's adapters)
@@ -316,6 +315,17 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, kind
 		return false, -1, err
 	}
 	defer conn.Close()
+	if kind == attemptQueued {
+		reply, err := conn.Eval(scripts.AcquireQueued, m.args.name, m.args.queueKey, m.args.entriesKey, value, m.args.expiryMillis, ticket, m.args.leaseMillis)
+		if err != nil {
+			return false, -1, err
+		}
+		got, err := scripts.ParseAcquireAfterWait(reply)
+		if err != nil {
+			return false, -1, err
+		}
+		return got.Acquired, got.TTL, nil
+	}
 	if kind != attemptAfterWait {
 		// The first try is the plain SET NX of redsync: the fast path of
 		// an uncontended lock, one command.

@@ -13,13 +13,14 @@ import (
 // The Mutex's side of hand-off (see internal/handoff for the design): the
 // adapter between a Mutex and the Queues of its Redsync.
 
-// handoffMarker is the value the release script leaves in the key for the
-// waiters it notified (see handoff.Marker). It begins with
+// handoffMarker is a value no lock value can be (see handoff.Marker): the
+// acquire scripts of waiters that do not queue take it over, as they did
+// the placeholder that earlier releases left. It begins with
 // reservedValuePrefix, which no lock value may (see checkValue).
 const handoffMarker = handoff.Marker
 
-// maxHandoffGrace bounds how long the placeholder keeps a released lock for
-// the waiters that were told about it.
+// maxHandoffGrace bounds how long a waiter that holds some servers but no
+// quorum waits for the other servers to hand it the key.
 const maxHandoffGrace = handoff.MaxGrace
 
 // releaseChannel is the pub/sub channel on which releases of name are
@@ -56,10 +57,8 @@ func (h *handoffState) start(rs *Redsync) *handoff.Queues {
 		}
 	}
 	q := handoff.New(handoff.Config{
-		Servers:      servers,
-		Goroutines:   (*goroutineCount)(&rs.inflight),
-		Terms:        handOverTerms,
-		ReleaseOffer: releaseOffer,
+		Servers:    servers,
+		Goroutines: (*goroutineCount)(&rs.inflight),
 	})
 	h.queues.Store(q)
 	return q
@@ -75,20 +74,6 @@ type waiter struct {
 // spec describes m's waiters to the queues.
 func (m *Mutex) spec() handoff.Spec {
 	return handoff.Spec{Name: m.name, Channel: m.channel, Owner: m}
-}
-
-// handOverTerms are what the waiters of a Mutex (the owner) accept of a
-// hand-over (handoff.Config.Terms).
-func handOverTerms(owner any) handoff.Terms {
-	m := owner.(*Mutex)
-	return handoff.Terms{
-		// Fencing agrees on a token with the acquire; shuffled pools
-		// number the servers differently in each Mutex.
-		MayTakeOver: !m.cfg.fencing && !m.cfg.shuffle,
-		ExpiryArg:   m.args.expiryMillis,
-		Validity:    m.cfg.expiry - m.drift(),
-		Quorum:      m.nodes.quorum,
-	}
 }
 
 // join queues a waiter of m whose failed try started at since, and
@@ -114,40 +99,25 @@ func (h *handoffState) joinBehind(m *Mutex) *waiter {
 	return w
 }
 
-// attempting records that w starts an attempt (see handoff.Waiter); it
-// returns the hand-over made to w meanwhile, which w must take (see
-// takeOffer) rather than attempt.
-func (w *waiter) attempting(start time.Time) *handOffer {
-	if o := w.w.Attempting(start); o != nil {
-		return o.Attached().(*handOffer)
-	}
-	return nil
-}
+// attempting records that w starts an attempt at start (see
+// handoff.Waiter.Attempting).
+func (w *waiter) attempting(start time.Time) { w.w.Attempting(start) }
 
-// idle records that w waits, ready to be handed the lock with value; ""
-// when it may not be.
-func (w *waiter) idle(value string) { w.w.Idle(value) }
+// idle records that w waits.
+func (w *waiter) idle() { w.w.Idle() }
+
+// queue records that w queues with value in the servers' fleet queues.
+func (w *waiter) queue(value string) { w.w.Queue(value) }
+
+// handed copies the servers' announced hand-overs to w's value into dst
+// (see handoff.Waiter.Handed) and returns how many servers made one.
+func (w *waiter) handed(dst []int64) int { return w.w.Handed(dst) }
 
 // head reports whether w is first in its queue.
 func (w *waiter) head() bool { return w.w.Head() }
 
 // leave takes w out of its queue (see handoff.Waiter.Leave).
 func (w *waiter) leave(acquired bool, heldUntil time.Time) { w.w.Leave(acquired, heldUntil) }
-
-// signal wakes w to try again.
-func (w *waiter) signal() { w.w.Signal() }
-
-// staleListeners returns the servers (bit i: server i in m's order, the
-// first 64) whose listener of this process the release of m must leave
-// out when it counts the waiters that heard it (see
-// handoff.Queues.StaleListeners).
-func (h *handoffState) staleListeners(m *Mutex) uint64 {
-	q := h.started()
-	if q == nil {
-		return 0 // nobody in this process ever waited
-	}
-	return q.StaleListeners(m.name, m.channel, len(m.nodes.pools), m.serverIndex)
-}
 
 // releasedHere records that a Mutex of this process released name on a
 // quorum of servers: the head waiter here need not wait for the servers'

@@ -2,7 +2,6 @@ package redsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -13,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/quorumlock/redsync/internal/handoff"
 	"github.com/quorumlock/redsync/internal/redistest"
 	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
@@ -66,13 +64,14 @@ func TestContendedLockTakesOneAttemptPerAcquisition(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			attempts, acquired := int64(len(counter.Attempts())), int64(len(counter.Attempts(func(e AttemptEvent) bool { return e.Acquired })))
+			acquired := int64(len(counter.Attempts(func(e AttemptEvent) bool { return e.Acquired })))
+			sent := int64(len(counter.Attempts(func(e AttemptEvent) bool { return !e.HandedOver })))
 			require.Equal(t, int64(160), acquired)
-			t.Logf("%d attempts for %d acquisitions", attempts, acquired)
-			// The first Lock of each goroutine tries before anybody
-			// queues; a loaded machine may let a head waiter's delay run
-			// out now and then. Without the two changes it was 2 to 2.6.
-			assert.LessOrEqual(t, float64(attempts)/float64(acquired), 1.3)
+			t.Logf("%d attempts sent for %d acquisitions, %d handed over", sent, acquired, handedOver(counter))
+			// Each Lock sends one attempt, which takes the lock or queues
+			// it; the releases then hand it over. A loaded machine may
+			// let a waiter renew its lease now and then (an attempt).
+			assert.LessOrEqual(t, float64(sent)/float64(acquired), 1.3)
 		})
 	}
 }
@@ -96,48 +95,17 @@ func TestLockQueuedFromTheStartTriesBeforeGivingUp(t *testing.T) {
 		return rs.handoff.state("queued").Queued == 1
 	}, 5*time.Second, time.Millisecond)
 
-	// ... so the next Lock queues behind it without trying first.
+	// ... and the next Lock queues behind it in the fleet queue; when its
+	// tries run out it fails as redsync's would.
 	counter := &recorder{Keep: isAttempt}
 	late := rs.NewMutex("queued", WithTries(2), WithRetryDelay(20*time.Millisecond), WithObserver(counter))
 	err := late.Lock()
 	var taken *ErrTaken
 	require.ErrorAs(t, err, &taken)
-	assert.Len(t, counter.Attempts(), 1, "one try, at the end")
+	assert.LessOrEqual(t, len(counter.Attempts()), 3, "one to queue, one after the subscriptions were confirmed, one at the end")
 
 	cancel()
 	assert.ErrorIs(t, <-waiting, context.Canceled)
-}
-
-// TestAMutexHandOverTermsFollowItsOptions: a Mutex's waiters may be
-// handed the lock unless they agree on fencing tokens or shuffle their
-// pools, with the Mutex's expiry less its drift as validity, and so may
-// its releases.
-func TestAMutexHandOverTermsFollowItsOptions(t *testing.T) {
-	rs := New(unusedPool{0}, unusedPool{1}, unusedPool{2})
-	for _, tc := range []struct {
-		name    string
-		options []Option
-		may     bool
-	}{
-		{"default", nil, true},
-		{"fencing", []Option{WithFencing(true)}, false},
-		{"shuffled pools", []Option{WithShufflePools(true)}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			m := rs.NewMutex("terms", append(tc.options, WithExpiry(2*time.Second), WithDriftFactor(0.01))...)
-			terms := handOverTerms(m)
-			assert.Equal(t, handoff.Terms{MayTakeOver: tc.may, ExpiryArg: int64(2000), Validity: 1980 * time.Millisecond, Quorum: 2}, terms)
-			from := handoff.Releaser{Name: "terms", Owner: m, MayHandOver: tc.may}
-			assert.Equal(t, from, m.releaser())
-		})
-	}
-}
-
-// unusedPool is a server that the test never contacts.
-type unusedPool struct{ id int }
-
-func (unusedPool) Get(context.Context) (redis.Conn, error) {
-	return nil, errors.New("unusedPool: not for use")
 }
 
 // BenchmarkContendedLockUnlock: goroutines of one process take turns at

@@ -47,6 +47,14 @@ func newHolding(value string, acquiring int) *holding {
 	return h
 }
 
+// resend notes that an acquire of the value is on its way to each of the
+// first n servers again (an attempt of a stint, see fleet.go).
+func (h *holding) resend(n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pending.Fill(n)
+}
+
 // record notes that node may hold the value. It returns false when the hold
 // was already given up: the caller must release node itself.
 func (h *holding) record(node int) bool {

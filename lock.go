@@ -92,10 +92,10 @@ type acquirer struct {
 	// errorRetries counts the early attempts made in a row because a
 	// server failed (see wakeAt).
 	errorRetries uint
-	// next is the value of the next attempt, made while waiting so that a
-	// releaser can hand the lock over to it; "" until then.
-	next    string
-	lastErr error // the last error an attempt reported
+	lastErr      error // the last error an attempt reported
+	// stint is the value this call queues with in the fleet queue, when
+	// it waits there (see fleet.go); nil otherwise.
+	stint *fleetStint
 }
 
 // A verdict is what the loop does after an attempt.
@@ -131,6 +131,9 @@ const (
 // run attempts until an attempt acquires the lock (nil), the tries run out
 // or the caller's context ends.
 func (q *acquirer) run() error {
+	if q.queues() {
+		return q.runQueued()
+	}
 	a, err := q.firstTry()
 	for {
 		if err != nil {
@@ -188,12 +191,10 @@ func (q *acquirer) afterWait() attemptKind {
 	return attemptPlain
 }
 
-// attempt makes an attempt of the given kind, with the value made while
-// waiting if any.
+// attempt makes an attempt of the given kind, with the stint's value if
+// any.
 func (q *acquirer) attempt(kind attemptKind) (lockAttempt, error) {
-	next := q.next
-	q.next = ""
-	a, err := q.m.attempt(q.ctx, kind, q.w, q.count, next)
+	a, err := q.m.attempt(q.ctx, kind, q.w, q.count, q.stint)
 	if !a.start.IsZero() {
 		q.count.attempts++ // (one that contacted no server does not count)
 	}
@@ -307,16 +308,12 @@ func (q *acquirer) wait(wakeAt time.Time, head bool) wakeUp {
 }
 
 // idle marks the waiter, if any, as waiting, and returns its wake-up
-// channel (nil without a waiter). Meanwhile a releaser of this process may
-// hand the lock over to it, with the value of its next attempt.
+// channel (nil without a waiter).
 func (q *acquirer) idle() chan struct{} {
 	if q.w == nil {
 		return nil
 	}
-	if q.next == "" && !q.m.cfg.fencing && !q.m.cfg.shuffle {
-		q.next, _ = q.m.cfg.genValueFunc() // a failure shows in the attempt
-	}
-	q.w.idle(q.next)
+	q.w.idle()
 	return q.w.wake
 }
 

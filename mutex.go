@@ -41,8 +41,10 @@ type Mutex struct {
 	// args are script arguments that do not change, converted to
 	// interfaces once rather than on every request.
 	args struct {
-		name, channel, fenceKey, expiryMillis, graceMillis any
+		name, channel, fenceKey, queueKey, entriesKey, expiryMillis, leaseMillis any
 	}
+	// fleet: the name has fleet queue keys (see handoff.QueueKeys).
+	fleet bool
 
 	mu   sync.Mutex // guards held
 	held heldState

@@ -58,7 +58,7 @@ func (c *memConn) SetNX(name, value string, _ time.Duration) (bool, error) {
 func (c *memConn) Eval(script *redis.Script, keysAndArgs ...any) (any, error) {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
-	name, value := keysAndArgs[0].(string), keysAndArgs[1].(string)
+	name, value := keysAndArgs[0].(string), keysAndArgs[script.KeyCount].(string)
 	current, ok := c.s.keys[name]
 	switch {
 	case script != scripts.Release:
@@ -131,16 +131,6 @@ func isNode(e event) bool { return e.Node != nil }
 
 // isAttempt selects AttemptEvents (for a recorder's Keep).
 func isAttempt(e event) bool { return e.Attempt != nil }
-
-// lastAttempt returns the last AttemptEvent rec recorded (the zero event
-// if none).
-func lastAttempt(rec *recorder) AttemptEvent {
-	attempts := rec.Attempts()
-	if len(attempts) == 0 {
-		return AttemptEvent{}
-	}
-	return attempts[len(attempts)-1]
-}
 
 func TestEveryReplyIsReportedOnceInTimeOrLate(t *testing.T) {
 	const nodes = 5

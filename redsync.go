@@ -1,6 +1,7 @@
 package redsync
 
 import (
+	"github.com/quorumlock/redsync/internal/handoff"
 	"math/rand"
 	"sync/atomic"
 	"time"
@@ -109,7 +110,10 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 	m.args.channel = m.channel
 	m.args.fenceKey = fenceKey(m.name)
 	m.args.expiryMillis = m.cfg.expiry.Milliseconds()
-	m.args.graceMillis = m.handoffGrace().Milliseconds()
+	var queue, entries string
+	queue, entries, m.fleet = handoff.QueueKeys(m.name)
+	m.args.queueKey, m.args.entriesKey = queue, entries
+	m.args.leaseMillis = fleetLease.Milliseconds()
 	if m.cfg.shuffle && m.invalid == nil {
 		// Copies, so that shuffling never races with other Mutexes.
 		m.nodes.pools = append([]redis.Pool(nil), m.nodes.pools...)

@@ -51,7 +51,7 @@ func (m *Mutex) unlock(ctx context.Context) (bool, error) {
 		return false, ErrNotHeld
 	}
 	r := m.newReleaseRound(value, hold)
-	res := m.roundAtQuorum(ctx, r.releaseOn, m.watchRound(ctx, OpUnlock, 0), releaseNotNeeded(hold, r.offer))
+	res := m.roundAtQuorum(ctx, r.releaseOn, m.watchRound(ctx, OpUnlock, 0), releaseNotNeeded(hold))
 	return r.result(res)
 }
 
@@ -72,23 +72,14 @@ type releaseRound struct {
 	value    string
 	valueArg any // value, converted once for every request
 	hold     *holding
-	// offer, when not nil, hands the lock over to the head waiter of this
-	// process (see handoffState.offerHead, handover.go).
-	offer *handOffer
-	// staleNodes has bit i set when one listener of this process on server
-	// i heard of the lock for nobody (see handoffState.staleListeners,
-	// handoff.go, over internal/handoff's Queues.StaleListeners).
-	staleNodes uint64
+	// handed counts the servers that handed the key to a waiter of the
+	// fleet queue (atomic).
+	handed *int32
 }
 
 // newReleaseRound prepares the release of value, held with hold.
 func (m *Mutex) newReleaseRound(value string, hold *holding) releaseRound {
-	r := releaseRound{m: m, value: value, valueArg: value, hold: hold}
-	if m.rs.canListen {
-		r.offer = m.rs.handoff.offerHead(m)
-		r.staleNodes = m.rs.handoff.staleListeners(m)
-	}
-	return r
+	return releaseRound{m: m, value: value, valueArg: value, hold: hold, handed: new(int32)}
 }
 
 // releaseOn is the release request to one server (a nodeOp).
@@ -104,13 +95,9 @@ func (r releaseRound) releaseOn(ctx context.Context, node int, pool redis.Pool) 
 			r.hold.giveUp()
 		}
 	}
-	stale := countEveryListener
-	if r.staleNodes&(1<<uint(node)) != 0 {
-		stale = leaveOneListener
-	}
-	ok, handed, err := r.m.releaseTo(ctx, pool, r.valueArg, stale, r.offer)
-	if r.offer != nil {
-		r.offer.replied(r.m, node, handed, err)
+	ok, handed, err := r.m.releaseTo(ctx, pool, r.valueArg)
+	if handed {
+		atomic.AddInt32(r.handed, 1)
 	}
 	if err != nil && err != ErrLockAlreadyExpired && !neverSent(err) {
 		// A connection broken before the request went out (by a server
@@ -127,27 +114,20 @@ func (r releaseRound) releaseOn(ctx context.Context, node int, pool redis.Pool) 
 
 // releaseNotNeeded is Unlock's skip for round: a server that cannot hold
 // the value needs no release.
-func releaseNotNeeded(hold *holding, offer *handOffer) func(node int) bool {
+func releaseNotNeeded(hold *holding) func(node int) bool {
 	return func(node int) bool {
 		if hold == nil || hold.mayHold(node) {
 			return false
 		}
 		hold.giveUpNode(node)
-		if offer != nil {
-			offer.hold.acquireReplied(node)
-		}
 		return true
 	}
 }
 
-// result is Unlock's result from its round's: the offer, if any, is
-// settled, and a release that handed nothing over is announced to the
-// waiters of this process.
+// result is Unlock's result from its round's: a release that handed
+// nothing over on a quorum is announced to the waiters of this process.
 func (r releaseRound) result(res roundResult) (bool, error) {
-	handedOver := false
-	if r.offer != nil {
-		handedOver = r.offer.settle()
-	}
+	handedOver := int(atomic.LoadInt32(r.handed)) >= r.m.nodes.quorum
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, fmt.Errorf("redsync: the context ended before a quorum confirmed the release; the releases sent complete in the background: %w", res.ctxErr))
 	}
@@ -160,70 +140,48 @@ func (r releaseRound) result(res roundResult) (bool, error) {
 	return true, nil
 }
 
-// release deletes the key on one server if it holds value, once more on
-// another connection when the first was found closed by the server. It
-// never leaves the placeholder for waiters: it cleans up after a failed
-// attempt, or after a late reply, for nobody waiting.
+// release releases the key on one server if it holds value, once more
+// on another connection when the first was found closed by the server: it
+// hands the key to the first waiter of the fleet queue, if any, and takes
+// value out of the queue (see scripts.Release).
 func (m *Mutex) release(ctx context.Context, pool redis.Pool, value any) (bool, error) {
-	ok, _, err := m.releaseTo(ctx, pool, value, neverReserve, nil)
+	ok, _, err := m.releaseTo(ctx, pool, value)
 	return ok, err
 }
 
-// Arguments of scripts.Release (ARGV[5]): how many listeners of the releaser's own
-// process to leave out when it counts the waiters that heard the release
-// (see handoff.Queues.StaleListeners), or never to reserve the key for waiters.
-var (
-	countEveryListener any = int64(0)
-	leaveOneListener   any = int64(1)
-	neverReserve       any = int64(-1)
-)
-
-// releaseTo is release that, with an offer, hands the key over to the
-// offer's waiter there when nobody else listens for it (see
-// scripts.HandOver); handed reports that it did. Without one, stale is
-// scripts.Release's count of listeners to leave out.
-func (m *Mutex) releaseTo(ctx context.Context, pool redis.Pool, value, stale any, offer *handOffer) (ok, handed bool, err error) {
-	ok, handed, err = m.releaseOnce(ctx, pool, value, stale, offer)
+// releaseTo is release that also reports whether the server handed the key
+// to a waiter.
+func (m *Mutex) releaseTo(ctx context.Context, pool redis.Pool, value any) (ok, handed bool, err error) {
+	ok, handed, err = m.releaseOnce(ctx, pool, value)
 	if brokenConnection(err) {
 		// A pooled connection the server closed (it restarted, say):
 		// the request never reached it, and another connection will.
-		// Releasing twice is harmless anyway, and the hand-over script
-		// reports a hand-over made by the first request as one.
-		ok, handed, err = m.releaseOnce(ctx, pool, value, stale, offer)
+		// Releasing twice is harmless anyway.
+		ok, handed, err = m.releaseOnce(ctx, pool, value)
 	}
 	return ok, handed, err
 }
 
-// releaseOnce is one release (or hand-over) request.
-func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value, stale any, offer *handOffer) (ok, handed bool, err error) {
+// releaseOnce is one release request.
+func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value any) (ok, handed bool, err error) {
 	defer recoverPanic(&err)
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return false, false, err
 	}
 	defer conn.Close()
-	var reply any
-	if offer == nil {
-		reply, err = conn.Eval(scripts.Release, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, stale)
-	} else {
-		reply, err = conn.Eval(scripts.HandOver, m.args.name, value, m.args.channel, handoffMarker, m.args.graceMillis, offer.valueArg, offer.expiryArg)
-	}
+	reply, err := conn.Eval(scripts.Release, m.args.name, m.args.queueKey, m.args.entriesKey, value, m.args.channel)
 	if err != nil {
 		return false, false, err
 	}
 	// Only the script's own replies count: a server that did not run it
 	// has not released anything.
-	var status scripts.ReleaseReply
-	if offer == nil {
-		status, err = scripts.ParseRelease(reply)
-	} else {
-		status, err = scripts.ParseHandOver(reply)
-	}
+	status, err := scripts.ParseRelease(reply)
 	if err != nil {
 		return false, false, err
 	}
 	switch status {
-	case scripts.HandOverHanded:
+	case scripts.ReleaseHanded:
 		return true, true, nil
 	case scripts.ReleaseReleased:
 		return true, false, nil
@@ -233,8 +191,8 @@ func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value, stale a
 	return false, false, ErrLockAlreadyExpired // scripts.ReleaseMissing
 }
 
-// handoffGrace is how long a released key stays reserved for the waiters
-// that were told about it.
+// handoffGrace is how long a waiter that holds some servers but no quorum
+// waits for the others to hand it the key, before it gives them up.
 func (m *Mutex) handoffGrace() time.Duration {
 	grace := m.opTimeout()
 	if grace > maxHandoffGrace {
@@ -252,6 +210,12 @@ func (m *Mutex) handoffGrace() time.Duration {
 // The returned channel is closed once every release is done (nil when
 // there was nothing to release).
 func (m *Mutex) releaseHold(hold *holding) <-chan struct{} {
+	return m.releaseHoldWithin(hold, nil)
+}
+
+// releaseHoldWithin is releaseHold with each server's release bounded by
+// within(node) instead of the expiry, when within is not nil.
+func (m *Mutex) releaseHoldWithin(hold *holding, within func(node int) time.Duration) <-chan struct{} {
 	nodes := hold.giveUp()
 	if len(nodes) == 0 {
 		return nil
@@ -260,9 +224,13 @@ func (m *Mutex) releaseHold(hold *holding) <-chan struct{} {
 	remaining := int32(len(nodes))
 	for _, node := range nodes {
 		m.nodes.inflight.add()
+		bound := m.cfg.expiry
+		if within != nil {
+			bound = within(node)
+		}
 		go func(pool redis.Pool) {
 			defer m.nodes.inflight.done()
-			m.releaseLate(pool, hold.value)
+			_, _ = m.release(m.rs.boundedContext(context.Background(), bound), pool, hold.value)
 			if atomic.AddInt32(&remaining, -1) == 0 {
 				close(released)
 			}

@@ -1,49 +1,101 @@
-// Package handoff lets a waiter for a lock learn when to try again instead
-// of sleeping a random delay between tries, and lets a release hand the
-// lock straight over to a waiter of the same process. It knows nothing of
-// the lock itself: a waiter is described by plain values (a Spec) and the
-// caller's callbacks (Config), so that every primitive can share it.
+// Package handoff lets a waiter for a lock learn when the lock is its own,
+// or when to try again, instead of sleeping a random delay between tries.
+// It knows nothing of the lock itself: a waiter is described by plain
+// values (a Spec), so that every primitive can share it.
 //
-// The mechanisms, one file each:
+// The fleet queue (the servers' side, in the scripts AcquireQueued and
+// Release of internal/scripts): a Lock that may wait queues its value on
+// every server that refuses it, in a sorted set beside the lock key
+// (QueueKeys), scored by a ticket that is the same on every server (the
+// microsecond its Lock call started, by its process's clock; ties by
+// value). Each entry has a lease, renewed by the waiter's attempts a few
+// times per lease; a release passes over entries whose lease ended. A
+// release sets the key straight from the holder's value to the value of
+// the first live entry, with that waiter's expiry, and announces on the
+// release channel "h<waited>:<value>": whichever process the waiter is
+// in, its listener hears it on the pub/sub connection it already has, and
+// the waiter holds the lock once a quorum of servers handed it over, one
+// round trip after the Unlock call, with no request of its own. waited is
+// how long the value had queued on that server by the server's clock,
+// from which the waiter bounds when the key was set (the argument is in
+// the root's fleet.go). A free key goes to a waiter's attempt only when
+// no live entry with a smaller ticket queues: waiters take turns in the
+// order they started waiting, across the fleet; a plain SET NX
+// (redsync's, TryLock's) still takes a free key, but a contended key is
+// never free while waiters queue.
 //
-//   - Queues (queue.go): the waiters of one process queue per name, first
-//     come first served; only the head tries on a wake-up, so they do not
-//     stampede, and they take turns. The head is woken once enough servers
-//     (a quorum, less the servers that cannot announce) announced a
-//     release since its last attempt started; announcements heard while a
-//     waiter of this process holds the lock are late ones of the release
-//     it took, and wake nobody. A release made by this process wakes the
+// Servers that disagree (a value queued on some servers only, after a
+// failure) may hand the key to different waiters. The rule that resolves
+// it: a waiter that holds some servers but no quorum waits a short grace
+// for the others to hand the key to it too, then gives up what it holds
+// (its release hands the key on there) and queues again at the same
+// ticket with a fresh value. Every server hands to its own first live
+// entry and tickets order the entries alike everywhere, so once the
+// servers know the same waiters, one waiter gets them all.
+//
+// The process's side, one file each:
+//
+//   - Queues (queue.go): the waiters of one process, per name, first come
+//     first served. A waiter tells the value it queues with (Waiter.Queue);
+//     an announced hand-over to that value is recorded for it
+//     (Waiter.Handed) and wakes it. An empty announcement (a release that
+//     found nobody queued, so the key is free) wakes the head waiter once
+//     enough servers (a quorum, less those that cannot announce) made one
+//     since its last attempt started; announcements heard while a waiter
+//     of this process holds the lock are late ones of the release it took.
+//     A release made by this process that handed nothing over wakes the
 //     head at once (ReleasedHere).
 //   - The listener (listener.go): per server that can subscribe
 //     (redis.Subscriber), one pub/sub connection subscribed to the release
 //     channels (ReleaseChannel) that this process's waiters need, while
-//     there are any. Lock and Unlock never wait for it.
-//   - The hand-over (handover.go): when the head waiter waits with a value
-//     ready, a releaser of this process offers it the lock (OfferHead);
-//     the release script then sets the key from the releaser's value
-//     straight to the waiter's on each server where nobody else listens,
-//     and the waiter holds the lock once a quorum did, without a request
-//     of its own.
-//
-// Releases that reach a listener leave a short-lived placeholder (Marker)
-// in the key instead of deleting it: a waiter's acquire takes the key over
-// from it, a plain SET NX (a newcomer, or the releaser trying again at
-// once) is refused, so those who waited go first.
+//     there are any. Lock and Unlock never wait for it. A subscription
+//     newly confirmed counts as an empty announcement: a release may have
+//     gone unheard before it.
 //
 // What a user sees of all this, and its limits, is described in
 // docs/waiting.md; this comment is the one place for the design.
 package handoff
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
-// Marker is the value a release leaves in the key for the waiters it
-// notified. It cannot be a lock value: it begins with the prefix that the
-// caller reserves (no lock value may begin with "redsync:").
+// Marker is a value that the acquire scripts of waiters that do not queue
+// take over (earlier releases left it in the key as a placeholder). It
+// cannot be a lock value: it begins with the prefix that the caller
+// reserves (no lock value may begin with "redsync:").
 const Marker = "redsync:handoff"
 
-// MaxGrace bounds how long the placeholder keeps a released lock for the
-// waiters that were told about it.
+// MaxGrace bounds how long a waiter that holds some servers but no quorum
+// waits for the others to hand it the key.
 const MaxGrace = 50 * time.Millisecond
+
+// QueueKeys returns the keys of name's fleet queue on a server: the
+// sorted set of the waiters' values, and the hash of their entries (see
+// the release script). They hash to the Redis Cluster slot of name, so
+// that one script may touch them with the lock key. A name with a "}" and
+// no hash tag has no such keys (ok false; both are name itself): wrapped
+// in braces it would hash elsewhere. Its waiters do not queue.
+func QueueKeys(name string) (queue, entries string, ok bool) {
+	base := "{" + name + "}"
+	if hasHashTag(name) {
+		base = name
+	} else if strings.IndexByte(name, '}') >= 0 {
+		return name, name, false
+	}
+	return base + ":redsync:queue", base + ":redsync:waiters", true
+}
+
+// hasHashTag reports whether key's Redis Cluster hash slot is decided by a
+// hash tag: a non-empty part between the first "{" and the next "}".
+func hasHashTag(key string) bool {
+	open := strings.IndexByte(key, '{')
+	if open < 0 {
+		return false
+	}
+	return strings.IndexByte(key[open+1:], '}') > 0
+}
 
 // channelPrefix begins every release channel.
 const channelPrefix = "redsync:released:"

@@ -147,15 +147,13 @@ func (c *fakeSubscription) Close() error {
 	return nil
 }
 
-// fixture is Queues over servers fake servers with a fake clock, and
-// what their offers released.
+// fixture is Queues over servers fake servers with a fake clock.
 type fixture struct {
 	t          *testing.T
 	q          *Queues
 	clock      *fakeClock
 	servers    []*fakeServer
 	goroutines *counter
-	released   chan *Offer
 }
 
 func newFixture(t *testing.T, servers int) *fixture {
@@ -167,7 +165,7 @@ func newFixture(t *testing.T, servers int) *fixture {
 // announce releases.
 func newFixtureWithSilent(t *testing.T, servers, silent int) *fixture {
 	t.Helper()
-	f := &fixture{t: t, clock: newFakeClock(), goroutines: &counter{}, released: make(chan *Offer, 64)}
+	f := &fixture{t: t, clock: newFakeClock(), goroutines: &counter{}}
 	subs := make([]redis.Subscriber, servers)
 	for i := range subs {
 		s := &fakeServer{}
@@ -176,7 +174,7 @@ func newFixtureWithSilent(t *testing.T, servers, silent int) *fixture {
 			subs[i] = s
 		}
 	}
-	f.q = New(Config{Servers: subs, Goroutines: f.goroutines, Clock: f.clock, Terms: testTerms, ReleaseOffer: func(o *Offer) { f.released <- o }})
+	f.q = New(Config{Servers: subs, Goroutines: f.goroutines, Clock: f.clock})
 	t.Cleanup(f.awaitListenersStopped)
 	return f
 }
@@ -203,16 +201,6 @@ type testWaiter struct {
 // spec is the Spec of a waiter of owner for name.
 func spec(name string, owner any) Spec {
 	return Spec{Name: name, Channel: ReleaseChannel(name), Owner: owner}
-}
-
-// noTakeOver is an owner whose waiters may not be handed the lock.
-type noTakeOver string
-
-// testTerms are the Terms of every owner in the tests: an expiry of 8 s
-// less 1% drift, a quorum of 2.
-func testTerms(owner any) Terms {
-	_, no := owner.(noTakeOver)
-	return Terms{MayTakeOver: !no, ExpiryArg: int64(8000), Validity: 7920 * time.Millisecond, Quorum: 2}
 }
 
 // join queues a waiter of owner for name whose attempt started now.

@@ -1,6 +1,8 @@
 package handoff
 
 import (
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,7 +13,7 @@ import (
 // Config is what Queues need from their owner.
 type Config struct {
 	// Servers are the servers the waiters lock on, in the caller's
-	// numbering (server i, as StaleListeners and Heard count them); nil
+	// numbering (server i, as Waiter.Handed counts them); nil
 	// for one that cannot announce releases. Subscribe on each must not
 	// panic (the caller recovers what its pools do).
 	Servers []redis.Subscriber
@@ -20,24 +22,14 @@ type Config struct {
 	// Clock tells the time of the wake rules and hand-overs; nil is the
 	// real clock.
 	Clock Clock
-	// Terms tells what the waiters of an Owner accept of a hand-over; it
-	// is called while the Queues are locked and must not call them. nil:
-	// no waiter may be handed the lock.
-	Terms func(owner any) Terms
-	// ReleaseOffer releases what a hand-over set on the servers when its
-	// waiter does not hold the lock (see Offer.Abandon); it must not
-	// block on the Queues. nil releases nothing.
-	ReleaseOffer func(*Offer)
 }
 
 // Queues are the waiters of one process, queued per name, and the
 // listeners that tell them about releases. All methods are safe for
 // concurrent use.
 type Queues struct {
-	clock        Clock
-	terms        func(owner any) Terms
-	releaseOffer func(*Offer)
-	listeners    []*listener // per server; nil for one that cannot subscribe
+	clock     Clock
+	listeners []*listener // per server; nil for one that cannot subscribe
 	// enough is how many servers must announce a release before the head
 	// waiter tries: a quorum, less the servers that cannot announce.
 	enough int
@@ -45,7 +37,7 @@ type Queues struct {
 	// uncontended lock can skip mu, which all names share.
 	waited atomic.Int32
 
-	mu    sync.Mutex // guards names and the state of every Waiter and Offer's waiter
+	mu    sync.Mutex // guards names and the state of every Waiter
 	names map[string]*nameWaiters
 }
 
@@ -64,15 +56,12 @@ type nameWaiters struct {
 	// process holds it: announcements heard meanwhile are late ones of
 	// the release it took, not news for the next waiter.
 	heldUntil time.Time
-	// handedInARow counts the hand-overs offered in a row (see
-	// MaxHandOversInARow).
-	handedInARow int
 }
 
 // New returns the Queues of cfg, with no waiter; listeners start with the
 // first waiter of a name.
 func New(cfg Config) *Queues {
-	q := &Queues{clock: cfg.Clock, terms: cfg.Terms, releaseOffer: cfg.ReleaseOffer, names: make(map[string]*nameWaiters)}
+	q := &Queues{clock: cfg.Clock, names: make(map[string]*nameWaiters)}
 	if q.clock == nil {
 		q.clock = realClock{}
 	}
@@ -186,6 +175,10 @@ func (q *Queues) heard(node int, channel, payload string) {
 	if nw == nil {
 		return
 	}
+	if waited, value, ok := parseHanded(payload); ok {
+		nw.handed(node, waited, value)
+		return // the lock is not free: it changed hands
+	}
 	now := q.clock.Now()
 	if now.Before(nw.heldUntil) {
 		return // a late announcement of the release the holder here took
@@ -214,29 +207,32 @@ func (q *Queues) ReleasedHere(name string) {
 	q.wakeHeadIfFree(nw)
 }
 
-// StaleListeners returns the servers (bit i: server i of a releaser, the
-// first 64 of n) on which a listener of this process may still be counted
-// as listening on channel, the release channel of name, while no waiter
-// of this process wants it: a waiter that leaves the queue unsubscribes,
-// but its server learns of that only once the UNSUBSCRIBE arrives, which
-// a release sent right after may overtake. The release leaves those
-// listeners out when it counts the waiters that heard it, so that it never
-// keeps the key as a placeholder for nobody. server maps the releaser's
-// server i to its index in Config.Servers.
-func (q *Queues) StaleListeners(name, channel string, n int, server func(i int) int) uint64 {
-	var stale uint64
-	for node := 0; node < n && node < 64; node++ {
-		if l := q.listeners[server(node)]; l != nil && l.mayCount(channel) {
-			stale |= 1 << uint(node)
+// handed records that server node handed the key to value, which had
+// queued there for waited milliseconds, for the waiter of this process
+// that queues with value, if any, and wakes it. q.mu is held.
+func (nw *nameWaiters) handed(node int, waited int64, value string) {
+	for _, w := range nw.queue {
+		if w.value == value && w.handed != nil && node < len(w.handed) {
+			w.handed[node] = max(waited, 0) + 1
+			w.Signal()
+			return
 		}
 	}
-	if stale == 0 || !q.Waiting() {
-		return stale
+}
+
+// parseHanded reads the announcement of a hand-over, "h<waited>:<value>"
+// (see the release script), and reports whether payload is one.
+func parseHanded(payload string) (waited int64, value string, ok bool) {
+	if len(payload) < 3 || payload[0] != 'h' {
+		return 0, "", false
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if nw := q.names[name]; nw != nil && len(nw.queue) > 0 {
-		return 0 // they listen for waiters of this process
+	number, value, ok := strings.Cut(payload[1:], ":")
+	if !ok || value == "" {
+		return 0, "", false
 	}
-	return stale
+	waited, err := strconv.ParseInt(number, 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	return waited, value, true
 }

@@ -89,8 +89,8 @@ func TestAnnouncementsBeforeTheHeadsLastAttemptStartedDoNotWakeIt(t *testing.T) 
 	f.q.heard(0, ReleaseChannel("n"), "")
 	// The head attempts again: what it heard before counts no more.
 	f.clock.advance(time.Millisecond)
-	require.Nil(t, a.Attempting(f.clock.Now()))
-	a.Idle("")
+	a.Attempting(f.clock.Now())
+	a.Idle()
 	f.clock.advance(time.Millisecond)
 	f.q.heard(1, ReleaseChannel("n"), "")
 	assert.False(t, a.woken(), "one server since the attempt")
@@ -158,39 +158,74 @@ func TestStateTellsTheHeadsReadiness(t *testing.T) {
 	a := f.join("n", "a")
 	s := f.q.State("n")
 	assert.Equal(t, NameState{Queued: 1, Servers: 3, Enough: 2, Listeners: 3, Listening: s.Listening}, s)
-	a.Idle("v")
+	a.Queue("v")
+	a.Idle()
 	s = f.q.State("n")
 	assert.True(t, s.HeadWaiting)
-	assert.True(t, s.HeadPrepared)
+	assert.True(t, s.HeadQueued)
 	a.Signal()
 	assert.True(t, f.q.State("n").HeadWoken)
 	a.Leave(false, time.Time{})
 }
 
-func TestStaleListenersAreThoseStillCountedWhileNobodyHereWaits(t *testing.T) {
+func TestAHandOverWakesTheWaiterOfItsValueAlone(t *testing.T) {
 	f := newFixture(t, 3)
-	channel := ReleaseChannel("n")
 	a := f.join("n", "a")
-	require.Eventually(t, func() bool { return f.q.State("n").Listening == 3 }, 5*time.Second, time.Millisecond)
-	assert.Zero(t, f.q.StaleListeners("n", channel, 3, same), "they listen for a waiter here")
+	b := f.join("n", "b")
+	a.Queue("va")
+	b.Queue("vb")
+	a.woken() // the head of a new queue may be woken at once
+	f.q.heard(1, ReleaseChannel("n"), "h12:vb")
+	assert.False(t, a.woken(), "handed to another value")
+	assert.True(t, b.woken())
+	handed := make([]int64, 3)
+	assert.Equal(t, 1, b.Handed(handed))
+	assert.Equal(t, []int64{0, 13, 0}, handed)
+	f.q.heard(2, ReleaseChannel("n"), "h-4:vb") // a server clock that went back counts as no wait
+	assert.Equal(t, 2, b.Handed(handed))
+	assert.Equal(t, []int64{0, 13, 1}, handed)
+	assert.True(t, b.woken())
+	f.q.heard(0, ReleaseChannel("n"), "h5:elsewhere") // a waiter of another process
+	assert.False(t, a.woken() || b.woken())
+	assert.Equal(t, NameState{}.Heard, f.q.State("n").Heard, "a hand-over is no release: the lock is not free")
 
-	// The waiter leaves; servers 0 and 2 do not confirm the
-	// unsubscription yet.
-	f.servers[0].stall()
-	f.servers[2].stall()
-	a.Leave(true, f.clock.Now())
-	require.Eventually(t, func() bool {
-		return !f.servers[0].subscribed(channel) && !f.servers[1].subscribed(channel) && !f.servers[2].subscribed(channel)
-	}, 5*time.Second, time.Millisecond)
-	require.Eventually(t, func() bool { return f.q.StaleListeners("n", channel, 3, same) == 0b101 }, 5*time.Second, time.Millisecond)
-	// In a releaser's own order of the servers.
-	assert.Equal(t, uint64(0b011), f.q.StaleListeners("n", channel, 3, func(i int) int { return []int{2, 0, 1}[i] }))
-	assert.Equal(t, uint64(0b01), f.q.StaleListeners("n", channel, 2, same), "only the releaser's servers")
-
-	f.servers[0].unstall()
-	f.servers[2].unstall()
-	require.Eventually(t, func() bool { return f.q.StaleListeners("n", channel, 3, same) == 0 }, 5*time.Second, time.Millisecond)
+	b.Queue("vb2") // a new value forgets the old one's hand-overs
+	assert.Zero(t, b.Handed(handed))
+	f.q.heard(1, ReleaseChannel("n"), "h1:vb")
+	assert.False(t, b.woken())
+	a.Leave(false, time.Time{})
+	b.Leave(false, time.Time{})
 }
 
-// same numbers a releaser's servers as Config.Servers does.
-func same(i int) int { return i }
+func TestParseHandedRefusesOtherPayloads(t *testing.T) {
+	for _, p := range []string{"", "h", "h1", "h1:", "hx:v", "x1:v", "h:v"} {
+		if _, _, ok := parseHanded(p); ok {
+			t.Errorf("parseHanded(%q) accepted it", p)
+		}
+	}
+	waited, value, ok := parseHanded("h25:a:b")
+	assert.True(t, ok)
+	assert.Equal(t, int64(25), waited)
+	assert.Equal(t, "a:b", value)
+}
+
+func TestQueueKeysShareTheSlotOfTheName(t *testing.T) {
+	for _, c := range []struct {
+		name, queue string
+		ok          bool
+	}{
+		{"orders", "{orders}:redsync:queue", true},
+		{"{orders}:lock", "{orders}:lock:redsync:queue", true},
+		{"a{b", "{a{b}:redsync:queue", true},
+		{"a}b", "a}b", false},
+		{"a{}b", "a{}b", false},
+	} {
+		queue, entries, ok := QueueKeys(c.name)
+		if queue != c.queue || ok != c.ok {
+			t.Errorf("QueueKeys(%q) = %q, %v; want %q, %v", c.name, queue, ok, c.queue, c.ok)
+		}
+		if !ok && entries != c.name {
+			t.Errorf("QueueKeys(%q) entries = %q; want the name", c.name, entries)
+		}
+	}
+}

@@ -7,75 +7,74 @@ import "time"
 type Spec struct {
 	Name    string // the lock's name; waiters queue per name
 	Channel string // ReleaseChannel(Name), made once by the caller
-	// Owner identifies who waits (compared with ==): a releaser never
-	// hands the lock over to a waiter of its own Owner. Config.Terms
-	// tells what a hand-over to it must be.
-	Owner any
-}
-
-// Terms are what the waiters of an Owner accept of a hand-over (see
-// Config.Terms).
-type Terms struct {
-	// MayTakeOver: the waiters may be handed the lock (not, for example,
-	// when their acquisitions must agree on a fencing token).
-	MayTakeOver bool
-	// ExpiryArg is the waiter's expiry as the hand-over request sends it.
-	ExpiryArg any
-	// Validity is how long a hand-over holds the lock for the waiter,
-	// counted from when the release was about to be sent (the expiry
-	// less the clock drift).
-	Validity time.Duration
-	// Quorum is how many servers must hand over for the waiter to hold
-	// the lock.
-	Quorum int
+	Owner   any    // who waits, for the caller's own use
 }
 
 // A Waiter is one caller waiting for a name, from Join or JoinBehind until
 // Leave. Its methods may be called by the goroutine that waits, while
-// releasers and listeners of other goroutines change its state.
-//
-// A Waiter is kept small (its names are its queue's, its terms are asked
-// for when an offer is made): one is made per wait.
+// listeners of other goroutines change its state.
 type Waiter struct {
 	nw    *nameWaiters // its queue
 	owner any          // Spec.Owner
 	wake  chan<- struct{}
 	since time.Time // when its last attempt started; guarded by q.mu
 
-	// Guarded by q.mu: busy is set while the waiter attempts or takes an
-	// offer, prepared is the value a releaser may hand the lock over to
-	// while it waits ("" when it may not), and offer is the hand-over made
-	// to it that it has not taken yet.
-	busy     bool
-	prepared string
-	offer    *Offer
+	// Guarded by q.mu: busy is set while the waiter attempts; value is
+	// the value it queues with in the servers' fleet queues (see Queue),
+	// and handed[node] is, for each server node that announced handing
+	// the key to value, 1 + the milliseconds it had queued there, or 0.
+	busy   bool
+	value  string
+	handed []int64
 }
 
 // Attempting records that w starts an attempt at start: only releases
-// announced from then on count for its next wake-up. When a releaser has
-// handed the lock over to w meanwhile, it returns that offer instead,
-// which w must take (wait for Settle's decision) or abandon, rather than
-// attempt.
-func (w *Waiter) Attempting(start time.Time) *Offer {
+// announced from then on count for its next wake-up.
+func (w *Waiter) Attempting(start time.Time) {
 	w.nw.q.mu.Lock()
 	defer w.nw.q.mu.Unlock()
 	w.busy = true
-	w.prepared = ""
-	if o := w.offer; o != nil {
-		w.offer = nil
-		return o
-	}
 	w.since = start
-	return nil
 }
 
-// Idle records that w waits, ready to be handed the lock with value; ""
-// when it may not be.
-func (w *Waiter) Idle(value string) {
+// Idle records that w waits.
+func (w *Waiter) Idle() {
 	w.nw.q.mu.Lock()
 	w.busy = false
-	w.prepared = value
 	w.nw.q.mu.Unlock()
+}
+
+// Queue records that w queues with value in the servers' fleet queues,
+// from now on: the servers' announcements that they handed the key to
+// value are recorded for it (see Handed) and wake it. It forgets what was
+// recorded for the value before.
+func (w *Waiter) Queue(value string) {
+	w.nw.q.mu.Lock()
+	defer w.nw.q.mu.Unlock()
+	w.value = value
+	if w.handed == nil {
+		w.handed = make([]int64, len(w.nw.heardAt))
+	}
+	clear(w.handed)
+}
+
+// Handed copies into dst, for each server, 1 + the milliseconds the
+// value given to Queue had queued there before the server handed the key
+// to it, or 0 where no hand-over was announced; it returns how many
+// servers announced one.
+func (w *Waiter) Handed(dst []int64) int {
+	w.nw.q.mu.Lock()
+	defer w.nw.q.mu.Unlock()
+	n := 0
+	for i, v := range w.handed {
+		if i < len(dst) {
+			dst[i] = v
+		}
+		if v != 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // Head reports whether w is first in its queue.
@@ -85,8 +84,7 @@ func (w *Waiter) Head() bool {
 	return len(w.nw.queue) > 0 && w.nw.queue[0] == w
 }
 
-// Leave takes w out of its queue; an offer made to it and not taken is
-// abandoned. When w was the head and did not get the lock (acquired
+// Leave takes w out of its queue. When w was the head and did not get the lock (acquired
 // false), the next waiter is woken to try: the lock may be free. When it
 // got the lock, valid until heldUntil, the releases heard so far were the
 // one it took: they do not wake the next waiter, nor do late
@@ -96,12 +94,7 @@ func (w *Waiter) Leave(acquired bool, heldUntil time.Time) {
 	q := w.nw.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	w.busy, w.prepared = true, ""
-	if o := w.offer; o != nil {
-		// Handed the lock over while it gave up: it is released.
-		w.offer = nil
-		o.Abandon()
-	}
+	w.busy, w.value = true, ""
 	nw := w.nw
 	if q.names[nw.name] != nw {
 		return // left already
@@ -144,10 +137,9 @@ func (w *Waiter) Signal() {
 // tests that wait for a state (see State).
 type NameState struct {
 	Queued int // waiters queued
-	// HeadWaiting: the head waits (neither attempts nor takes an offer);
-	// HeadPrepared: with a value a releaser may hand the lock over to;
-	// HeadWoken: a wake-up is pending for it.
-	HeadWaiting, HeadPrepared, HeadWoken bool
+	// HeadWaiting: the head waits (does not attempt); HeadQueued: with a
+	// value in the fleet queues; HeadWoken: a wake-up is pending for it.
+	HeadWaiting, HeadQueued, HeadWoken bool
 	// Servers is how many servers could announce; Confirmed how many
 	// announced or confirmed the subscription at least once; Heard how
 	// many since the head's last attempt started; Enough how many wake
@@ -168,7 +160,7 @@ func (q *Queues) State(name string) NameState {
 		return NameState{}
 	}
 	head := nw.queue[0]
-	s := NameState{Queued: len(nw.queue), HeadWaiting: !head.busy, HeadPrepared: !head.busy && head.prepared != "",
+	s := NameState{Queued: len(nw.queue), HeadWaiting: !head.busy, HeadQueued: head.value != "",
 		HeadWoken: len(head.wake) > 0, Servers: len(nw.heardAt), Enough: q.enough}
 	for _, at := range nw.heardAt {
 		if !at.IsZero() {

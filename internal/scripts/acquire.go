@@ -22,7 +22,37 @@ var acquireAfterWaitLua string
 // milliseconds (PTTL: -1 when it has no expiry). See ParseAcquireAfterWait.
 var AcquireAfterWait = newScript(1, acquireAfterWaitLua)
 
-// AcquireReply is a reply of AcquireAfterWait.
+//go:embed acquire_queued.lua
+var acquireQueuedLua string
+
+// AcquireQueued is the acquire of a Lock that may wait, with the fleet
+// queue: it sets the lock key when it is missing and no live waiter with
+// a smaller ticket queues for it, refreshes it when it holds the value
+// already (a release handed it over), and otherwise queues the value, or
+// renews its lease in the queue, for a release to hand the key to it (see
+// Release).
+//
+//	KEYS[1]  the lock key
+//	KEYS[2]  the fleet queue (see Release)
+//	KEYS[3]  the waiters' entries (see Release)
+//	ARGV[1]  the value
+//	ARGV[2]  the expiry, in milliseconds
+//	ARGV[3]  the waiter's ticket: its place in the queue (smaller first;
+//	         equal tickets by value)
+//	ARGV[4]  the lease of its entry, in milliseconds
+//
+// An entry keeps the server time at which the value first queued; the
+// queue's keys expire three leases after the last write. A server out of
+// memory refuses to queue, and the acquire then only reports the key's
+// time to live.
+//
+// Reply: OK when the key holds the value (set or refreshed), else the
+// key's remaining time to live in milliseconds, or -1 when unknown (also
+// when the key is free but a waiter ahead is to take it). See
+// ParseAcquireAfterWait.
+var AcquireQueued = newScript(3, acquireQueuedLua)
+
+// AcquireReply is a reply of AcquireAfterWait or AcquireQueued.
 type AcquireReply struct {
 	// Acquired reports that the script set the key.
 	Acquired bool

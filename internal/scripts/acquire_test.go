@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// placeholder is a value that an acquire after a wait takes over.
+const placeholder = "placeholder"
+
 func TestAcquireAfterWaitOnRedis(t *testing.T) {
 	s := newServer(t)
 	const expiryMillis = int64(9000)

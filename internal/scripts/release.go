@@ -8,95 +8,59 @@ import (
 //go:embed release.lua
 var releaseLua string
 
-//go:embed hand_over.lua
-var handOverLua string
-
-// Release releases the lock key if it holds the holder's value, and tells
-// the waiters.
+// Release releases the lock key if it holds the holder's value: it hands
+// the key straight to the first live waiter of the fleet queue (see
+// AcquireQueued), or deletes it, and tells the waiters.
 //
 //	KEYS[1]  the lock key
+//	KEYS[2]  the fleet queue: a sorted set of waiters' values, scored by
+//	         their tickets
+//	KEYS[3]  the waiters' entries: a hash of value -> "since lease expiry"
+//	         (server milliseconds: when the value first queued, when its
+//	         lease ends; its expiry in milliseconds)
 //	ARGV[1]  the holder's value
 //	ARGV[2]  the channel the release is announced on (PUBLISH)
-//	ARGV[3]  the hand-off placeholder
-//	ARGV[4]  how long the placeholder stays, in milliseconds
-//	ARGV[5]  how many listeners of the releaser's own process to leave
-//	         out of the count of those who heard the release, or -1 for a
-//	         release that never reserves the key (the clean-up of a failed
-//	         attempt)
 //
-// When the announcement reached more listeners than ARGV[5] (and ARGV[5]
-// is not negative), the key is not deleted but set to the placeholder for
-// ARGV[4] milliseconds, which only a waiter's acquire (AcquireAfterWait)
-// takes over: those who waited go first. A server out of memory (maxmemory
-// with noeviction) refuses that SET: the key is then deleted, as redsync's
-// release does.
+// The holder's value also leaves the queue (a waiter that gives up
+// releases its value this way). When the key holds the value, the first
+// waiter whose lease has not ended gets the key, with its own expiry, and
+// the channel carries "h<waited>:<value>": that waiter's value and the
+// milliseconds, by the server's clock, from its first queueing here to
+// the hand-over, from which the waiter bounds when the key was set (see
+// the fleet design in internal/handoff). Waiters whose lease ended are
+// dropped on the way. Without a live waiter the key is deleted, as
+// redsync's release does, and the channel carries "". A server out of
+// memory (maxmemory with noeviction) that refuses the hand-over's SET
+// deletes the key instead.
 //
-// Replies (see ParseRelease): ReleaseReleased, ReleaseOtherValue (nothing
-// done, nothing announced), ReleaseMissing.
-var Release = newScript(1, releaseLua)
+// Replies (see ParseRelease): ReleaseHanded, ReleaseReleased,
+// ReleaseOtherValue (nothing announced), ReleaseMissing.
+//
+// TIME is a non-deterministic command: Redis before 5 replicates a script
+// that writes after one only as its effects, which redis.replicate_commands
+// asks for (a no-op since Redis 7).
+var Release = newScript(3, releaseLua)
 
-// HandOver is Release that hands the lock over to a waiter of the
-// releaser's own process, when nobody else listens for the lock.
-//
-//	KEYS[1]  the lock key
-//	ARGV[1]  the releaser's value
-//	ARGV[2]  the lock's channel
-//	ARGV[3]  the hand-off placeholder
-//	ARGV[4]  how long the placeholder stays, in milliseconds
-//	ARGV[5]  the waiter's value
-//	ARGV[6]  the waiter's expiry, in milliseconds
-//
-// When nobody but the releaser's process listens on ARGV[2] (PUBSUB
-// NUMSUB at most 1), the key is set from the releaser's value straight to
-// the waiter's, for ARGV[6] milliseconds, and nothing is announced;
-// otherwise it releases as Release does with ARGV[5] 0, so that waiters of
-// other processes get their turn. A server out of memory refuses either
-// SET, and then the key is deleted (and, when the hand-over failed that
-// way, nothing announced: the waiter of this process is told by its
-// releaser).
-//
-// Replies (see ParseHandOver): HandOverHanded (also when the key holds the
-// waiter's value already: a request sent again), ReleaseReleased,
-// ReleaseOtherValue, ReleaseMissing.
-//
-// PUBSUB NUMSUB is a non-deterministic command: Redis before 5 replicates
-// a script that writes after one only as its effects, which
-// redis.replicate_commands asks for (a no-op since Redis 7).
-var HandOver = newScript(1, handOverLua)
-
-// ReleaseReply is a reply of Release or HandOver.
+// ReleaseReply is a reply of Release.
 type ReleaseReply int64
 
-// The replies of Release and HandOver.
+// The replies of Release.
 const (
 	// ReleaseMissing: the key is missing (the lock expired).
 	ReleaseMissing ReleaseReply = -1
 	// ReleaseOtherValue: the key holds another value; nothing was done.
 	ReleaseOtherValue ReleaseReply = 0
-	// ReleaseReleased: the key was deleted, or reserved for the waiters.
+	// ReleaseReleased: the key was deleted.
 	ReleaseReleased ReleaseReply = 1
-	// HandOverHanded: HandOver set the key to the waiter's value (only
-	// HandOver replies it).
-	HandOverHanded ReleaseReply = 2
+	// ReleaseHanded: the key was handed to the first waiter of the queue.
+	ReleaseHanded ReleaseReply = 2
 )
 
 // ParseRelease returns the reply of Release, or an error for a reply
 // Release never makes.
 func ParseRelease(reply any) (ReleaseReply, error) {
-	return parseRelease(reply, ReleaseReleased, "release")
-}
-
-// ParseHandOver returns the reply of HandOver, or an error for a reply
-// HandOver never makes.
-func ParseHandOver(reply any) (ReleaseReply, error) {
-	return parseRelease(reply, HandOverHanded, "hand-over")
-}
-
-// parseRelease reads a reply between ReleaseMissing and highest of the
-// script named what.
-func parseRelease(reply any, highest ReleaseReply, what string) (ReleaseReply, error) {
-	if n, ok := reply.(int64); ok && n >= int64(ReleaseMissing) && n <= int64(highest) {
+	if n, ok := reply.(int64); ok && n >= int64(ReleaseMissing) && n <= int64(ReleaseHanded) {
 		return ReleaseReply(n), nil
 	}
-	return 0, fmt.Errorf("redsync: unexpected reply %#v to the %s script", reply, what)
+	return 0, fmt.Errorf("redsync: unexpected reply %#v to the release script", reply)
 }

@@ -1,4 +1,12 @@
 
+if redis.replicate_commands then
+	redis.replicate_commands()
+end
+local queued = KEYS[3] ~= KEYS[1] and redis.call("EXISTS", KEYS[3]) == 1
+if queued then
+	redis.call("ZREM", KEYS[2], ARGV[1])
+	redis.call("HDEL", KEYS[3], ARGV[1])
+end
 local current = redis.call("GET", KEYS[1])
 if current == false then
 	return -1
@@ -6,14 +14,31 @@ end
 if current ~= ARGV[1] then
 	return 0
 end
-local heard = redis.call("PUBLISH", ARGV[2], "")
-local stale = tonumber(ARGV[5])
-if stale >= 0 and heard > stale then
-	local set = redis.pcall("SET", KEYS[1], ARGV[3], "PX", ARGV[4])
-	if type(set) == "table" and set.err then
-		redis.call("DEL", KEYS[1])
+if queued then
+	local time = redis.call("TIME")
+	local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+	while true do
+		local head = redis.call("ZRANGE", KEYS[2], 0, 0)
+		if #head == 0 then
+			break
+		end
+		local waiter = head[1]
+		local entry = redis.call("HGET", KEYS[3], waiter)
+		redis.call("ZREM", KEYS[2], waiter)
+		redis.call("HDEL", KEYS[3], waiter)
+		if entry then
+			local since, lease, expiry = string.match(entry, "^(%d+) (%d+) (%d+)$")
+			if lease and tonumber(lease) >= now then
+				local set = redis.pcall("SET", KEYS[1], waiter, "PX", expiry)
+				if type(set) == "table" and set.err then
+					break
+				end
+				redis.call("PUBLISH", ARGV[2], "h" .. string.format("%.0f", now - tonumber(since)) .. ":" .. waiter)
+				return 2
+			end
+		end
 	end
-else
-	redis.call("DEL", KEYS[1])
 end
+redis.call("DEL", KEYS[1])
+redis.call("PUBLISH", ARGV[2], "")
 return 1

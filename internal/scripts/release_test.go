@@ -1,50 +1,113 @@
 package scripts
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
 
 const (
-	lockKey     = "lock"
-	placeholder = "placeholder"
-	graceMillis = int64(5000)
+	lockKey    = "lock"
+	queueKey   = "lock:q"
+	entriesKey = "lock:w"
 )
+
+// fleetKeys are the keys of Release and AcquireQueued in these tests.
+var fleetKeys = []string{lockKey, queueKey, entriesKey}
+
+// queue queues value with ticket and lease through AcquireQueued, which
+// must not acquire.
+func (s *server) queue(value string, ticket int64, lease time.Duration) {
+	s.t.Helper()
+	got, err := ParseAcquireAfterWait(s.run(AcquireQueued, fleetKeys, value, int64(7000), ticket, lease.Milliseconds()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if got.Acquired {
+		s.t.Fatalf("%s acquired the lock instead of queueing", value)
+	}
+}
+
+// queued returns the values queued, in order.
+func (s *server) queued() []string {
+	s.t.Helper()
+	values, err := s.rdb.ZRange(s.ctx, queueKey, 0, -1).Result()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return values
+}
+
+// del deletes key.
+func (s *server) del(key string) {
+	s.t.Helper()
+	if err := s.rdb.Del(s.ctx, key).Err(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// subscribe subscribes to channel until the test ends and returns the
+// payloads of its messages, once the server confirmed the subscription.
+func (s *server) subscribe(channel string) <-chan string {
+	s.t.Helper()
+	ps := s.rdb.Subscribe(s.ctx, channel)
+	s.t.Cleanup(func() { _ = ps.Close() })
+	if _, err := ps.Receive(s.ctx); err != nil {
+		s.t.Fatal(err)
+	}
+	payloads := make(chan string, 8)
+	go func() {
+		for msg := range ps.Channel() {
+			payloads <- msg.Payload
+		}
+	}()
+	return payloads
+}
 
 func TestReleaseOnRedis(t *testing.T) {
 	s := newServer(t)
 	tests := []struct {
 		name      string
 		held      string // the key's value before, "" for missing
-		listeners int
-		stale     int64
+		waiters   []string
+		dead      string // a waiter queued first, whose lease ends before the release
 		oom       bool
 		want      ReleaseReply
 		wantValue string // the key's value after, "" for deleted
+		wantQueue []string
 	}{
-		{name: "missing", stale: 0, want: ReleaseMissing},
-		{name: "other value", held: "other", want: ReleaseOtherValue, wantValue: "other"},
-		{name: "nobody listens", held: "mine", want: ReleaseReleased},
-		{name: "a waiter heard it", held: "mine", listeners: 1, want: ReleaseReleased, wantValue: placeholder},
-		{name: "only stale listeners heard it", held: "mine", listeners: 1, stale: 1, want: ReleaseReleased},
-		{name: "never reserve", held: "mine", listeners: 2, stale: -1, want: ReleaseReleased},
-		{name: "out of memory", held: "mine", listeners: 1, oom: true, want: ReleaseReleased},
+		{name: "missing", want: ReleaseMissing},
+		{name: "other value", held: "other", waiters: []string{"a"}, want: ReleaseOtherValue, wantValue: "other", wantQueue: []string{"a"}},
+		{name: "nobody queues", held: "mine", want: ReleaseReleased},
+		{name: "hands to the first waiter", held: "mine", waiters: []string{"a", "b"}, want: ReleaseHanded, wantValue: "a", wantQueue: []string{"b"}},
+		{name: "skips a waiter whose lease ended", held: "mine", dead: "d", waiters: []string{"a"}, want: ReleaseHanded, wantValue: "a"},
+		{name: "only dead waiters", held: "mine", dead: "d", want: ReleaseReleased},
+		{name: "a waiter that gives up leaves the queue", held: "other", waiters: []string{"mine", "a"}, want: ReleaseOtherValue, wantValue: "other", wantQueue: []string{"a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := s.in(t)
 			s.flush()
-			// A channel per case: a subscription closed by the case
-			// before may still count for a moment.
 			channel := "channel:" + tt.name
+			s.set(lockKey, "holder", time.Minute) // the waiters queue behind it
+			if tt.dead != "" {
+				s.queue(tt.dead, 1, time.Millisecond)
+			}
+			for i, w := range tt.waiters {
+				s.queue(w, int64(10+i), time.Minute)
+			}
 			if tt.held != "" {
 				s.set(lockKey, tt.held, time.Minute)
+			} else {
+				s.del(lockKey)
 			}
-			s.listen(channel, tt.listeners)
+			messages := s.subscribe(channel)
+			time.Sleep(5 * time.Millisecond) // the dead waiter's lease ends
 			if tt.oom {
 				defer s.outOfMemory()()
 			}
-			got, err := ParseRelease(s.run(Release, []string{lockKey}, "mine", channel, placeholder, graceMillis, tt.stale))
+			got, err := ParseRelease(s.run(Release, fleetKeys, "mine", channel))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,93 +118,102 @@ func TestReleaseOnRedis(t *testing.T) {
 			if value != tt.wantValue {
 				t.Errorf("the key holds %q, want %q", value, tt.wantValue)
 			}
-			if value == placeholder && (ttl <= 0 || ttl > time.Duration(graceMillis)*time.Millisecond) {
-				t.Errorf("the placeholder lives %v, want at most %d ms", ttl, graceMillis)
+			if got == ReleaseHanded && (ttl <= 0 || ttl > 7*time.Second) {
+				t.Errorf("the waiter's key lives %v, want its own expiry, 7 s", ttl)
+			}
+			if q := s.queued(); strings.Join(q, ",") != strings.Join(tt.wantQueue, ",") {
+				t.Errorf("queued %q, want %q", q, tt.wantQueue)
+			}
+			switch got {
+			case ReleaseHanded:
+				msg := <-messages
+				waited, value, ok := strings.Cut(strings.TrimPrefix(msg, "h"), ":")
+				if ms, err := strconv.Atoi(waited); !ok || err != nil || ms < 0 || ms > 10000 || value != tt.wantValue || msg[0] != 'h' {
+					t.Errorf("announced %q, want h<waited ms>:%s", msg, tt.wantValue)
+				}
+			case ReleaseReleased:
+				if msg := <-messages; msg != "" {
+					t.Errorf("announced %q, want an empty message", msg)
+				}
 			}
 		})
 	}
 }
 
-func TestHandOverOnRedis(t *testing.T) {
+func TestAcquireQueuedOnRedis(t *testing.T) {
 	s := newServer(t)
-	const waiter = "waiter"
-	const waiterMillis = int64(7000)
-	tests := []struct {
-		name      string
-		held      string
-		listeners int
-		oom       bool
-		want      ReleaseReply
-		wantValue string
-	}{
-		{name: "handed already", held: waiter, listeners: 2, want: HandOverHanded, wantValue: waiter},
-		{name: "missing", want: ReleaseMissing},
-		{name: "other value", held: "other", want: ReleaseOtherValue, wantValue: "other"},
-		{name: "nobody listens", held: "mine", want: HandOverHanded, wantValue: waiter},
-		{name: "only the releaser's process listens", held: "mine", listeners: 1, want: HandOverHanded, wantValue: waiter},
-		{name: "another process listens", held: "mine", listeners: 2, want: ReleaseReleased, wantValue: placeholder},
-		{name: "out of memory", held: "mine", listeners: 1, oom: true, want: ReleaseReleased},
-		{name: "out of memory, another process listens", held: "mine", listeners: 2, oom: true, want: ReleaseReleased},
+	acquire := func(s *server, value string, ticket int64) AcquireReply {
+		s.t.Helper()
+		got, err := ParseAcquireAfterWait(s.run(AcquireQueued, fleetKeys, value, int64(7000), ticket, int64(60000)))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		return got
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := s.in(t)
-			s.flush()
-			// A channel per case: a subscription closed by the case
-			// before may still count for a moment.
-			channel := "channel:" + tt.name
-			if tt.held != "" {
-				s.set(lockKey, tt.held, time.Minute)
+	t.Run("free", func(t *testing.T) {
+		s := s.in(t)
+		s.flush()
+		if got := acquire(s, "a", 1); !got.Acquired {
+			t.Errorf("%+v, want acquired", got)
+		}
+	})
+	t.Run("held: queues in ticket order", func(t *testing.T) {
+		s := s.in(t)
+		s.flush()
+		s.set(lockKey, "holder", time.Minute)
+		for _, w := range []struct {
+			value  string
+			ticket int64
+		}{{"c", 30}, {"a", 10}, {"b", 20}, {"a", 10}} {
+			if got := acquire(s, w.value, w.ticket); got.Acquired || got.TTL <= 0 {
+				t.Errorf("%s: %+v, want refused with the key's TTL", w.value, got)
 			}
-			s.listen(channel, tt.listeners)
-			if tt.oom {
-				defer s.outOfMemory()()
-			}
-			got, err := ParseHandOver(s.run(HandOver, []string{lockKey}, "mine", channel, placeholder, graceMillis, waiter, waiterMillis))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
-				t.Errorf("reply %d, want %d", got, tt.want)
-			}
-			value, ttl := s.get(lockKey)
-			if value != tt.wantValue {
-				t.Errorf("the key holds %q, want %q", value, tt.wantValue)
-			}
-			switch {
-			case tt.held == waiter:
-				// Untouched: a request sent again.
-				if ttl <= time.Duration(waiterMillis)*time.Millisecond {
-					t.Errorf("the key's expiry was reset to %v", ttl)
-				}
-			case value == waiter && (ttl <= 0 || ttl > time.Duration(waiterMillis)*time.Millisecond):
-				t.Errorf("the waiter's key lives %v, want at most %d ms", ttl, waiterMillis)
-			case value == placeholder && (ttl <= 0 || ttl > time.Duration(graceMillis)*time.Millisecond):
-				t.Errorf("the placeholder lives %v, want at most %d ms", ttl, graceMillis)
-			}
-		})
-	}
+		}
+		if q := s.queued(); strings.Join(q, ",") != "a,b,c" {
+			t.Errorf("queued %q", q)
+		}
+	})
+	t.Run("free, but a live waiter is ahead", func(t *testing.T) {
+		s := s.in(t)
+		s.flush()
+		s.set(lockKey, "holder", time.Minute)
+		acquire(s, "a", 10)
+		s.del(lockKey)
+		if got := acquire(s, "b", 20); got.Acquired || got.TTL != -1 {
+			t.Errorf("b: %+v, want refused, TTL unknown", got)
+		}
+		if got := acquire(s, "a", 10); !got.Acquired {
+			t.Errorf("a: %+v, want acquired", got)
+		}
+		if q := s.queued(); strings.Join(q, ",") != "b" {
+			t.Errorf("queued %q, want b alone", q)
+		}
+	})
+	t.Run("handed already: refreshed", func(t *testing.T) {
+		s := s.in(t)
+		s.flush()
+		s.set(lockKey, "a", time.Second)
+		if got := acquire(s, "a", 10); !got.Acquired {
+			t.Errorf("%+v, want acquired", got)
+		}
+		if _, ttl := s.get(lockKey); ttl <= time.Second {
+			t.Errorf("the key lives %v, want the expiry again", ttl)
+		}
+	})
 }
 
 func TestParseReleaseRefusesOtherReplies(t *testing.T) {
-	for _, reply := range []any{int64(2), int64(-2), "OK", nil, 1} {
+	for _, reply := range []any{int64(3), int64(-2), "OK", nil, 1, []byte("1")} {
 		_, err := ParseRelease(reply)
 		if err == nil {
 			t.Errorf("ParseRelease(%#v) gave no error", reply)
 		}
 	}
-	_, err := ParseRelease(int64(2))
-	wantError(t, err, "redsync: unexpected reply 2 to the release script")
-	for _, reply := range []any{int64(3), int64(-2), []byte("1")} {
-		if _, err := ParseHandOver(reply); err == nil {
-			t.Errorf("ParseHandOver(%#v) gave no error", reply)
-		}
-	}
-	_, err = ParseHandOver("x")
-	wantError(t, err, `redsync: unexpected reply "x" to the hand-over script`)
-	for want := ReleaseMissing; want <= HandOverHanded; want++ {
-		if got, err := ParseHandOver(int64(want)); got != want || err != nil {
-			t.Errorf("ParseHandOver(%d) = %d, %v", want, got, err)
+	_, err := ParseRelease(int64(3))
+	wantError(t, err, "redsync: unexpected reply 3 to the release script")
+	for want := ReleaseMissing; want <= ReleaseHanded; want++ {
+		if got, err := ParseRelease(int64(want)); got != want || err != nil {
+			t.Errorf("ParseRelease(%d) = %d, %v", want, got, err)
 		}
 	}
 }

@@ -1,0 +1,277 @@
+package redsync
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredislib "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quorumlock/redsync/internal/fakepool"
+	"github.com/quorumlock/redsync/internal/handoff"
+	"github.com/quorumlock/redsync/internal/redistest"
+	"github.com/quorumlock/redsync/redis"
+	"github.com/quorumlock/redsync/redis/goredis"
+)
+
+// handOverCluster is a Redsync over n real servers whose pools run hooks
+// (and still listen), with a client per server to look at them.
+type handOverCluster struct {
+	rs      *Redsync
+	hooks   []*fakepool.Pool
+	inspect []*goredislib.Client
+}
+
+func newHandOverCluster(t *testing.T, n int) *handOverCluster {
+	t.Helper()
+	c := &handOverCluster{}
+	pools := make([]redis.Pool, n)
+	for i, s := range redistest.Start(t, n) {
+		client := goredislib.NewClient(&goredislib.Options{Addr: s.Addr()})
+		t.Cleanup(func() { _ = client.Close() })
+		pool := goredis.NewPool(client)
+		hook := fakepool.New(pool)
+		c.hooks = append(c.hooks, hook)
+		pools[i] = hook.Listening()
+		c.inspect = append(c.inspect, s.Client(t))
+	}
+	c.rs = New(pools...)
+	t.Cleanup(c.rs.Wait)
+	return c
+}
+
+// values returns what each server holds under name ("" when missing).
+func (c *handOverCluster) values(t *testing.T, name string) []string {
+	t.Helper()
+	out := make([]string, len(c.inspect))
+	for i, client := range c.inspect {
+		v, err := client.Get(context.Background(), name).Result()
+		if err != goredislib.Nil {
+			require.NoError(t, err)
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// awaitIdleWaiter waits until the head waiter for name in rs waits, queued
+// to be handed the lock, with its subscriptions confirmed by every server
+// and no wake-up due: a confirmation wakes it to try (a release may have
+// gone unheard before), and a try would compete with the hand-over.
+func awaitIdleWaiter(t *testing.T, rs *Redsync, name string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		s := rs.handoff.state(name)
+		return s.Queued > 0 && s.Confirmed == s.Servers && s.HeadQueued && !s.HeadWoken && s.Heard < s.Enough
+	}, 5*time.Second, time.Millisecond)
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+// TestHandOversUnderContentionKeepTheLockExclusive: goroutines of two
+// "processes" (two Redsyncs on the same servers) take turns on a name
+// through the fleet queue's hand-overs; nobody ever finds another holder
+// inside, and nothing is left on the servers after.
+func TestHandOversUnderContentionKeepTheLockExclusive(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			c := newHandOverCluster(t, n)
+			pools := make([]redis.Pool, n)
+			for i, h := range c.hooks {
+				pools[i] = h.Inner() // the same servers, another Redsync
+			}
+			other := New(pools...)
+			t.Cleanup(other.Wait)
+			const name = "turns"
+			var (
+				inside   int32
+				handed   int64
+				wg       sync.WaitGroup
+				observer = &recorder{Keep: isAttempt}
+			)
+			for g := 0; g < 8; g++ {
+				rs := c.rs
+				if g%4 == 3 {
+					rs = other
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					m := rs.NewMutex(name, WithObserver(observer))
+					for i := 0; i < 15; i++ {
+						if !assert.NoError(t, m.Lock()) {
+							return
+						}
+						assert.Equal(t, int32(1), atomic.AddInt32(&inside, 1))
+						time.Sleep(500 * time.Microsecond)
+						assert.Equal(t, int32(1), atomic.LoadInt32(&inside))
+						atomic.AddInt32(&inside, -1)
+						ok, err := m.Unlock()
+						assert.NoError(t, err)
+						assert.True(t, ok)
+					}
+				}()
+			}
+			wg.Wait()
+			handed = handedOver(observer)
+			t.Logf("%d of 120 acquisitions handed over", handed)
+			assert.Positive(t, handed)
+			c.rs.Wait()
+			other.Wait()
+			assert.Equal(t, repeat("", n), c.values(t, name))
+			c.assertNoQueue(t, name)
+		})
+	}
+}
+
+// handedOver counts the acquisitions rec saw that took a hand-over.
+func handedOver(rec *recorder) int64 {
+	return int64(len(rec.Attempts(func(e AttemptEvent) bool { return e.Acquired && e.HandedOver })))
+}
+
+// TestHandOversToWaitersThatGiveUpLeaveNothing: waiters whose contexts end
+// at random moments, also while the lock is being handed over to them,
+// never find another holder inside, and leave no key and no queue entry
+// behind.
+func TestHandOversToWaitersThatGiveUpLeaveNothing(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			c := newHandOverCluster(t, n)
+			const name = "impatient"
+			var (
+				inside   int32
+				wg       sync.WaitGroup
+				acquired int64
+				gaveUp   int64
+				counter  = &recorder{Keep: isAttempt}
+			)
+			for g := 0; g < 8; g++ {
+				wg.Add(1)
+				go func(g int) {
+					defer wg.Done()
+					m := c.rs.NewMutex(name, WithObserver(counter))
+					for i := 0; i < 30; i++ {
+						// Between 0 and 6 ms: about as long as a hand-over,
+						// or a few.
+						wait := time.Duration((g*31+i*17)%60) * 100 * time.Microsecond
+						ctx, cancel := context.WithTimeout(context.Background(), wait)
+						err := m.LockContext(ctx)
+						cancel()
+						if err != nil {
+							assert.ErrorIs(t, err, ErrFailed)
+							atomic.AddInt64(&gaveUp, 1)
+							continue
+						}
+						atomic.AddInt64(&acquired, 1)
+						assert.Equal(t, int32(1), atomic.AddInt32(&inside, 1))
+						time.Sleep(200 * time.Microsecond)
+						atomic.AddInt32(&inside, -1)
+						_, err = m.Unlock()
+						assert.NoError(t, err)
+					}
+				}(g)
+			}
+			wg.Wait()
+			c.rs.Wait()
+			t.Logf("%d acquired (%d handed over), %d gave up", acquired, handedOver(counter), gaveUp)
+			assert.Positive(t, acquired)
+			assert.Positive(t, gaveUp)
+			assert.Equal(t, repeat("", n), c.values(t, name), "nothing left")
+			c.assertNoQueue(t, name)
+		})
+	}
+}
+
+// assertNoQueue asserts that no server keeps a fleet queue entry for name.
+func (c *handOverCluster) assertNoQueue(t *testing.T, name string) {
+	t.Helper()
+	queue, entries, _ := handoff.QueueKeys(name)
+	for i, client := range c.inspect {
+		n, err := client.ZCard(context.Background(), queue).Result()
+		require.NoError(t, err)
+		assert.Zero(t, n, "server %d queues %d values", i, n)
+		h, err := client.HLen(context.Background(), entries).Result()
+		require.NoError(t, err)
+		assert.Zero(t, h, "server %d keeps %d entries", i, h)
+	}
+}
+
+// TestAReleaseHandsTheLockToTheWaiterOfAnotherProcess: the release sets
+// the key straight to the value of the waiter of another Redsync, which
+// learns it from the announcement and holds the lock without another
+// attempt; waiters of three Redsyncs get it in the order they queued.
+func TestAReleaseHandsTheLockToTheWaiterOfAnotherProcess(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			c := newHandOverCluster(t, n)
+			const name = "fleet"
+			holder := c.rs.NewMutex(name)
+			require.NoError(t, holder.Lock())
+			type turn struct {
+				who int
+				m   *Mutex
+			}
+			turns := make(chan turn, 3)
+			observer := &recorder{Keep: isAttempt}
+			var wg sync.WaitGroup
+			for who := 0; who < 3; who++ {
+				other := New(c.innerPools(t)...)
+				t.Cleanup(other.Wait)
+				m := other.NewMutex(name, WithObserver(observer), WithRetryDelay(time.Minute))
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if assert.NoError(t, m.Lock()) {
+						turns <- turn{who, m}
+					}
+				}()
+				awaitIdleWaiter(t, other, name)
+			}
+			for want := 0; want < 3; want++ {
+				ok, err := holder.Unlock()
+				require.NoError(t, err)
+				require.True(t, ok)
+				got := <-turns
+				assert.Equal(t, want, got.who, "the waiters take turns in the order they queued")
+				assert.Equal(t, repeat(got.m.Value(), n), c.values(t, name))
+				assert.Greater(t, time.Until(got.m.Until()), 7*time.Second, "a validity of about an expiry")
+				holder = got.m
+			}
+			ok, err := holder.Unlock()
+			require.NoError(t, err)
+			require.True(t, ok)
+			wg.Wait()
+			assert.Equal(t, int64(3), handedOver(observer))
+			// Before the hand-over, each waiter attempted to queue, and
+			// again once its subscriptions were confirmed (a release may
+			// have gone unheard before).
+			assert.LessOrEqual(t, len(observer.Attempts()), 9)
+			assert.Equal(t, repeat("", n), c.values(t, name))
+			c.assertNoQueue(t, name)
+		})
+	}
+}
+
+// innerPools returns new pools on c's servers, as another process would
+// make them.
+func (c *handOverCluster) innerPools(t *testing.T) []redis.Pool {
+	t.Helper()
+	pools := make([]redis.Pool, len(c.inspect))
+	for i, inspect := range c.inspect {
+		client := goredislib.NewClient(&goredislib.Options{Addr: inspect.Options().Addr})
+		t.Cleanup(func() { _ = client.Close() })
+		pools[i] = goredis.NewPool(client)
+	}
+	return pools
+}

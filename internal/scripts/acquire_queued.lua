@@ -1,0 +1,58 @@
+
+if redis.replicate_commands then
+	redis.replicate_commands()
+end
+local current = redis.call("GET", KEYS[1])
+if current == ARGV[1] then
+	redis.call("PEXPIRE", KEYS[1], ARGV[2])
+	redis.call("ZREM", KEYS[2], ARGV[1])
+	redis.call("HDEL", KEYS[3], ARGV[1])
+	return redis.status_reply("OK")
+end
+if current == false and redis.call("EXISTS", KEYS[2]) == 0 then
+	return redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+end
+local time = redis.call("TIME")
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if current == false then
+	local ahead = false
+	while true do
+		local head = redis.call("ZRANGE", KEYS[2], 0, 0, "WITHSCORES")
+		if #head == 0 or head[1] == ARGV[1] then
+			break
+		end
+		local entry = redis.call("HGET", KEYS[3], head[1])
+		local lease = entry and string.match(entry, "^%d+ (%d+) %d+$")
+		if lease and tonumber(lease) >= now then
+			local score, mine = tonumber(head[2]), tonumber(ARGV[3])
+			ahead = score < mine or (score == mine and head[1] < ARGV[1])
+			break
+		end
+		redis.call("ZREM", KEYS[2], head[1])
+		redis.call("HDEL", KEYS[3], head[1])
+	end
+	if not ahead then
+		local set = redis.pcall("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+		if type(set) == "table" and set.err then
+			return -1
+		end
+		redis.call("ZREM", KEYS[2], ARGV[1])
+		redis.call("HDEL", KEYS[3], ARGV[1])
+		return set
+	end
+end
+local entry = redis.call("HGET", KEYS[3], ARGV[1])
+local since = entry and string.match(entry, "^(%d+) ") or string.format("%.0f", now)
+local lease = tonumber(ARGV[4])
+local set = redis.pcall("HSET", KEYS[3], ARGV[1], since .. " " .. string.format("%.0f", now + lease) .. " " .. ARGV[2])
+if type(set) ~= "table" or not set.err then
+	if type(redis.pcall("ZADD", KEYS[2], ARGV[3], ARGV[1])) == "table" then
+		redis.call("HDEL", KEYS[3], ARGV[1])
+	end
+	redis.call("PEXPIRE", KEYS[2], 3 * lease)
+	redis.call("PEXPIRE", KEYS[3], 3 * lease)
+end
+if current == false then
+	return -1
+end
+return redis.call("PTTL", KEYS[1])
