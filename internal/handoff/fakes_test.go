@@ -66,24 +66,11 @@ func (s *fakeServer) Subscribe(context.Context) (redis.Subscription, error) {
 	return c, nil
 }
 
-// stall holds the confirmations back until unstall.
+// stall holds the confirmations back.
 func (s *fakeServer) stall() {
 	s.mu.Lock()
 	s.stalled = true
 	s.mu.Unlock()
-}
-
-// unstall sends the confirmations held back.
-func (s *fakeServer) unstall() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stalled = false
-	for _, c := range s.conns {
-		for _, ev := range c.held {
-			c.events <- ev
-		}
-		c.held = nil
-	}
 }
 
 // subscribed reports whether some connection is subscribed to channel.
