@@ -255,8 +255,9 @@ func TestAReleaseHandsTheLockToTheWaiterOfAnotherProcess(t *testing.T) {
 			assert.Equal(t, int64(3), handedOver(observer))
 			// Before the hand-over, each waiter attempted to queue, and
 			// again once its subscriptions were confirmed (a release may
-			// have gone unheard before).
-			assert.LessOrEqual(t, len(observer.Attempts()), 9)
+			// have gone unheard before); a waiter that waits longer than
+			// fleetStay (a loaded machine) renews its lease with one more.
+			assert.LessOrEqual(t, len(observer.Attempts()), 12)
 			assert.Equal(t, repeat("", n), c.values(t, name))
 			c.assertNoQueue(t, name)
 		})
@@ -348,9 +349,13 @@ func TestDeadWaitersStallTheQueueOnceAtMost(t *testing.T) {
 	require.True(t, ok, err)
 	queue, entries, _ := handoff.QueueKeys(name)
 	for i, s := range servers {
-		n, err := s.Client(t).Exists(context.Background(), name, queue, entries).Result()
+		keys, err := s.Client(t).Keys(context.Background(), "*").Result()
 		require.NoError(t, err)
-		assert.Zero(t, n, "server %d keeps keys of %s", i, name)
+		assert.Empty(t, keys, "server %d keeps keys of %s (%s, %s)", i, name, queue, entries)
+		if len(keys) > 0 {
+			all, _ := s.Client(t).HGetAll(context.Background(), entries).Result()
+			t.Logf("entries: %v", all)
+		}
 	}
 }
 
@@ -409,4 +414,48 @@ func TestServersThatDisagreeMidQueueNeitherDeadlockNorSplit(t *testing.T) {
 	wg.Wait()
 	assert.Zero(t, overlaps.Load(), "two holders at once")
 	assert.Equal(t, int32(waiters*40), acquired.Load(), "every Lock got the lock")
+}
+
+// TestALockThatDoesNotQueueGetsTurnsOnABusyName: queued waiters would keep
+// a busy key among themselves; every fleetRun of hand-overs a release
+// leaves it free for fleetWindow, in which a Lock that does not queue
+// (here without hand-off, polling as redsync's does) may take it.
+func TestALockThatDoesNotQueueGetsTurnsOnABusyName(t *testing.T) {
+	servers := redistest.Start(t, 3)
+	const name = "fleet-outsider"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	var busy atomic.Int64
+	for p := 0; p < 2; p++ {
+		rs := New(processPools(t, servers)...)
+		t.Cleanup(rs.Wait)
+		for g := 0; g < 3; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					m := rs.NewMutex(name, WithTries(1000))
+					if m.LockContext(ctx) != nil {
+						continue
+					}
+					busy.Add(1)
+					time.Sleep(time.Millisecond)
+					_, _ = m.Unlock()
+				}
+			}()
+		}
+	}
+	require.Eventually(t, func() bool { return busy.Load() > 100 }, 10*time.Second, time.Millisecond, "the name never got busy")
+	outsider := New(processPools(t, servers)...)
+	t.Cleanup(outsider.Wait)
+	m := outsider.NewMutex(name, WithHandoff(false), WithTries(200)) // up to 200 polls, about 30 s
+	before := busy.Load()
+	err := m.Lock()
+	cancel()
+	wg.Wait()
+	require.NoError(t, err, "the outsider never got the lock")
+	t.Logf("the outsider got the lock after %d acquisitions by queued waiters", busy.Load()-before)
+	ok, err := m.Unlock()
+	require.True(t, ok, err)
 }
