@@ -77,6 +77,57 @@ func (h *keyHold) giveUp() []int {
 	return h.recorded.AppendTo(nil)
 }
 
+// pendingReplies are the servers whose acquire reply is not in yet: a
+// release sent to one of them waits for it, so that the release comes
+// after the acquire on that server and covers it.
+type pendingReplies struct {
+	mu      sync.Mutex // guards pending and replied
+	pending quorum.Set
+	replied chan struct{} // closed at the next reply, once made
+}
+
+// newPendingReplies returns the replies of an acquire sent to n servers.
+func newPendingReplies(n int) *pendingReplies {
+	p := &pendingReplies{}
+	p.pending.Fill(n)
+	return p
+}
+
+// done notes that node's reply is in (and recorded).
+func (p *pendingReplies) done(node int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pending.Remove(node)
+	if p.replied != nil {
+		close(p.replied)
+		p.replied = nil
+	}
+}
+
+// await waits until node's reply is in, or ctx ends.
+func (p *pendingReplies) await(ctx context.Context, node int) {
+	if p == nil {
+		return
+	}
+	for {
+		p.mu.Lock()
+		if !p.pending.Has(node) {
+			p.mu.Unlock()
+			return
+		}
+		if p.replied == nil {
+			p.replied = make(chan struct{})
+		}
+		replied := p.replied
+		p.mu.Unlock()
+		select {
+		case <-replied:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // keyServers are the servers a MultiMutex or a Semaphore locks on, with
 // its configuration: those of the template Mutex t.
 type keyServers struct {
@@ -191,10 +242,18 @@ func (s keyServers) releaseLater(nodes []int, keys []string, value, announce str
 	}
 }
 
-// releaseRound releases keys with value on every server, at quorum.
-func (s keyServers) releaseRound(ctx context.Context, keys []string, value, announce string) roundResult {
-	return s.t.roundAtQuorum(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
-		return s.release(ctx, pool, keys, value, announce)
+// releaseRound releases keys with value on every server, at quorum, each
+// once the acquire reply of replies (nil: none) for it is in.
+// With answered, a server counts as ok once it ran the release, whatever
+// it found.
+func (s keyServers) releaseRound(ctx context.Context, keys []string, value, announce string, replies *pendingReplies, answered bool) roundResult {
+	return s.t.roundAtQuorum(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+		replies.await(ctx, node)
+		ok, err := s.release(ctx, pool, keys, value, announce)
+		if answered && (err == nil || err == ErrLockAlreadyExpired) {
+			return true, nil
+		}
+		return ok, err
 	}, nil, nil)
 }
 
@@ -225,6 +284,12 @@ type keyLease struct {
 	s        keyServers
 	keys     []string
 	announce string
+	// replies are those of the acquire of value, which a release waits
+	// for; set with value, then only read.
+	replies *pendingReplies
+	// answered: a release succeeds once a quorum ran it, whatever the
+	// servers held (a Semaphore's lease: see Lease.Release).
+	answered bool
 
 	mu       sync.Mutex // guards the fields below
 	value    string
@@ -283,7 +348,10 @@ func (l *keyLease) releaseLease(ctx context.Context, releaseKeys []string) (bool
 	if value == "" || released {
 		return false, ErrNotHeld
 	}
-	res := l.s.releaseRound(ctx, releaseKeys, value, l.announce)
+	l.mu.Lock()
+	replies := l.replies
+	l.mu.Unlock()
+	res := l.s.releaseRound(ctx, releaseKeys, value, l.announce, replies, l.answered)
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, fmt.Errorf("redsync: the context ended before a quorum confirmed the release; the releases sent complete in the background: %w", res.ctxErr))
 	}

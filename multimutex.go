@@ -164,9 +164,11 @@ func (mm *MultiMutex) attempt(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	hold := &keyHold{}
+	replies := newPendingReplies(len(s.t.nodes.pools))
 	args := []any{value, s.t.args.expiryMillis}
 	start := time.Now()
 	res := s.t.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+		defer replies.done(node)
 		ok, err := mm.acquireOn(ctx, pool, args)
 		if ok || (err != nil && !neverSent(err)) {
 			if !hold.record(node, nil) {
@@ -180,6 +182,7 @@ func (mm *MultiMutex) attempt(ctx context.Context) (bool, error) {
 	if res.n >= s.quorum() && res.ctxErr == nil && time.Now().Before(until) {
 		mm.lease.mu.Lock()
 		mm.lease.value, mm.lease.until, mm.lease.released = value, until, false
+		mm.lease.replies = replies
 		mm.lease.mu.Unlock()
 		return true, nil
 	}

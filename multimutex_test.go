@@ -130,12 +130,12 @@ func TestACancelledMultiMutexLockLeavesNothing(t *testing.T) {
 
 func TestMultiMutexKeepAliveHoldsForManyExpiries(t *testing.T) {
 	c := newRealCluster(t, 3)
-	mm := c.rs.NewMultiMutex([]string{"k1", "k2"}, WithExpiry(150*time.Millisecond))
+	mm := c.rs.NewMultiMutex([]string{"k1", "k2"}, WithExpiry(300*time.Millisecond), WithTimeoutFactor(0.3))
 	err := mm.RunLocked(context.Background(), func(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-time.After(600 * time.Millisecond):
+		case <-time.After(1200 * time.Millisecond):
 		}
 		valid, err := mm.Valid()
 		if !valid {

@@ -28,15 +28,17 @@ import (
 // by {1,2,4} makes three holders while no server admits more than 2. So
 // each permit is a slot of its own, a Redlock key ("{name}:permit:i", i <
 // permits), and a lease of weight n holds n distinct slots, each stored with
-// the lease's value on a quorum of servers. Two leases cannot hold one slot
+// the lease's value on a quorum of servers (the same n slots on each server
+// of that quorum). Two leases cannot hold one slot
 // at once, by the Mutex's argument on that key: their quorums would share a
 // server that stores two values under one key. So the leases held at any
 // moment hold pairwise distinct slots, and their weights add up to at most
 // the number of slots, permits. On each server one script (PermitAcquire)
-// sets n free slots or none; the servers may pick different slots (their
-// states differ), and the attempt keeps n slots that a quorum set, releases
-// the others, and fails, releasing everything, when fewer than n slots got
-// a quorum or the validity is used up. Every process must give a name the
+// sets n free slots or none, scanning from a slot the attempt draws at
+// random; the servers may pick different slots (their states differ), and
+// the attempt keeps the n slots that a quorum of servers set alike,
+// releases the others, and fails, releasing everything, when no quorum set
+// the same slots or the validity is used up. Every process must give a name the
 // same number of permits: with different numbers, up to the largest is
 // held.
 //
@@ -139,16 +141,19 @@ func (l *Lease) KeepAlive(ctx context.Context) (context.Context, error) {
 }
 
 // Release gives the permits back, stopping the keep-alive first, and
-// wakes the waiters. It returns nil when a quorum of servers released
-// them, ErrNotHeld when the lease was released already, and otherwise the
-// servers' errors (ErrLockAlreadyExpired where the permits had expired).
+// wakes the waiters. It returns nil when a quorum of servers ran the
+// release (a permit that expired on a server is free there already),
+// ErrNotHeld when the lease was released already, and otherwise the
+// servers' errors.
 // When ctx ends during the call the releases sent complete in the
 // background.
 func (l *Lease) Release(ctx context.Context) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
 	}
-	_, err := l.lease.releaseLease(ctx, l.sem.slots)
+	// The lease's slots: what its attempt set beyond them was released
+	// when it decided, or by the late replies themselves.
+	_, err := l.lease.releaseLease(ctx, l.lease.keys)
 	return err
 }
 
@@ -301,26 +306,33 @@ func without(slots, kept []int) []int {
 	return out
 }
 
-// decide picks, from the replies recorded, weight slots that a quorum of
-// servers set, and returns them with, per server, what it set beyond
-// them; ok is false when fewer than weight slots have a quorum or the
-// attempt is not in time, and the hold is then given up with every
-// server's slots to release.
-func (h *permitHold) decide(weight, quorum, all int, inTime bool) (kept []int, release map[int][]int, ok bool) {
+// decide picks the slots that a quorum of servers set, the same weight
+// slots on each (a server sets as many as asked, or none), and returns
+// them with, per server, what it set beyond them. ok is false when no set
+// of slots has a quorum or the attempt is not in time; the hold is then
+// given up, with every server's slots to release.
+//
+// Asking a quorum to agree on the whole set, rather than each slot on a
+// quorum of its own, lets Extend and Release work per server, all slots
+// or none, as a MultiMutex's do; servers in the same state pick the same
+// slots, since each scans from the slot the attempt gives.
+func (h *permitHold) decide(quorum, all int, inTime bool) (kept []int, release map[int][]int, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	count := make([]int, all)
+	count := make(map[string]int)
 	for _, slots := range h.set {
-		for _, s := range slots {
-			count[s]++
+		if slots == nil {
+			continue
+		}
+		slots = slices.Clone(slots)
+		slices.Sort(slots)
+		key := fmt.Sprint(slots)
+		count[key]++
+		if count[key] >= quorum {
+			kept = slots
 		}
 	}
-	for s, n := range count {
-		if n >= quorum && len(kept) < weight {
-			kept = append(kept, s)
-		}
-	}
-	ok = inTime && len(kept) == weight
+	ok = inTime && kept != nil
 	if !ok {
 		kept = nil
 		h.givenUp = true
@@ -345,9 +357,11 @@ func (sem *Semaphore) attempt(ctx context.Context, weight int) (*Lease, error) {
 		return nil, err
 	}
 	hold := &permitHold{}
+	replies := newPendingReplies(len(s.t.nodes.pools))
 	args := []any{value, s.t.args.expiryMillis, weight, 1 + rand.Intn(sem.permits)}
 	start := time.Now()
 	res := s.t.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+		defer replies.done(node)
 		slots, free, err := sem.acquireOn(ctx, pool, weight, args)
 		ok := err == nil && free >= weight
 		if ok || (err != nil && !neverSent(err)) {
@@ -360,7 +374,7 @@ func (sem *Semaphore) attempt(ctx context.Context, weight int) (*Lease, error) {
 	}, nil, nil)
 	// Held only with a validity left, and when the caller still waits.
 	inTime := res.ctxErr == nil && time.Now().Before(s.validUntil(start))
-	kept, release, ok := hold.decide(weight, s.quorum(), sem.permits, inTime)
+	kept, release, ok := hold.decide(s.quorum(), sem.permits, inTime)
 	for node, slots := range release {
 		// Not announced: these slots were never part of a lease.
 		s.releaseLater([]int{node}, sem.keysOf(slots), value, "")
@@ -373,7 +387,7 @@ func (sem *Semaphore) attempt(ctx context.Context, weight int) (*Lease, error) {
 		return nil, err
 	}
 	l := &Lease{sem: sem, weight: weight, slots: kept}
-	l.lease = keyLease{s: s, keys: sem.keysOf(kept), announce: sem.announce, value: value, until: s.validUntil(start)}
+	l.lease = keyLease{s: s, keys: sem.keysOf(kept), announce: sem.announce, value: value, until: s.validUntil(start), replies: replies, answered: true}
 	return l, nil
 }
 
