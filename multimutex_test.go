@@ -8,19 +8,43 @@ import (
 	"testing"
 	"time"
 
+	redigolib "github.com/gomodule/redigo/redis"
 	goredislib "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quorumlock/redsync/internal/redistest"
+	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
+	"github.com/quorumlock/redsync/redis/redigo"
 )
 
-// forEachSize runs fn on 1, 3 and 5 real servers.
+// forEachSize runs fn on 1, 3 and 5 real servers, through go-redis, and
+// on 3 through redigo.
 func forEachSize(t *testing.T, fn func(t *testing.T, c *realCluster)) {
 	for _, n := range []int{1, 3, 5} {
 		t.Run(fmt.Sprintf("%dservers", n), func(t *testing.T) { fn(t, newRealCluster(t, n)) })
 	}
+	t.Run("3servers/redigo", func(t *testing.T) { fn(t, newRedigoCluster(t, 3)) })
+}
+
+// newRedigoCluster is newRealCluster with redigo pools.
+func newRedigoCluster(t *testing.T, n int) *realCluster {
+	t.Helper()
+	c := &realCluster{servers: redistest.Start(t, n)}
+	var ps []redis.Pool
+	for _, s := range c.servers {
+		addr := s.Addr()
+		pool := &redigolib.Pool{MaxIdle: 16, DialContext: func(ctx context.Context) (redigolib.Conn, error) {
+			return redigolib.DialContext(ctx, "tcp", addr)
+		}}
+		t.Cleanup(func() { _ = pool.Close() })
+		ps = append(ps, redigo.NewPool(pool))
+		c.inspect = append(c.inspect, s.Client(t))
+	}
+	c.rs = New(ps...)
+	t.Cleanup(c.rs.Wait)
+	return c
 }
 
 // repeated is n copies of s.
