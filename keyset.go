@@ -282,6 +282,7 @@ func (s keyServers) extend(ctx context.Context, pool redis.Pool, keys []string, 
 // release ("" for each key's own).
 type keyLease struct {
 	s        keyServers
+	name     string // what an Observer's events name
 	keys     []string
 	announce string
 	// replies are those of the acquire of value, which a release waits
@@ -303,6 +304,24 @@ func (l *keyLease) untilTime() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.until
+}
+
+// extendObserved is extendLease observed as op (OpExtend, OpKeepAlive).
+func (l *keyLease) extendObserved(ctx context.Context, op Op) (ok bool, res roundResult, err error) {
+	err = l.s.observed(ctx, op, l.name, 0, func(ctx context.Context) (time.Time, error) {
+		var err error
+		if ok, res, err = l.extendLease(ctx); ok {
+			return l.untilTime(), nil
+		}
+		if err == nil {
+			err = res.err
+		}
+		return time.Time{}, err
+	})
+	if ok {
+		err = nil
+	}
+	return ok, res, err
 }
 
 // extendLease extends the lease on a quorum of servers and reports whether
@@ -433,7 +452,7 @@ func (l *keyLease) keepExtending(k *keeper) {
 			return
 		}
 		extendCtx, cancel := context.WithDeadline(k.ctx, lost)
-		ok, res, err := l.extendLease(extendCtx)
+		ok, res, err := l.extendObserved(extendCtx, OpKeepAlive)
 		cancel()
 		var taken *ErrTaken
 		switch {
@@ -514,4 +533,26 @@ func checkCtx(ctx context.Context) error {
 		return &ArgumentError{Arg: "ctx", Problem: "nil context; pass context.Background() or a context of your own"}
 	}
 	return nil
+}
+
+// observed runs fn as the operation op on name for the Observer of the
+// template Mutex, if any: Start before, Done after, with the validity
+// until returns (zero: none). The rounds' replies are not reported.
+func (s keyServers) observed(ctx context.Context, op Op, name string, tries int, fn func(ctx context.Context) (until time.Time, err error)) error {
+	obs := s.t.obs
+	if obs == nil {
+		_, err := fn(ctx)
+		return err
+	}
+	start := time.Now()
+	if derived := obs.Start(ctx, StartEvent{Op: op, Name: name, Tries: tries}); derived != nil {
+		ctx = derived
+	}
+	until, err := fn(ctx)
+	e := DoneEvent{Op: op, Name: name, Duration: time.Since(start), Err: err, Canceled: canceledBy(ctx, err)}
+	if err == nil && !until.IsZero() {
+		e.Validity = time.Until(until)
+	}
+	obs.Done(ctx, e)
+	return err
 }

@@ -3,6 +3,7 @@ package redsync
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/quorumlock/redsync/internal/scripts"
@@ -61,7 +62,7 @@ func (r *Redsync) NewMultiMutex(names []string, options ...Option) *MultiMutex {
 	if mm.invalid == nil {
 		mm.invalid = keySetOptions(t, "a MultiMutex")
 	}
-	mm.lease = keyLease{s: keyServers{t: t}, keys: names}
+	mm.lease = keyLease{s: keyServers{t: t}, name: strings.Join(names, ","), keys: names}
 	return mm
 }
 
@@ -135,6 +136,17 @@ func (mm *MultiMutex) lock(ctx context.Context, tries int) error {
 	if holding {
 		return &ArgumentError{Arg: "MultiMutex", Problem: "it holds its names already; Unlock it first, or use a MultiMutex per holder"}
 	}
+	return mm.lease.s.observed(ctx, OpMultiLock, mm.lease.name, tries, func(ctx context.Context) (time.Time, error) {
+		err := mm.tryLock(ctx, tries)
+		if err != nil {
+			return time.Time{}, err
+		}
+		return mm.Until(), nil
+	})
+}
+
+// tryLock is lock's loop of tries.
+func (mm *MultiMutex) tryLock(ctx context.Context, tries int) error {
 	cfg := mm.lease.s.t.cfg
 	var last error
 	for try := 1; ; try++ {
@@ -237,7 +249,13 @@ func (mm *MultiMutex) UnlockContext(ctx context.Context) (bool, error) {
 	if err := checkCtx(ctx); err != nil {
 		return false, err
 	}
-	return mm.lease.releaseLease(ctx, mm.names)
+	var ok bool
+	err := mm.lease.s.observed(ctx, OpMultiUnlock, mm.lease.name, 0, func(ctx context.Context) (time.Time, error) {
+		var err error
+		ok, err = mm.lease.releaseLease(ctx, mm.names)
+		return time.Time{}, err
+	})
+	return ok, err
 }
 
 // Extend is ExtendContext with context.Background().
@@ -254,7 +272,7 @@ func (mm *MultiMutex) ExtendContext(ctx context.Context) (bool, error) {
 	if err := checkCtx(ctx); err != nil {
 		return false, err
 	}
-	ok, _, err := mm.lease.extendLease(ctx)
+	ok, _, err := mm.lease.extendObserved(ctx, OpExtend)
 	return ok, err
 }
 

@@ -128,7 +128,7 @@ func (l *Lease) Extend(ctx context.Context) (bool, error) {
 	if err := checkCtx(ctx); err != nil {
 		return false, err
 	}
-	ok, _, err := l.lease.extendLease(ctx)
+	ok, _, err := l.lease.extendObserved(ctx, OpExtend)
 	return ok, err
 }
 
@@ -153,8 +153,10 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 	// The lease's slots: what its attempt set beyond them was released
 	// when it decided, or by the late replies themselves.
-	_, err := l.lease.releaseLease(ctx, l.lease.keys)
-	return err
+	return l.sem.s.observed(ctx, OpRelease, l.sem.name, 0, func(ctx context.Context) (time.Time, error) {
+		_, err := l.lease.releaseLease(ctx, l.lease.keys)
+		return time.Time{}, err
+	})
 }
 
 // release is Release as runHeld calls it.
@@ -185,11 +187,15 @@ func (sem *Semaphore) TryAcquire(ctx context.Context, weight int) (*Lease, error
 	if err := sem.checkWeight(ctx, weight); err != nil {
 		return nil, err
 	}
-	lease, err := sem.attempt(ctx, weight)
-	if lease != nil {
-		return lease, nil
-	}
-	return nil, failedAfter(err, ctx.Err())
+	var lease *Lease
+	err := sem.s.observed(ctx, OpAcquire, sem.name, 1, func(ctx context.Context) (time.Time, error) {
+		var err error
+		if lease, err = sem.attempt(ctx, weight); lease != nil {
+			return lease.Until(), nil
+		}
+		return time.Time{}, failedAfter(err, ctx.Err())
+	})
+	return lease, err
 }
 
 // Acquire acquires weight permits, waiting until they are free or ctx
@@ -200,6 +206,19 @@ func (sem *Semaphore) Acquire(ctx context.Context, weight int) (*Lease, error) {
 	if err := sem.checkWeight(ctx, weight); err != nil {
 		return nil, err
 	}
+	var lease *Lease
+	err := sem.s.observed(ctx, OpAcquire, sem.name, 0, func(ctx context.Context) (time.Time, error) {
+		var err error
+		if lease, err = sem.acquire(ctx, weight); err != nil {
+			return time.Time{}, err
+		}
+		return lease.Until(), nil
+	})
+	return lease, err
+}
+
+// acquire is Acquire once its arguments are checked.
+func (sem *Semaphore) acquire(ctx context.Context, weight int) (*Lease, error) {
 	var w *waiter
 	defer func() {
 		if w != nil {
@@ -387,7 +406,7 @@ func (sem *Semaphore) attempt(ctx context.Context, weight int) (*Lease, error) {
 		return nil, err
 	}
 	l := &Lease{sem: sem, weight: weight, slots: kept}
-	l.lease = keyLease{s: s, keys: sem.keysOf(kept), announce: sem.announce, value: value, until: s.validUntil(start), replies: replies, answered: true}
+	l.lease = keyLease{s: s, name: sem.name, keys: sem.keysOf(kept), announce: sem.announce, value: value, until: s.validUntil(start), replies: replies, answered: true}
 	return l, nil
 }
 

@@ -188,3 +188,38 @@ func TestSemaphoreReportsBadArguments(t *testing.T) {
 		})
 	}
 }
+
+// doneOps records the Op and Name of every Done.
+type doneOps struct {
+	BaseObserver
+	mu   sync.Mutex
+	done []string
+}
+
+func (o *doneOps) Done(_ context.Context, e DoneEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.done = append(o.done, e.Op.String()+" "+e.Name+" "+e.Outcome())
+}
+
+func TestSemaphoreAndMultiMutexOperationsAreObserved(t *testing.T) {
+	c := newRealCluster(t, 3)
+	obs := &doneOps{}
+	c.rs.SetObserver(obs)
+	sem := c.rs.NewSemaphore("seen", 1)
+	lease, err := sem.Acquire(context.Background(), 1)
+	require.NoError(t, err)
+	_, err = sem.TryAcquire(context.Background(), 1)
+	require.Error(t, err)
+	ok, err := lease.Extend(context.Background())
+	require.True(t, ok, err)
+	require.NoError(t, lease.Release(context.Background()))
+	mm := c.rs.NewMultiMutex([]string{"p", "q"})
+	require.NoError(t, mm.Lock())
+	ok, err = mm.Unlock()
+	require.True(t, ok, err)
+	assert.Equal(t, []string{
+		"acquire seen ok", "acquire seen taken", "extend seen ok", "release seen ok",
+		"multilock p,q ok", "multiunlock p,q ok",
+	}, obs.done)
+}
