@@ -63,12 +63,12 @@ func (f *lockFlags) options(tries int, extra ...redsync.Option) []redsync.Option
 // from its acquisition until its release. It is the election of elect
 // too, until the library has one of its own.
 type mutexLease struct {
-	srv     *servers
-	flags   *lockFlags
-	tries   int
-	watch   *waitWatch // nil: nothing is printed while waiting
-	stderr  io.Writer
-	m       *redsync.Mutex // the Mutex of the latest Campaign
+	srv    *servers
+	flags  *lockFlags
+	tries  int
+	watch  *waitWatch // nil: nothing is printed while waiting
+	stderr io.Writer
+	m      *redsync.Mutex // the Mutex of the latest Campaign
 }
 
 // Campaign acquires the lock, waiting until ctx ends, and keeps it alive.

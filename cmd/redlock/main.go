@@ -21,9 +21,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	goredislib "github.com/redis/go-redis/v9"
 )
 
 func main() {
+	// go-redis logs failed dials; redlock says itself what failed.
+	goredislib.SetLogger(silentLogger{})
 	os.Exit(redlock(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -69,3 +73,8 @@ func exitStatus(err error, stderr io.Writer) int {
 	}
 	return e.code
 }
+
+// silentLogger drops go-redis' log lines.
+type silentLogger struct{}
+
+func (silentLogger) Printf(context.Context, string, ...any) {}
