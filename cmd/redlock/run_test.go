@@ -168,7 +168,7 @@ while :; do echo tick $(date +%s%N) >> rec; sleep 0.05; done`
 	if term.Sub(stolen) > 900*time.Millisecond+time.Second {
 		t.Errorf("SIGTERM came %v after the lock was stolen, want within the keep-alive interval", term.Sub(stolen))
 	}
-	if lastTick.Sub(term) < grace-150*time.Millisecond {
+	if lastTick.Sub(term) < grace-250*time.Millisecond {
 		t.Errorf("the command stopped %v after SIGTERM, before the %v grace", lastTick.Sub(term), grace)
 	}
 	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
