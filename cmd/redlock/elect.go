@@ -68,10 +68,8 @@ func electCommand(ctx context.Context, args []string, _, stderr io.Writer) error
 	if err := s.reach(campaignCtx, stderr, lf.quiet); err != nil {
 		return err
 	}
-	l := &mutexLease{srv: s, flags: &lf, tries: math.MaxInt32, stderr: stderr}
-	if !lf.quiet {
-		l.watch = newWaitWatch(s, lf.name, stderr)
-	}
+	l := &mutexLease{srv: s, flags: &lf, tries: math.MaxInt32, stderr: stderr,
+		watch: newLockWatch(s, lf.name, stderr, !lf.quiet, interrupt)}
 	var e election = l
 	for {
 		stopWatch := cancelOnSignal(interrupt, sigs)

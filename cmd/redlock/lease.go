@@ -66,7 +66,7 @@ type mutexLease struct {
 	srv    *servers
 	flags  *lockFlags
 	tries  int
-	watch  *waitWatch // nil: nothing is printed while waiting
+	watch  *lockWatch // the Observer of the wait
 	stderr io.Writer
 	m      *redsync.Mutex // the Mutex of the latest Campaign
 }
@@ -75,13 +75,9 @@ type mutexLease struct {
 // It returns the holder's context, cancelled when the lock can no longer
 // be proven held. A failure is an exitError.
 func (l *mutexLease) Campaign(ctx context.Context) (context.Context, error) {
-	var extra []redsync.Option
-	if l.watch != nil {
-		extra = append(extra, redsync.WithObserver(l.watch))
-		stop := l.watch.start(ctx)
-		defer stop()
-	}
-	l.m = l.srv.rs.NewMutex(l.flags.name, l.flags.options(l.tries, extra...)...)
+	stop := l.watch.start(ctx)
+	defer stop()
+	l.m = l.srv.rs.NewMutex(l.flags.name, l.flags.options(l.tries, redsync.WithObserver(l.watch))...)
 	if err := l.m.LockContext(ctx); err != nil {
 		return nil, l.srv.lockFailure(ctx, l.flags, err)
 	}

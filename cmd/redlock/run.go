@@ -90,10 +90,8 @@ func runCommand(ctx context.Context, args []string, _, stderr io.Writer) error {
 		stopWatch()
 		return err
 	}
-	l := &mutexLease{srv: s, flags: &lf, tries: tries, stderr: stderr}
-	if !lf.quiet && !*try {
-		l.watch = newWaitWatch(s, lf.name, stderr)
-	}
+	l := &mutexLease{srv: s, flags: &lf, tries: tries, stderr: stderr,
+		watch: newLockWatch(s, lf.name, stderr, !lf.quiet && !*try, interrupt)}
 	held, err := l.Campaign(waitCtx)
 	stopWatch()
 	if err != nil {

@@ -309,19 +309,45 @@ func TestTheCommandGetsTheLocksEnvironment(t *testing.T) {
 	expectNoKeys(t, servers, "{env}:redsync:fence")
 }
 
-func TestAPasswordComesFromTheEnvironment(t *testing.T) {
+func TestLoginAndPermissionErrorsSayWhatToDo(t *testing.T) {
 	t.Parallel()
-	servers := redistest.Start(t, 1)
-	if err := servers[0].Client(t).ConfigSet(context.Background(), "requirepass", "s3cret").Err(); err != nil {
-		t.Fatal(err)
-	}
+	servers := redistest.Start(t, 3)
 	addrs := redistest.Addrs(servers)
 	dir := t.TempDir()
-	p, code := runRedlock(t, dir, addrs, nil, append([]string{"run", "-name", "auth"}, shell("true")...)...)
-	if code != exitUnreachable || !strings.Contains(p.stderr.String(), "set REDLOCK_PASSWORD") {
-		t.Errorf("without a password: exit status %d, want %d, and stderr saying to set REDLOCK_PASSWORD:\n%s", code, exitUnreachable, &p.stderr)
+	ctx := context.Background()
+	for i, s := range servers {
+		// An ACL user without scripts on two servers of three.
+		perms := []any{"ACL", "SETUSER", "locker", "on", ">pw", "~*", "&*", "+@all"}
+		if i < 2 {
+			perms = append(perms, "-evalsha", "-eval")
+		}
+		if err := s.Client(t).Do(ctx, perms...).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	p, code = runRedlock(t, dir, addrs, []string{"REDLOCK_PASSWORD=s3cret"}, append([]string{"run", "-name", "auth"}, shell("true")...)...)
+	// Waiting does not mend a refusal: redlock stops at once.
+	p, code := runRedlock(t, dir, addrs, []string{"REDLOCK_PASSWORD=pw"}, append([]string{"run", "-name", "acl", "-user", "locker"}, shell("echo ran > ran")...)...)
+	if code != exitUnreachable || !strings.Contains(p.stderr.String(), "the ACL user lacks a command the lock sends") {
+		t.Errorf("NOPERM: exit status %d, want %d, and stderr saying what the user needs:\n%s", code, exitUnreachable, &p.stderr)
+	}
+	p, code = runRedlock(t, dir, addrs, []string{"REDLOCK_PASSWORD=wrong"}, append([]string{"run", "-name", "acl", "-user", "locker"}, shell("echo ran > ran")...)...)
+	if code != exitUnreachable || !strings.Contains(p.stderr.String(), "WRONGPASS") || !strings.Contains(p.stderr.String(), "check -user and REDLOCK_PASSWORD") {
+		t.Errorf("WRONGPASS: exit status %d, want %d\n%s", code, exitUnreachable, &p.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+		t.Errorf("the command ran without the lock")
+	}
+	expectNoKeys(t, servers)
+
+	// NOAUTH last: the test's own clients cannot read the keys after it.
+	if err := servers[0].Client(t).ConfigSet(ctx, "requirepass", "s3cret").Err(); err != nil {
+		t.Fatal(err)
+	}
+	p, code = runRedlock(t, dir, addrs[:1], nil, append([]string{"run", "-name", "auth"}, shell("true")...)...)
+	if code != exitUnreachable || !strings.Contains(p.stderr.String(), "set REDLOCK_PASSWORD") {
+		t.Errorf("NOAUTH: exit status %d, want %d, and stderr saying to set REDLOCK_PASSWORD:\n%s", code, exitUnreachable, &p.stderr)
+	}
+	p, code = runRedlock(t, dir, addrs[:1], []string{"REDLOCK_PASSWORD=s3cret"}, append([]string{"run", "-name", "auth"}, shell("true")...)...)
 	if code != 0 {
 		t.Errorf("with REDLOCK_PASSWORD: exit status %d\n%s", code, &p.stderr)
 	}

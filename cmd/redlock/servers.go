@@ -205,6 +205,10 @@ func (s *servers) describe(i int, err error) string {
 	return fmt.Sprintf("server #%d (%s): %s", i, s.addrs[i], advice(err))
 }
 
+// aclAdvice says what an ACL user needs for the lock's commands, those
+// its scripts call included.
+const aclAdvice = "it needs +@read +@write +@scripting +@pubsub +ping +time (or +@all), on the lock's keys and channels (~* &*)"
+
 // advice is err with what to do about it, for the errors a user can fix.
 func advice(err error) string {
 	msg := err.Error()
@@ -215,8 +219,8 @@ func advice(err error) string {
 		return msg + ": the server needs a password: set " + envPassword + " (and -user for an ACL user)"
 	case code == "WRONGPASS":
 		return msg + ": check -user and " + envPassword
-	case code == "NOPERM":
-		return msg + ": the ACL user needs the commands the lock sends: +eval +evalsha +get +pttl +publish +subscribe +ping and ~* (or the lock's keys)"
+	case code == "NOPERM" || strings.Contains(msg, "can't run this command"):
+		return msg + ": the ACL user lacks a command the lock sends; " + aclAdvice
 	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
 		return msg + ": unreachable; check -addrs (or " + envAddrs + ") and that the server is up"
 	}

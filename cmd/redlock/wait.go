@@ -9,30 +9,63 @@ import (
 	"sync"
 	"time"
 
+	goredislib "github.com/redis/go-redis/v9"
+
 	"github.com/quorumlock/redsync"
 )
 
 // waitLineEvery is how often the waiting line is printed.
 const waitLineEvery = 5 * time.Second
 
-// A waitWatch prints, while a Lock waits, a line on stderr saying who
-// holds the lock: after the first attempt refused, then every
-// waitLineEvery. The Lock's Observer tells it of the refusals.
-type waitWatch struct {
+// A lockWatch is the Observer of the Mutex while redlock waits for it. It
+// stops the wait when a quorum of servers refuses an attempt with an error
+// reply (NOPERM for EVAL, say), which waiting does not mend; and, when
+// print is set, it prints a line on stderr saying who holds the lock,
+// after the first attempt refused, then every waitLineEvery.
+type lockWatch struct {
 	redsync.BaseObserver
-	srv     *servers
-	name    string
-	stderr  io.Writer
-	refused chan struct{} // a refused attempt; buffered, never blocks the Lock
+	srv       *servers
+	name      string
+	stderr    io.Writer
+	print     bool
+	interrupt context.CancelCauseFunc // ends the wait
+	refused   chan struct{}           // a refused attempt; buffered, never blocks the Lock
+
+	mu     sync.Mutex            // guards failed
+	failed map[int]map[int]error // by attempt, the servers' error replies
 }
 
-func newWaitWatch(srv *servers, name string, stderr io.Writer) *waitWatch {
-	return &waitWatch{srv: srv, name: name, stderr: stderr, refused: make(chan struct{}, 1)}
+func newLockWatch(srv *servers, name string, stderr io.Writer, print bool, interrupt context.CancelCauseFunc) *lockWatch {
+	return &lockWatch{srv: srv, name: name, stderr: stderr, print: print, interrupt: interrupt,
+		refused: make(chan struct{}, 1), failed: map[int]map[int]error{}}
 }
 
-// Attempt notes a refused attempt, without waiting.
-func (w *waitWatch) Attempt(_ context.Context, e redsync.AttemptEvent) {
+// Node records a server's error reply to an attempt.
+func (w *lockWatch) Node(_ context.Context, e redsync.NodeEvent) {
+	var reply goredislib.Error
+	if e.Op != redsync.OpLock || e.Late || e.Outcome != redsync.NodeError || !errors.As(e.Err, &reply) {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed[e.Attempt] == nil {
+		w.failed[e.Attempt] = map[int]error{}
+	}
+	w.failed[e.Attempt][e.Node] = e.Err
+}
+
+// Attempt ends the wait when a quorum refused the attempt with errors,
+// and tells the printing of a refused attempt, without waiting.
+func (w *lockWatch) Attempt(_ context.Context, e redsync.AttemptEvent) {
+	w.mu.Lock()
+	failed := w.failed[e.Attempt]
+	delete(w.failed, e.Attempt)
+	w.mu.Unlock()
 	if e.Acquired {
+		return
+	}
+	if len(w.srv.addrs)-len(failed) < w.srv.quorum() {
+		w.interrupt(refusal{failed})
 		return
 	}
 	select {
@@ -41,9 +74,15 @@ func (w *waitWatch) Attempt(_ context.Context, e redsync.AttemptEvent) {
 	}
 }
 
+// A refusal is the cause of a wait stopped by servers' error replies,
+// by server.
+type refusal struct{ errs map[int]error }
+
+func (r refusal) Error() string { return fmt.Sprintf("%d servers refused the lock", len(r.errs)) }
+
 // start prints the lines until the returned function is called, which
 // waits for the printing to stop.
-func (w *waitWatch) start(ctx context.Context) (stop func()) {
+func (w *lockWatch) start(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -54,7 +93,7 @@ func (w *waitWatch) start(ctx context.Context) (stop func()) {
 				return
 			case <-w.refused:
 			}
-			if time.Now().Before(next) {
+			if !w.print || time.Now().Before(next) {
 				continue
 			}
 			next = time.Now().Add(waitLineEvery)
@@ -80,6 +119,10 @@ func (s *servers) lockFailure(ctx context.Context, f *lockFlags, err error) erro
 		return usageErrorf("%v", argErr)
 	}
 	failed := map[int]error{}
+	var refused refusal
+	if errors.As(context.Cause(ctx), &refused) {
+		failed = refused.errs
+	}
 	eachError(err, func(e error) {
 		switch re := e.(type) {
 		case *redsync.RedisError:
