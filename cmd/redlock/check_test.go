@@ -95,7 +95,7 @@ func TestStatusWithoutAQuorum(t *testing.T) {
 	servers := redistest.Start(t, 1)
 	addrs := []string{servers[0].Addr(), "127.0.0.1:1", "127.0.0.1:2"}
 	p, code := runRedlock(t, t.TempDir(), addrs, nil, "status", "-name", "x")
-	if code != exitUnreachable || !strings.Contains(p.stdout.String(), "unreachable") {
+	if code != exitUnreachable || !strings.Contains(p.stdout.String(), "(failed, see below)") || !strings.Contains(p.stderr.String(), "unreachable; check -addrs") {
 		t.Errorf("exit status %d, want %d\n%s\n%s", code, exitUnreachable, &p.stdout, &p.stderr)
 	}
 }

@@ -78,6 +78,10 @@ func electCommand(ctx context.Context, args []string, _, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
+		if err := interrupted(campaignCtx, lf.name); err != nil {
+			e.Resign(lf.quiet)
+			return err
+		}
 		if !lf.quiet {
 			fmt.Fprintf(stderr, "redlock: leading %s as %s%s\n", lf.name, lf.holder, termSuffix(e.Token()))
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -81,11 +82,6 @@ func (l *mutexLease) Campaign(ctx context.Context) (context.Context, error) {
 	if err := l.m.LockContext(ctx); err != nil {
 		return nil, l.srv.lockFailure(ctx, l.flags, err)
 	}
-	if err := context.Cause(ctx); err != nil {
-		// A signal came as the lock was acquired.
-		l.Resign(l.flags.quiet)
-		return nil, l.srv.lockFailure(ctx, l.flags, err)
-	}
 	// Kept alive until Resign: not cut short by ctx, whose end only
 	// stops the waiting.
 	held, err := l.m.KeepAlive(context.WithoutCancel(ctx))
@@ -113,6 +109,16 @@ func (l *mutexLease) Resign(quiet bool) {
 	if _, err := l.m.UnlockContext(ctx); err != nil && !quiet {
 		fmt.Fprintf(l.stderr, "redlock: releasing %s: %v (the key lapses at its expiry)\n", l.flags.name, err)
 	}
+}
+
+// interrupted returns the exitError of a wait that a signal cancelled,
+// or nil: a signal that came as the lock was acquired stops redlock too.
+func interrupted(ctx context.Context, name string) error {
+	var sig signalCause
+	if errors.As(context.Cause(ctx), &sig) {
+		return exitf(sig.exitCode(), "%s: stopped waiting for the lock: %v", name, sig)
+	}
+	return nil
 }
 
 // signalCause is the cause of a context cancelled by a signal.

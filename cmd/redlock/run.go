@@ -97,6 +97,10 @@ func runCommand(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := interrupted(waitCtx, lf.name); err != nil {
+		l.Resign(lf.quiet)
+		return err
+	}
 	out, err := holdAndRun(l, held, argv, &lf, sigs, stderr)
 	if err != nil {
 		return err

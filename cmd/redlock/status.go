@@ -36,7 +36,7 @@ func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	for i, st := range states {
 		if st.err != nil {
 			failed = append(failed, s.describe(i, st.err))
-			fmt.Fprintf(w, "#%d\t%s\tunreachable\t-\t-\t-\t-\t-\n", i, s.addrs[i])
+			fmt.Fprintf(w, "#%d\t%s\t(failed, see below)\t-\t-\t-\t-\t-\n", i, s.addrs[i])
 			continue
 		}
 		holder, since, ttl := "-", "-", "-"

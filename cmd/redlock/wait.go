@@ -110,9 +110,8 @@ func (w *lockWatch) start(ctx context.Context) (stop func()) {
 // with ctx: a signal (128+N), servers unreachable or refusing, or the lock
 // not acquired.
 func (s *servers) lockFailure(ctx context.Context, f *lockFlags, err error) error {
-	var sig signalCause
-	if errors.As(context.Cause(ctx), &sig) {
-		return exitf(sig.exitCode(), "%s: stopped waiting for the lock: %v", f.name, sig)
+	if err := interrupted(ctx, f.name); err != nil {
+		return err
 	}
 	var argErr *redsync.ArgumentError
 	if errors.As(err, &argErr) {
