@@ -131,6 +131,22 @@ while :; do echo tick $(date +%s%N) >> rec; sleep 0.05; done`
 	rec := filepath.Join(dir, "rec")
 	eventually(t, "the command to start", func() bool { return len(readLines(rec)) >= 2 })
 
+	// A key deleted on a quorum is set again by the next extension (as
+	// after a server restarted empty): the lock is not lost.
+	for _, s := range servers[:2] {
+		if err := s.Client(t).Del(context.Background(), "job").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the keep-alive to set the deleted keys again", func() bool {
+		for _, ks := range keys(t, servers) {
+			if len(ks) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+
 	// Another holder's value on a quorum: the lock is lost.
 	stolen := time.Now()
 	for _, s := range servers[:2] {
@@ -167,6 +183,9 @@ while :; do echo tick $(date +%s%N) >> rec; sleep 0.05; done`
 	t.Logf("SIGTERM %v after the theft; the last tick %v after SIGTERM (grace %v)", term.Sub(stolen), lastTick.Sub(term), grace)
 	// SIGTERM before the lock's expiry has passed since the theft
 	// (extensions every 300 ms find it), SIGKILL not before -grace.
+	if term.Before(stolen) {
+		t.Errorf("SIGTERM came before the lock was stolen: the deleted keys lost it")
+	}
 	if term.Sub(stolen) > 900*time.Millisecond+time.Second {
 		t.Errorf("SIGTERM came %v after the lock was stolen, want within the keep-alive interval", term.Sub(stolen))
 	}
