@@ -70,6 +70,7 @@ func electCommand(ctx context.Context, args []string, _, stderr io.Writer) error
 	}
 	l := &mutexLease{srv: s, flags: &lf, tries: math.MaxInt32, stderr: stderr,
 		watch: newLockWatch(s, lf.name, stderr, !lf.quiet, interrupt)}
+	l.watch.onChange = true
 	var e election = l
 	for {
 		stopWatch := cancelOnSignal(interrupt, sigs)

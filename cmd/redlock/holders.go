@@ -120,22 +120,33 @@ func describeHolder(v string, now time.Time) string {
 }
 
 // holderLine is one line saying who holds name, for the waiting line and
-// a lock not acquired.
-func (s *servers) holderLine(ctx context.Context, name string) string {
+// a lock not acquired, and the value held by the most servers ("" for
+// none).
+func (s *servers) holderLine(ctx context.Context, name string) (line, value string) {
 	states := s.lockState(ctx, name)
 	hs := holdings(states)
+	failed := 0
+	for _, st := range states {
+		if st.err != nil {
+			failed++
+		}
+	}
+	var unanswered string
+	if failed > 0 {
+		unanswered = fmt.Sprintf("; %d of %d servers did not answer", failed, len(s.addrs))
+	}
 	if len(hs) == 0 {
-		return fmt.Sprintf("%s is free on every server that answered", name)
+		return fmt.Sprintf("%s is free on every server that answered%s", name, unanswered), ""
 	}
 	h := hs[0]
 	var others []string
 	for _, o := range hs[1:] {
 		others = append(others, fmt.Sprintf("%d by %s", len(o.nodes), describeHolder(o.value, time.Now())))
 	}
-	line := fmt.Sprintf("%s is held by %s on %d of %d servers, for %v more unless extended",
+	line = fmt.Sprintf("%s is held by %s on %d of %d servers, for %v more unless extended",
 		name, describeHolder(h.value, time.Now()), len(h.nodes), len(s.addrs), h.ttl.Round(time.Millisecond))
 	if len(others) > 0 {
 		line += " (" + strings.Join(others, ", ") + ")"
 	}
-	return line
+	return line + unanswered, h.value
 }

@@ -21,13 +21,16 @@ const waitLineEvery = 5 * time.Second
 // stops the wait when a quorum of servers refuses an attempt with an error
 // reply (NOPERM for EVAL, say), which waiting does not mend; and, when
 // print is set, it prints a line on stderr saying who holds the lock,
-// after the first attempt refused, then every waitLineEvery.
+// after the first attempt refused, then every waitLineEvery (with
+// onChange, only when another value holds it: a candidate of elect may
+// wait for days).
 type lockWatch struct {
 	redsync.BaseObserver
 	srv       *servers
 	name      string
 	stderr    io.Writer
 	print     bool
+	onChange  bool
 	interrupt context.CancelCauseFunc // ends the wait
 	refused   chan struct{}           // a refused attempt; buffered, never blocks the Lock
 
@@ -87,6 +90,8 @@ func (w *lockWatch) start(ctx context.Context) (stop func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		var next time.Time
+		var last string // the value held when the last line was printed
+		printed := false
 		for {
 			select {
 			case <-done:
@@ -97,7 +102,12 @@ func (w *lockWatch) start(ctx context.Context) (stop func()) {
 				continue
 			}
 			next = time.Now().Add(waitLineEvery)
-			fmt.Fprintf(w.stderr, "redlock: waiting: %s\n", w.srv.holderLine(ctx, w.name))
+			line, value := w.srv.holderLine(ctx, w.name)
+			if w.onChange && value == last && printed {
+				continue
+			}
+			last, printed = value, true
+			fmt.Fprintf(w.stderr, "redlock: waiting: %s\n", line)
 		}
 	})
 	return func() {
@@ -150,7 +160,8 @@ func (s *servers) lockFailure(ctx context.Context, f *lockFlags, err error) erro
 	if errors.Is(err, context.DeadlineExceeded) {
 		why = "-wait ran out"
 	}
-	return exitf(exitNotAcquired, "not acquired (%s): %s", why, s.holderLine(context.WithoutCancel(ctx), f.name))
+	line, _ := s.holderLine(context.WithoutCancel(ctx), f.name)
+	return exitf(exitNotAcquired, "not acquired (%s): %s", why, line)
 }
 
 // eachError calls fn for err and every error it wraps, depth first.
