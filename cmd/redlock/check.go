@@ -32,7 +32,7 @@ func checkCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	s, err := srv.open()
+	s, err := srv.open(true)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func electCommand(ctx context.Context, args []string, _, stderr io.Writer) error
 	if errPlatform != nil {
 		return usageErrorf("%v", errPlatform)
 	}
-	s, err := srv.open()
+	s, err := srv.open(false)
 	if err != nil {
 		return err
 	}

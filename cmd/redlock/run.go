@@ -74,7 +74,7 @@ func runCommand(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if *try {
 		tries = 1
 	}
-	s, err := srv.open()
+	s, err := srv.open(false)
 	if err != nil {
 		return err
 	}
@@ -88,6 +88,9 @@ func runCommand(ctx context.Context, args []string, _, stderr io.Writer) error {
 	stopWatch := cancelOnSignal(interrupt, sigs)
 	if err := s.reach(waitCtx, stderr, lf.quiet); err != nil {
 		stopWatch()
+		if ierr := interrupted(waitCtx, lf.name); ierr != nil {
+			return ierr
+		}
 		return err
 	}
 	l := &mutexLease{srv: s, flags: &lf, tries: tries, stderr: stderr,

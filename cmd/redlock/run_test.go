@@ -286,6 +286,7 @@ func TestExitStatus(t *testing.T) {
 		{"-try with -wait", addrs, []string{"-try", "-wait", "1s", "--", "true"}, exitUsage, "-try and -wait"},
 		{"a bad flag", addrs, []string{"-expiry", "soon", "--", "true"}, exitUsage, "invalid value"},
 		{"a bad address", []string{"localhost"}, []string{"--", "true"}, exitUsage, "is not host:port"},
+		{"a server given twice", []string{addrs[0], addrs[1], addrs[0]}, shell("echo ran > ran"), exitUsage, "is given twice"},
 		{"no quorum", closed, shell("echo ran > ran"), exitUnreachable, "unreachable; check -addrs"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -61,7 +61,9 @@ type servers struct {
 }
 
 // open checks the flags and makes the clients; it connects to nothing.
-func (f *serverFlags) open() (*servers, error) {
+// An address given twice is bad usage, one server counting as two votes,
+// unless duplicates is set (check, which reports it).
+func (f *serverFlags) open(duplicates bool) (*servers, error) {
 	list := f.addrs
 	if list == "" {
 		list = os.Getenv(envAddrs)
@@ -70,11 +72,16 @@ func (f *serverFlags) open() (*servers, error) {
 		return nil, usageErrorf("no servers: give -addrs host:port,host:port,... or set %s", envAddrs)
 	}
 	var addrs []string
+	seen := map[string]bool{}
 	for _, a := range strings.Split(list, ",") {
 		a = strings.TrimSpace(a)
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return nil, usageErrorf("-addrs: %q is not host:port (%v)", a, err)
 		}
+		if seen[a] && !duplicates {
+			return nil, usageErrorf("-addrs: %s is given twice, and one server would count as two votes of the quorum (redlock check also finds a server given under two names)", a)
+		}
+		seen[a] = true
 		addrs = append(addrs, a)
 	}
 	if f.db < 0 {

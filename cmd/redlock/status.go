@@ -23,7 +23,7 @@ func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	case *name == "":
 		return usageErrorf("-name is missing: it names the lock (the key on every server)")
 	}
-	s, err := srv.open()
+	s, err := srv.open(false)
 	if err != nil {
 		return err
 	}
