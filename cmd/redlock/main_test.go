@@ -83,7 +83,7 @@ type proc struct {
 // start starts redlock with args, its servers given by $REDLOCK_ADDRS =
 // addrs, in dir, with env added; it is killed at the end of the test if
 // still running.
-func start(t *testing.T, dir string, addrs []string, env []string, args ...string) *proc {
+func start(t testing.TB, dir string, addrs []string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(binary, args...), done: make(chan struct{})}
 	p.cmd.Dir = dir
@@ -139,7 +139,7 @@ func cleanEnv() []string {
 }
 
 // wait waits for p to exit and returns its exit status.
-func (p *proc) wait(t *testing.T) int {
+func (p *proc) wait(t testing.TB) int {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -154,7 +154,7 @@ func (p *proc) wait(t *testing.T) int {
 }
 
 // expectExit waits for p and fails the test unless it exits with want.
-func (p *proc) expectExit(t *testing.T, want int) {
+func (p *proc) expectExit(t testing.TB, want int) {
 	t.Helper()
 	if got := p.wait(t); got != want {
 		t.Fatalf("redlock %v: exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", p.cmd.Args[1:], got, want, &p.stdout, &p.stderr)
@@ -162,7 +162,7 @@ func (p *proc) expectExit(t *testing.T, want int) {
 }
 
 // signal sends sig to p.
-func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+func (p *proc) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal %v: %v", sig, err)
@@ -170,14 +170,14 @@ func (p *proc) signal(t *testing.T, sig syscall.Signal) {
 }
 
 // runRedlock runs redlock to its end and returns its exit status.
-func runRedlock(t *testing.T, dir string, addrs []string, env []string, args ...string) (*proc, int) {
+func runRedlock(t testing.TB, dir string, addrs []string, env []string, args ...string) (*proc, int) {
 	t.Helper()
 	p := start(t, dir, addrs, env, args...)
 	return p, p.wait(t)
 }
 
 // eventually polls cond until it holds, and fails the test after 15 s.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
@@ -208,7 +208,7 @@ func readLines(path string) []string {
 }
 
 // keys returns every key on every server, by server.
-func keys(t *testing.T, servers []*redistest.Server) [][]string {
+func keys(t testing.TB, servers []*redistest.Server) [][]string {
 	t.Helper()
 	all := make([][]string, len(servers))
 	for i, s := range servers {
@@ -223,7 +223,7 @@ func keys(t *testing.T, servers []*redistest.Server) [][]string {
 
 // expectNoKeys fails the test when a server holds a key but those
 // allowed.
-func expectNoKeys(t *testing.T, servers []*redistest.Server, allowed ...string) {
+func expectNoKeys(t testing.TB, servers []*redistest.Server, allowed ...string) {
 	t.Helper()
 	for i, ks := range keys(t, servers) {
 		for _, k := range ks {
