@@ -374,3 +374,20 @@ func TestLoginAndPermissionErrorsSayWhatToDo(t *testing.T) {
 		t.Errorf("with REDLOCK_PASSWORD: exit status %d\n%s", code, &p.stderr)
 	}
 }
+
+func TestTheLockIsInTheDatabaseOfDB(t *testing.T) {
+	t.Parallel()
+	servers := redistest.StartWithArgs(t, 1, "--databases", "2")
+	addrs := redistest.Addrs(servers)
+	dir := t.TempDir()
+	holder := start(t, dir, addrs, nil, append([]string{"run", "-db", "1", "-name", "db", "-value", "in-db-1"},
+		shell("echo started > started; while [ ! -e stop ]; do sleep 0.02; done")...)...)
+	eventually(t, "the command", func() bool { return fileHas(filepath.Join(dir, "started"), "started") })
+	p, code := runRedlock(t, dir, addrs, nil, "status", "-db", "1", "-name", "db")
+	if code != 0 || !strings.Contains(p.stdout.String(), "db is held by in-db-1") {
+		t.Errorf("status -db 1: exit status %d\n%s", code, &p.stdout)
+	}
+	expectNoKeys(t, servers) // database 0
+	touch(t, filepath.Join(dir, "stop"))
+	holder.expectExit(t, 0)
+}
