@@ -136,7 +136,8 @@ func TestAReleaseWakesAWaiterBeforeItsRetryDelay(t *testing.T) {
 			defer cancel()
 			l, err := sem.Acquire(ctx, 1)
 			if err == nil {
-				err = l.Release(context.Background())
+				// Its outcome is not what this test is about.
+				_ = l.Release(context.Background())
 			}
 			got <- err
 		}()
