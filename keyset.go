@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quorumlock/redsync/internal/quorum"
@@ -132,6 +133,10 @@ func (p *pendingReplies) await(ctx context.Context, node int) {
 // its configuration: those of the template Mutex t.
 type keyServers struct {
 	t *Mutex
+	// split, when not nil, tells per server that it refused keys of
+	// several hash slots (a Redis Cluster, CROSSSLOT): its requests go
+	// one per slot from then on.
+	split []atomic.Bool
 }
 
 // quorum is the number of servers that decide.
@@ -152,19 +157,25 @@ func (s keyServers) validUntil(start time.Time) time.Time {
 // eval runs script on pool with keys (and args after them), one request
 // for all keys; a Redis Cluster that refuses keys of different hash slots
 // (CROSSSLOT) gets one request per slot instead, whose replies combine
-// folds, in slot order, and stops at its first false.
-func (s keyServers) eval(ctx context.Context, pool redis.Pool, script *redis.Script, keys []string, args []any, combine func(keys []int, reply any) (bool, error)) (err error) {
-	all := make([]int, len(keys))
-	for i := range all {
-		all[i] = i
-	}
-	reply, err := s.evalOnce(ctx, pool, script, keys, all, args)
-	if err == nil {
-		_, err = combine(all, reply)
-		return err
-	}
-	if !strings.Contains(err.Error(), "CROSSSLOT") {
-		return err
+// folds, in slot order, and stops at its first false; with s.split, only
+// its first request refused so costs the round trip.
+func (s keyServers) eval(ctx context.Context, node int, pool redis.Pool, script *redis.Script, keys []string, args []any, combine func(keys []int, reply any) (bool, error)) (err error) {
+	if s.split == nil || !s.split[node].Load() {
+		all := make([]int, len(keys))
+		for i := range all {
+			all[i] = i
+		}
+		reply, err := s.evalOnce(ctx, pool, script, keys, all, args)
+		if err == nil {
+			_, err = combine(all, reply)
+			return err
+		}
+		if !strings.Contains(err.Error(), "CROSSSLOT") {
+			return err
+		}
+		if s.split != nil {
+			s.split[node].Store(true)
+		}
 	}
 	for _, group := range scriptkeys.BySlot(keys) {
 		reply, err := s.evalOnce(ctx, pool, script, keys, group, args)
@@ -210,9 +221,9 @@ func evalScript(ctx context.Context, pool redis.Pool, script *redis.Script, keys
 // one channel the release is announced on, "" for each key's own. It
 // reports whether every key was released (ErrLockAlreadyExpired when some
 // had expired; false, nil when some held another value).
-func (s keyServers) release(ctx context.Context, pool redis.Pool, keys []string, value, announce string) (bool, error) {
+func (s keyServers) release(ctx context.Context, node int, pool redis.Pool, keys []string, value, announce string) (bool, error) {
 	var total scripts.MultiReleaseReply
-	err := s.eval(ctx, pool, scripts.MultiRelease, keys, []any{value, releaseChannel(""), announce}, func(_ []int, reply any) (bool, error) {
+	err := s.eval(ctx, node, pool, scripts.MultiRelease, keys, []any{value, releaseChannel(""), announce}, func(_ []int, reply any) (bool, error) {
 		r, err := scripts.ParseMultiRelease(reply)
 		total.Released += r.Released
 		total.Missing += r.Missing
@@ -235,10 +246,10 @@ func (s keyServers) release(ctx context.Context, pool redis.Pool, keys []string,
 func (s keyServers) releaseLater(nodes []int, keys []string, value, announce string) {
 	for _, node := range nodes {
 		s.t.nodes.inflight.add()
-		go func(pool redis.Pool) {
+		go func(node int, pool redis.Pool) {
 			defer s.t.nodes.inflight.done()
-			_, _ = s.release(s.bounded(), pool, keys, value, announce)
-		}(s.t.nodes.pools[node])
+			_, _ = s.release(s.bounded(), node, pool, keys, value, announce)
+		}(node, s.t.nodes.pools[node])
 	}
 }
 
@@ -249,7 +260,7 @@ func (s keyServers) releaseLater(nodes []int, keys []string, value, announce str
 func (s keyServers) releaseRound(ctx context.Context, keys []string, value, announce string, replies *pendingReplies, answered bool) roundResult {
 	return s.t.roundAtQuorum(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		replies.await(ctx, node)
-		ok, err := s.release(ctx, pool, keys, value, announce)
+		ok, err := s.release(ctx, node, pool, keys, value, announce)
 		if answered && (err == nil || err == ErrLockAlreadyExpired) {
 			return true, nil
 		}
@@ -258,9 +269,9 @@ func (s keyServers) releaseRound(ctx context.Context, keys []string, value, anno
 }
 
 // extend resets the expiry of keys on pool if all hold value.
-func (s keyServers) extend(ctx context.Context, pool redis.Pool, keys []string, value string) (bool, error) {
+func (s keyServers) extend(ctx context.Context, node int, pool redis.Pool, keys []string, value string) (bool, error) {
 	ok := true
-	err := s.eval(ctx, pool, scripts.MultiExtend, keys, []any{value, s.t.args.expiryMillis}, func(group []int, reply any) (bool, error) {
+	err := s.eval(ctx, node, pool, scripts.MultiExtend, keys, []any{value, s.t.args.expiryMillis}, func(group []int, reply any) (bool, error) {
 		n, err := scripts.ParseMultiIndex(reply, len(group), "multi-key extend")
 		switch {
 		case err != nil:
@@ -334,8 +345,8 @@ func (l *keyLease) extendLease(ctx context.Context) (bool, roundResult, error) {
 		return false, roundResult{}, ErrNotHeld
 	}
 	start := time.Now()
-	res := l.s.t.roundAtQuorum(ctx, func(ctx context.Context, _ int, pool redis.Pool) (bool, error) {
-		return l.s.extend(ctx, pool, l.keys, value)
+	res := l.s.t.roundAtQuorum(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
+		return l.s.extend(ctx, node, pool, l.keys, value)
 	}, nil, nil)
 	if res.ctxErr != nil {
 		return false, res, errors.Join(res.err, res.ctxErr)

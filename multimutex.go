@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/quorumlock/redsync/internal/scripts"
@@ -31,9 +32,10 @@ import (
 //
 // On a Redis Cluster (a Pool over a cluster counts as one server), names in
 // one hash slot cost one script per server; a cluster that refuses keys of
-// several slots (CROSSSLOT) gets one script per slot, in slot order, and a
-// refusal of any slot releases the slots set before it on that cluster: the
-// server counts as refusing, so the attempt stays all or nothing.
+// several slots (CROSSSLOT) gets one script per slot from then on (only the
+// first request refused costs a round trip), in slot order, and a refusal
+// of any slot releases the slots set before it on that cluster: the server
+// counts as refusing, so the attempt stays all or nothing.
 //
 // Waiting: Lock tries, as a Mutex without hand-off does, every retry delay
 // (WithRetryDelay, WithTries); a release does not wake it yet.
@@ -62,7 +64,7 @@ func (r *Redsync) NewMultiMutex(names []string, options ...Option) *MultiMutex {
 	if mm.invalid == nil {
 		mm.invalid = keySetOptions(t, "a MultiMutex")
 	}
-	mm.lease = keyLease{s: keyServers{t: t}, name: strings.Join(names, ","), keys: names}
+	mm.lease = keyLease{s: keyServers{t: t, split: make([]atomic.Bool, len(t.nodes.pools))}, name: strings.Join(names, ","), keys: names}
 	return mm
 }
 
@@ -181,11 +183,11 @@ func (mm *MultiMutex) attempt(ctx context.Context) (bool, error) {
 	start := time.Now()
 	res := s.t.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		defer replies.done(node)
-		ok, err := mm.acquireOn(ctx, pool, args)
+		ok, err := mm.acquireOn(ctx, node, pool, args)
 		if ok || (err != nil && !neverSent(err)) {
 			if !hold.record(node, nil) {
 				// The attempt gave up before this reply came.
-				_, _ = s.release(s.bounded(), pool, mm.names, value, "")
+				_, _ = s.release(s.bounded(), node, pool, mm.names, value, "")
 			}
 		}
 		return ok, err
@@ -207,11 +209,11 @@ func (mm *MultiMutex) attempt(ctx context.Context) (bool, error) {
 }
 
 // acquireOn runs MultiAcquire on pool: every name set, or none.
-func (mm *MultiMutex) acquireOn(ctx context.Context, pool redis.Pool, args []any) (bool, error) {
+func (mm *MultiMutex) acquireOn(ctx context.Context, node int, pool redis.Pool, args []any) (bool, error) {
 	s := mm.lease.s
 	var set [][]int // the groups set so far, on a Redis Cluster
 	ok := true
-	err := s.eval(ctx, pool, scripts.MultiAcquire, mm.names, args, func(group []int, reply any) (bool, error) {
+	err := s.eval(ctx, node, pool, scripts.MultiAcquire, mm.names, args, func(group []int, reply any) (bool, error) {
 		n, err := scripts.ParseMultiIndex(reply, len(group), "multi-key acquire")
 		if err != nil || n != 0 {
 			ok = false
@@ -228,7 +230,7 @@ func (mm *MultiMutex) acquireOn(ctx context.Context, pool redis.Pool, args []any
 				keys = append(keys, mm.names[i])
 			}
 		}
-		_, _ = s.release(ctx, pool, keys, args[0].(string), "")
+		_, _ = s.release(ctx, node, pool, keys, args[0].(string), "")
 	}
 	return ok && err == nil, err
 }

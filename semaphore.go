@@ -381,12 +381,12 @@ func (sem *Semaphore) attempt(ctx context.Context, weight int) (*Lease, error) {
 	start := time.Now()
 	res := s.t.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		defer replies.done(node)
-		slots, free, err := sem.acquireOn(ctx, pool, weight, args)
+		slots, free, err := sem.acquireOn(ctx, node, pool, weight, args)
 		ok := err == nil && free >= weight
 		if ok || (err != nil && !neverSent(err)) {
 			// slots is nil after an error: any slot may be set.
 			if extra := hold.record(node, slots, sem.permits); len(extra) > 0 {
-				_, _ = s.release(s.bounded(), pool, sem.keysOf(extra), value, "")
+				_, _ = s.release(s.bounded(), node, pool, sem.keysOf(extra), value, "")
 			}
 		}
 		return ok, err
@@ -412,8 +412,8 @@ func (sem *Semaphore) attempt(ctx context.Context, weight int) (*Lease, error) {
 
 // acquireOn runs PermitAcquire on pool: the slots it set, or how many were
 // free when too few.
-func (sem *Semaphore) acquireOn(ctx context.Context, pool redis.Pool, weight int, args []any) (slots []int, free int, err error) {
-	err = sem.s.eval(ctx, pool, scripts.PermitAcquire, sem.slots, args, func(_ []int, reply any) (bool, error) {
+func (sem *Semaphore) acquireOn(ctx context.Context, node int, pool redis.Pool, weight int, args []any) (slots []int, free int, err error) {
+	err = sem.s.eval(ctx, node, pool, scripts.PermitAcquire, sem.slots, args, func(_ []int, reply any) (bool, error) {
 		var err error
 		slots, free, err = scripts.ParsePermitAcquire(reply, sem.permits, weight, nil)
 		return true, err
