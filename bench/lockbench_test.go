@@ -75,7 +75,8 @@ func TestParseScenarios(t *testing.T) {
 		{in: "all", want: AllScenarios},
 		{in: "1,3", want: []Scenario{Uncontended, Contention}},
 		{in: "stalled, Robustness,5", want: []Scenario{Stalled, Robustness}},
-		{in: "7", wantErr: true},
+		{in: "7,fleet-slow,9", want: []Scenario{Fleet, FleetSlow, FleetFlashSale}},
+		{in: "10", wantErr: true},
 		{in: "1,fast", wantErr: true},
 	} {
 		got, err := ParseScenarios(tc.in)

@@ -18,6 +18,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,24 +29,30 @@ type Scenario int
 
 // The scenarios, numbered as in the report.
 const (
-	Uncontended Scenario = iota + 1 // one goroutine, Lock+Unlock latency and allocations
-	Throughput                      // goroutines on their own keys, ops/s
-	Contention                      // goroutines on one key, hand-off and fairness
-	FlashSale                       // 100 buyers, one key, stock in Redis
-	Stalled                         // one of 5 servers stopped (SIGSTOP)
-	Robustness                      // cancelled Lock with stalled servers; fail-fast orphans
+	Uncontended    Scenario = iota + 1 // one goroutine, Lock+Unlock latency and allocations
+	Throughput                         // goroutines on their own keys, ops/s
+	Contention                         // goroutines on one key, hand-off and fairness
+	FlashSale                          // 100 buyers, one key, stock in Redis
+	Stalled                            // one of 5 servers stopped (SIGSTOP)
+	Robustness                         // cancelled Lock with stalled servers; fail-fast orphans
+	Fleet                              // processes on one name: hand-off across processes; a mixed fleet
+	FleetSlow                          // Fleet behind proxies that delay every byte
+	FleetFlashSale                     // 100 buyers over processes, one name, stock in Redis
 )
 
 // AllScenarios lists every scenario in report order.
-var AllScenarios = []Scenario{Uncontended, Throughput, Contention, FlashSale, Stalled, Robustness}
+var AllScenarios = []Scenario{Uncontended, Throughput, Contention, FlashSale, Stalled, Robustness, Fleet, FleetSlow, FleetFlashSale}
 
 var scenarioNames = map[Scenario]string{
-	Uncontended: "uncontended",
-	Throughput:  "throughput",
-	Contention:  "contention",
-	FlashSale:   "flashsale",
-	Stalled:     "stalled",
-	Robustness:  "robustness",
+	Uncontended:    "uncontended",
+	Throughput:     "throughput",
+	Contention:     "contention",
+	FlashSale:      "flashsale",
+	Stalled:        "stalled",
+	Robustness:     "robustness",
+	Fleet:          "fleet",
+	FleetSlow:      "fleet-slow",
+	FleetFlashSale: "fleet-flashsale",
 }
 
 func (s Scenario) String() string {
@@ -55,9 +62,10 @@ func (s Scenario) String() string {
 	return "scenario(" + strconv.Itoa(int(s)) + ")"
 }
 
-// ParseScenarios parses a comma-separated list of scenario numbers (1-6)
+// ParseScenarios parses a comma-separated list of scenario numbers (1-9)
 // or names (uncontended, throughput, contention, flashsale, stalled,
-// robustness); "all" or "" selects every scenario.
+// robustness, fleet, fleet-slow, fleet-flashsale); "all" or "" selects
+// every scenario.
 func ParseScenarios(list string) ([]Scenario, error) {
 	if list == "" || list == "all" {
 		return AllScenarios, nil
@@ -73,7 +81,7 @@ func ParseScenarios(list string) ([]Scenario, error) {
 			}
 		}
 		if found == 0 {
-			return nil, fmt.Errorf("unknown scenario %q: want numbers 1-6 or names %s", field, scenarioList())
+			return nil, fmt.Errorf("unknown scenario %q: want numbers 1-%d or names %s", field, len(AllScenarios), scenarioList())
 		}
 		if !seen[found] {
 			seen[found] = true
@@ -148,6 +156,29 @@ type Config struct {
 	// FailFastOps is the number of Lock+Unlock of scenario 6b.
 	FailFastOps int
 
+	// FleetProcs worker processes of FleetGoroutines goroutines each
+	// contend in scenarios 7 and 8 for FleetTime per round, each holding
+	// the lock FleetHold; each process first warms up (FleetWarmup
+	// Lock+Unlock per goroutine). FleetPings PINGs measure the round trip
+	// before each round. Scenario 7 runs on Servers, its mixed fleet (one
+	// process on redsync v4) on FleetMixedServers.
+	FleetProcs        int
+	FleetGoroutines   int
+	FleetTime         time.Duration
+	FleetHold         time.Duration
+	FleetWarmup       int
+	FleetPings        int
+	FleetMixedServers int
+	// FleetSlowServers and FleetSlowDelay shape scenario 8: the servers,
+	// and the delay its proxies add each way.
+	FleetSlowServers int
+	FleetSlowDelay   time.Duration
+	// FleetSaleBuyers spread over FleetProcs processes buy from a stock of
+	// FleetSaleStock on FleetSaleServers servers (scenario 9).
+	FleetSaleBuyers  int
+	FleetSaleStock   int
+	FleetSaleServers []int
+
 	// Progress, when not nil, receives a line per step.
 	Progress io.Writer
 }
@@ -175,6 +206,18 @@ func DefaultConfig() Config {
 		CancelAfter:        20 * time.Millisecond,
 		ResumeWait:         time.Second,
 		FailFastOps:        200,
+		FleetProcs:         4,
+		FleetGoroutines:    4,
+		FleetTime:          3 * time.Second,
+		FleetHold:          time.Millisecond,
+		FleetWarmup:        20,
+		FleetPings:         200,
+		FleetMixedServers:  3,
+		FleetSlowServers:   3,
+		FleetSlowDelay:     2 * time.Millisecond,
+		FleetSaleBuyers:    100,
+		FleetSaleStock:     50,
+		FleetSaleServers:   []int{1, 3},
 	}
 }
 
@@ -198,6 +241,12 @@ func QuickConfig() Config {
 	c.StalledLoadTime = 200 * time.Millisecond
 	c.ResumeWait = 200 * time.Millisecond
 	c.FailFastOps = 20
+	c.FleetTime = 300 * time.Millisecond
+	c.FleetGoroutines = 2
+	c.FleetWarmup = 3
+	c.FleetPings = 20
+	c.FleetSaleBuyers = 20
+	c.FleetSaleStock = 10
 	return c
 }
 
@@ -212,13 +261,27 @@ func (c *Config) check() error {
 		return fmt.Errorf("uncontended rounds must be at least 1, got %d", c.UncontendedRounds)
 	case len(c.Servers) == 0:
 		return errors.New("no server counts selected")
+	case c.FleetProcs < 2 && c.runs(Fleet, FleetSlow, FleetFlashSale):
+		return fmt.Errorf("fleet scenarios need at least 2 processes, got %d", c.FleetProcs)
+	case c.FleetGoroutines < 1 && c.runs(Fleet, FleetSlow):
+		return fmt.Errorf("fleet goroutines must be at least 1, got %d", c.FleetGoroutines)
 	}
-	for _, n := range c.Servers {
+	for _, n := range append(append(slices.Clone(c.Servers), c.FleetMixedServers, c.FleetSlowServers), c.FleetSaleServers...) {
 		if n < 1 || n > maxServers {
 			return fmt.Errorf("server count %d out of range 1-%d", n, maxServers)
 		}
 	}
 	return nil
+}
+
+// runs reports whether any of scenarios is selected.
+func (c *Config) runs(scenarios ...Scenario) bool {
+	for _, s := range scenarios {
+		if slices.Contains(c.Scenarios, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxServers is the size of the fleet: the largest N, and the N of the
@@ -303,6 +366,12 @@ func runScenario(ctx context.Context, e *env, s Scenario) ([]section, error) {
 		return runStalled(ctx, e)
 	case Robustness:
 		return runRobustness(ctx, e)
+	case Fleet:
+		return runFleet(ctx, e)
+	case FleetSlow:
+		return runFleetSlow(ctx, e)
+	case FleetFlashSale:
+		return runFleetSale(ctx, e)
 	}
 	return nil, fmt.Errorf("unknown scenario %d", s)
 }

@@ -20,8 +20,10 @@ import (
 )
 
 func main() {
+	// Scenarios 7-9 start this program again as their worker processes.
+	bench.RunWorkerIfAsked()
 	quick := flag.Bool("quick", false, "smoke run: every scenario, briefly (seconds); the figures only show that the measurements work")
-	scenarios := flag.String("scenarios", "all", "comma-separated scenarios by number (1-6) or name: uncontended, throughput, contention, flashsale, stalled, robustness")
+	scenarios := flag.String("scenarios", "all", "comma-separated scenarios by number (1-9) or name: uncontended, throughput, contention, flashsale, stalled, robustness, fleet, fleet-slow, fleet-flashsale")
 	rounds := flag.Int("rounds", 0, "rounds per scenario (default 3, or 1 with -quick); scenario 1 runs three times as many, half as long")
 	quiet := flag.Bool("q", false, "no progress on standard error")
 	flag.Parse()
