@@ -21,6 +21,10 @@ type procSubject struct {
 	addrs []string
 }
 
+// fleetPingEvery is how often the first worker PINGs during a round, for
+// the round trip under load.
+const fleetPingEvery = 10 * time.Millisecond
+
 // procJobs returns the contention jobs of s for one round on name.
 func (e *env) procJobs(s procSubject, name string) []workerJob {
 	jobs := make([]workerJob, len(s.libs))
@@ -28,6 +32,7 @@ func (e *env) procJobs(s procSubject, name string) []workerJob {
 		jobs[p] = workerJob{Proc: p, Library: lib, Addrs: s.addrs, Name: name, Goroutines: e.cfg.FleetGoroutines,
 			Warmup: e.cfg.FleetWarmup, Hold: e.cfg.FleetHold, Duration: e.cfg.FleetTime}
 	}
+	jobs[0].PingEvery = fleetPingEvery
 	return jobs
 }
 
@@ -69,7 +74,14 @@ type fleetFigures struct {
 	share                                                                []series // per process
 	gapP50, gapP99, waitP50, waitP99, holdP50, rtt                       durSeries
 	gapHandedP50, gapOwnP50                                              durSeries
-	gapRTT                                                               series
+	// loadedRTT is the PING p50 of one worker during the round;
+	// unlockP50 the Unlock call's p50, afterUnlockP50 the p50 from one
+	// holder's Unlock return to the next holder's Lock return.
+	loadedRTT, unlockP50, afterUnlockP50 durSeries
+	// clientCPU and serverCPU are the processor time of the workers and of
+	// the servers per Lock call.
+	clientCPU, serverCPU durSeries
+	gapRTT               series
 }
 
 // add appends the figures of round r, whose PING p50 was rtt.
@@ -87,6 +99,10 @@ func (f *fleetFigures) add(r fleetRound, rtt time.Duration) {
 		p, _ := latencies(r.gapsHanded)
 		f.gapHandedP50 = append(f.gapHandedP50, p)
 	}
+	unlockP50, _ := latencies(r.unlocks)
+	f.unlockP50 = append(f.unlockP50, unlockP50)
+	afterP50, _ := latencies(r.afterUnlock)
+	f.afterUnlockP50 = append(f.afterUnlockP50, afterP50)
 	if len(r.gapsOwn) > 0 {
 		p, _ := latencies(r.gapsOwn)
 		f.gapOwnP50 = append(f.gapOwnP50, p)
@@ -132,11 +148,17 @@ func (e *env) measureFleet(ctx context.Context, scenario string, subjects []proc
 				return nil, err
 			}
 			name := fmt.Sprintf("bench:%s:%s:N%d:%d", scenario, strings.ReplaceAll(s.label, " ", ""), s.n, r)
-			calls, start, err := runWorkers(ctx, e.procJobs(s, name), e.cfg.FleetTime)
+			meter := func(ctx context.Context) (time.Duration, error) { return e.fleet.serverCPU(ctx, s.n) }
+			run, err := runWorkers(ctx, e.procJobs(s, name), e.cfg.FleetTime, meter)
 			if err != nil {
 				return nil, fmt.Errorf("%s N=%d: %w", s.label, s.n, err)
 			}
-			figs[i].add(analyseFleet(calls, start, e.cfg.FleetTime, len(s.libs), e.cfg.FleetGoroutines), rtt)
+			figs[i].add(analyseFleet(run.calls, run.start, e.cfg.FleetTime, len(s.libs), e.cfg.FleetGoroutines), rtt)
+			loaded, _ := latencies(run.pings)
+			figs[i].loadedRTT = append(figs[i].loadedRTT, loaded)
+			acqs := float64(max(1, len(run.calls)))
+			figs[i].clientCPU = append(figs[i].clientCPU, time.Duration(float64(run.cpu)/acqs))
+			figs[i].serverCPU = append(figs[i].serverCPU, time.Duration(float64(run.serverCPU)/acqs))
 		}
 	}
 	return figs, nil
@@ -194,10 +216,11 @@ func ratioMedian(a, b series) float64 {
 func pathsSection(title string, subjects []procSubject, figs []fleetFigures) section {
 	sec := section{
 		title: title,
-		about: "RTT and hold as in the table above. Attempts per acquisition: the attempts (AttemptEvent) of each Lock that acquired, mean over the round, and the most of one Lock; " +
+		about: "RTT and hold as in the table above; RTT under load: p50 of PINGs that the first process sends every " + fleetPingEvery.String() + " during the round, on a client of its own. " +
+			"Unlock p50: Unlock call to return; after Unlock: p50 from the releaser's Unlock return to the next holder's Lock return (hand-off gap = Unlock + after Unlock). CPU per Lock call: the processor time (user and system) of all the worker processes, and of the servers (INFO cpu), during the round, divided by the Lock calls (nearly all of which acquired). Attempts per acquisition: the attempts (AttemptEvent) of each Lock that acquired, mean over the round, and the most of one Lock; " +
 			"handed over: the share of acquisitions whose last attempt took a hand-over (AttemptEvent.HandedOver) instead of its own SET; " +
 			"gap p50 split by how the next holder got the lock. From this library's Observer, so for quorumlock only. Same-goroutine: share of hand-offs back to the goroutine that released.",
-		header: []string{"N", "library", "RTT p50", "hold p50", "ceiling", "attempts per acquisition (mean, max)", "handed over", "gap p50: handed over", "gap p50: own attempt", "same goroutine"},
+		header: []string{"N", "library", "RTT p50", "RTT under load p50", "hold p50", "ceiling", "Unlock p50", "after Unlock p50", "CPU per Lock call: processes", "servers", "attempts per acquisition (mean, max)", "handed over", "gap p50: handed over", "gap p50: own attempt", "same goroutine"},
 	}
 	for i, s := range subjects {
 		f := figs[i]
@@ -210,7 +233,8 @@ func pathsSection(title string, subjects []procSubject, figs []fleetFigures) sec
 		if s.libs[0] != libQuorumlock {
 			gapHanded, gapOwn = "–", "–"
 		}
-		sec.addRow(s.n, s.label, fmtDurRange(f.rtt), fmtDurRange(f.holdP50), fmtRateRange(f.ceiling), attempts, handed,
+		sec.addRow(s.n, s.label, fmtDurRange(f.rtt), fmtDurRange(f.loadedRTT), fmtDurRange(f.holdP50), fmtRateRange(f.ceiling),
+			fmtDurRange(f.unlockP50), fmtDurRange(f.afterUnlockP50), fmtDurRange(f.clientCPU), fmtDurRange(f.serverCPU), attempts, handed,
 			gapHanded, gapOwn, fmtPercent(f.sameG.median()))
 	}
 	return sec
@@ -218,14 +242,14 @@ func pathsSection(title string, subjects []procSubject, figs []fleetFigures) sec
 
 // goalsSection judges this library's figures against the goals of the
 // fleet queue.
-func (e *env) goalsSection(title string, subjects []procSubject, figs []fleetFigures) section {
+func (e *env) goalsSection(title, table string, subjects []procSubject, figs []fleetFigures) section {
 	contenders := e.cfg.FleetProcs * e.cfg.FleetGoroutines
 	sec := section{
 		title: title,
 		about: fmt.Sprintf("This library's figures against the goals of the fleet queue, each with its goal: hand-off gap p50 at most 1.3 RTT; "+
-			"acquisitions/s at least 1.1× redsync's and 0.9× the ceiling; fairness between processes and between goroutines at least 0.9; "+
-			"Lock wait p99 at most 1.5 × contenders (%d) × (hold p50 + gap p50); no give-ups.", contenders),
-		header: []string{"N", "gap p50 ÷ RTT (≤ 1.3)", "÷ redsync (≥ 1.1)", "÷ ceiling (≥ 0.9)", "fairness processes (≥ 0.9)", "fairness goroutines (≥ 0.9)", "wait p99 ÷ bound (≤ 1)", "give-ups (0)"},
+			"the same against the RTT under load (table %sa), for comparison; acquisitions/s at least 1.1× redsync's and 0.9× the ceiling; fairness between processes and between goroutines at least 0.9; "+
+			"Lock wait p99 at most 1.5 × contenders (%d) × (hold p50 + gap p50); no give-ups.", table, contenders),
+		header: []string{"N", "gap p50 ÷ RTT (≤ 1.3)", "gap p50 ÷ RTT under load", "÷ redsync (≥ 1.1)", "÷ ceiling (≥ 0.9)", "fairness processes (≥ 0.9)", "fairness goroutines (≥ 0.9)", "wait p99 ÷ bound (≤ 1)", "give-ups (0)"},
 	}
 	judge := func(v, goal float64, atMost bool) string {
 		if math.IsNaN(v) {
@@ -256,7 +280,11 @@ func (e *env) goalsSection(title string, subjects []procSubject, figs []fleetFig
 			b := 1.5 * float64(contenders) * float64(f.holdP50[r]+f.gapP50[r])
 			bound = append(bound, float64(f.waitP99[r])/b)
 		}
-		sec.addRow(s.n, judge(f.gapRTT.median(), 1.3, true), judge(vsRedsync, 1.1, false), judge(ratioMedian(f.rate, f.ceiling), 0.9, false),
+		var gapLoaded series
+		for r := range min(len(f.gapP50), len(f.loadedRTT)) {
+			gapLoaded = append(gapLoaded, float64(f.gapP50[r])/float64(max(1, f.loadedRTT[r])))
+		}
+		sec.addRow(s.n, judge(f.gapRTT.median(), 1.3, true), judge(gapLoaded.median(), 1.3, true), judge(vsRedsync, 1.1, false), judge(ratioMedian(f.rate, f.ceiling), 0.9, false),
 			judge(f.procFair.median(), 0.9, false), judge(f.gFair.median(), 0.9, false), judge(bound.median(), 1, true),
 			judge(f.giveUps.max(), 0, true))
 	}
@@ -300,7 +328,7 @@ func runFleet(ctx context.Context, e *env) ([]section, error) {
 		fleetRow(&main, s, &figs[i], rs)
 	}
 	paths := pathsSection("7a. Fleet: round trips and how the lock changed hands", subjects, figs)
-	goals := e.goalsSection("7c. Fleet: goals", subjects, figs)
+	goals := e.goalsSection("7c. Fleet: goals", "7", subjects, figs)
 	return []section{main, paths, mixedSection(e, mixed, mixedFigs), goals}, nil
 }
 
@@ -309,7 +337,7 @@ func mixedSection(e *env, s procSubject, f fleetFigures) section {
 	sec := section{
 		title: fmt.Sprintf("7b. Mixed fleet (N=%d: %d processes on this library and 1 on redsync v4, %d goroutines each, one name)", s.n, len(s.libs)-1, e.cfg.FleetGoroutines),
 		about: fmt.Sprintf("As in table 7, with the last process on redsync v4 (its default options) and the others on this library, all on one name: "+
-			"each process's share of the acquisitions (median over rounds, range in parentheses). "+
+			"each process's share of the acquisitions (median over rounds, every round in parentheses, in %%). "+
 			"All together: %s acquisitions/s, hand-off gap p50 %s, Lock wait p99 %s, give-ups %s, overlaps %s (must be 0).",
 			fmtRateRange(f.rate), fmtDurRange(f.gapP50), fmtDurRange(f.waitP99), fmtCount(f.giveUps), fmtCount(f.overlaps)),
 		header: []string{"process", "library", "share of acquisitions"},
@@ -320,7 +348,11 @@ func mixedSection(e *env, s procSubject, f fleetFigures) section {
 			sh := f.share[p]
 			share = fmtPercent(sh.median())
 			if len(sh) > 1 {
-				share += fmt.Sprintf(" (%s–%s)", fmtPercent(sh.min()), fmtPercent(sh.max()))
+				rounds := make([]string, len(sh))
+				for r, v := range sh {
+					rounds[r] = strings.TrimSuffix(fmtPercent(v), " %")
+				}
+				share += " (" + strings.Join(rounds, ", ") + ")"
 			}
 		}
 		sec.addRow(p+1, lib, share)
@@ -360,7 +392,7 @@ func runFleetSlow(ctx context.Context, e *env) ([]section, error) {
 		fleetRow(&main, s, &figs[i], &figs[1])
 	}
 	paths := pathsSection("8a. Slow network: round trips and how the lock changed hands", subjects, figs)
-	goals := e.goalsSection("8b. Slow network: goals", subjects, figs)
+	goals := e.goalsSection("8b. Slow network: goals", "8", subjects, figs)
 	return []section{main, paths, goals}, nil
 }
 

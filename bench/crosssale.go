@@ -34,10 +34,11 @@ func (e *env) flashSaleProcs(ctx context.Context, s procSubject, round int) (pro
 		jobs[p] = workerJob{Proc: p, Library: lib, Addrs: s.addrs, Name: name, Goroutines: buyers,
 			Warmup: e.cfg.FleetWarmup, StockKey: stockKey}
 	}
-	calls, start, err := runWorkers(ctx, jobs, saleTimeout)
+	run, err := runWorkers(ctx, jobs, saleTimeout, nil)
 	if err != nil {
 		return res, err
 	}
+	calls, start := run.calls, run.start
 	var last int64
 	var held []callRecord
 	for _, c := range calls {

@@ -23,7 +23,12 @@ type fleetRound struct {
 	gapsHanded, gapsOwn []time.Duration
 	waits               []time.Duration // Lock call to return, counted acquisitions
 	holds               []time.Duration // Lock return to Unlock call
-	perProc, perG       []int           // acquisitions per process, per goroutine
+	unlocks             []time.Duration // Unlock call to return
+	// afterUnlock is, per hand-off, from the releaser's Unlock return to
+	// the next holder's Lock return (negative when the next one got it
+	// first).
+	afterUnlock   []time.Duration
+	perProc, perG []int // acquisitions per process, per goroutine
 	// otherProc and sameG are shares of the hand-offs (consecutive
 	// acquisitions): to a holder in another process, and back to the
 	// goroutine that released.
@@ -69,6 +74,7 @@ func analyseFleet(calls []callRecord, start time.Time, d time.Duration, procs, g
 			r.perG[c.Proc*goroutines+c.G]++
 			r.waits = append(r.waits, time.Duration(c.Return-c.Call))
 			r.holds = append(r.holds, time.Duration(c.Unlock-c.Return))
+			r.unlocks = append(r.unlocks, time.Duration(c.Unlocked-c.Unlock))
 			r.attempts = append(r.attempts, float64(c.Attempts))
 			if c.Handed {
 				handed++
@@ -87,6 +93,7 @@ func analyseFleet(calls []callRecord, start time.Time, d time.Duration, procs, g
 		prev := held[i-1]
 		gap := time.Duration(c.Return - prev.Unlock)
 		r.gaps = append(r.gaps, gap)
+		r.afterUnlock = append(r.afterUnlock, time.Duration(c.Return-prev.Unlocked))
 		if c.Handed {
 			r.gapsHanded = append(r.gapsHanded, gap)
 		} else {

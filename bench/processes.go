@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -53,13 +54,29 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// workersRun is what the workers of one run returned.
+type workersRun struct {
+	start time.Time // when the workers began
+	calls []callRecord
+	pings []time.Duration // the round trips of the PINGs made during the run
+	cpu   time.Duration   // the processor time of all the workers during the run
+	// serverCPU is the servers' processor time from just before the
+	// start to the end of the run.
+	serverCPU time.Duration
+}
+
+// cpuMeter tells the servers' processor time so far.
+type cpuMeter func(context.Context) (time.Duration, error)
+
 // runWorkers runs one worker process per job, starts them all at the same
 // moment once every one is ready, and returns every worker's records with
 // the start time. run bounds the jobs (their Duration, or a sale's wait).
-func runWorkers(ctx context.Context, jobs []workerJob, run time.Duration) ([]callRecord, time.Time, error) {
+// serverCPU, when not nil, is read just before the start and after the
+// end.
+func runWorkers(ctx context.Context, jobs []workerJob, run time.Duration, serverCPU cpuMeter) (workersRun, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("finding this program to start its workers: %w", err)
+		return workersRun{}, fmt.Errorf("finding this program to start its workers: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, run+workerSlack)
 	defer cancel()
@@ -74,20 +91,26 @@ func runWorkers(ctx context.Context, jobs []workerJob, run time.Duration) ([]cal
 	for _, job := range jobs {
 		w, err := startWorker(ctx, exe, job)
 		if err != nil {
-			return nil, time.Time{}, err
+			return workersRun{}, err
 		}
 		workers = append(workers, w)
 	}
 	for i, w := range workers {
 		var ready workerReady
 		if err := w.read(&ready); err != nil || !ready.Ready {
-			return nil, time.Time{}, w.failed(i, "getting ready", err, ready.Err)
+			return workersRun{}, w.failed(i, "getting ready", err, ready.Err)
+		}
+	}
+	var cpuBefore time.Duration
+	if serverCPU != nil {
+		if cpuBefore, err = serverCPU(ctx); err != nil {
+			return workersRun{}, err
 		}
 	}
 	start := time.Now().Add(startLead)
 	for i, w := range workers {
 		if err := json.NewEncoder(w.stdin).Encode(workerStart{Start: start.UnixNano()}); err != nil {
-			return nil, time.Time{}, w.failed(i, "starting", err, "")
+			return workersRun{}, w.failed(i, "starting", err, "")
 		}
 	}
 
@@ -107,13 +130,51 @@ func runWorkers(ctx context.Context, jobs []workerJob, run time.Duration) ([]cal
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, time.Time{}, err
+		return workersRun{}, err
 	}
-	var calls []callRecord
+	out := workersRun{start: start}
+	if serverCPU != nil {
+		cpuAfter, err := serverCPU(ctx)
+		if err != nil {
+			return workersRun{}, err
+		}
+		out.serverCPU = cpuAfter - cpuBefore
+	}
 	for _, r := range results {
-		calls = append(calls, r.Calls...)
+		out.calls = append(out.calls, r.Calls...)
+		out.cpu += time.Duration(r.CPU)
+		for _, p := range r.Pings {
+			out.pings = append(out.pings, time.Duration(p))
+		}
 	}
-	return calls, start, nil
+	if err := dumpRecords(jobs, out); err != nil {
+		return workersRun{}, err
+	}
+	return out, nil
+}
+
+// recordsEnv names a directory where, when set, every multi-process run
+// leaves its records: one JSON file per run, named after its lock name,
+// for a closer look than the tables give.
+const recordsEnv = "LOCKBENCH_RECORDS"
+
+// dumpRecords writes the records of one run to the directory recordsEnv
+// names, if any.
+func dumpRecords(jobs []workerJob, run workersRun) error {
+	dir := os.Getenv(recordsEnv)
+	if dir == "" || len(jobs) == 0 {
+		return nil
+	}
+	name := strings.NewReplacer(":", "_", "/", "_").Replace(jobs[0].Name)
+	data, err := json.Marshal(struct {
+		Jobs  []workerJob  `json:"jobs"`
+		Start int64        `json:"start"`
+		Calls []callRecord `json:"calls"`
+	}{jobs, run.start.UnixNano(), run.calls})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, name+".json"), data, 0o644)
 }
 
 // startWorker starts exe as a worker and sends it job.

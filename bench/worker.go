@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +75,10 @@ type workerJob struct {
 	// buyer that locks once, reads the stock (on the first server),
 	// decrements it if positive, writes it back and unlocks.
 	StockKey string `json:"stock_key,omitempty"`
+	// PingEvery, when not zero, makes the worker PING the first server
+	// that often during a contention job, on a client of its own: the
+	// round trip under the job's load.
+	PingEvery time.Duration `json:"ping_every,omitempty"`
 }
 
 // workerStart tells the workers when to begin (Unix nanoseconds, wall
@@ -89,7 +96,13 @@ type workerReady struct {
 // workerResult is the worker's last line: one record per Lock call.
 type workerResult struct {
 	Calls []callRecord `json:"calls"`
-	Err   string       `json:"err,omitempty"`
+	// Pings are the round trips of the PINGs sent during the job
+	// (PingEvery), in nanoseconds.
+	Pings []int64 `json:"pings,omitempty"`
+	// CPU is the processor time (user and system) the worker used from
+	// the start to the end of the job, in nanoseconds.
+	CPU int64  `json:"cpu"`
+	Err string `json:"err,omitempty"`
 }
 
 // A callRecord is one Lock call of one goroutine and, when it acquired, its
@@ -115,6 +128,9 @@ type callRecord struct {
 	// that acquired took a hand-over instead of its own SET.
 	Attempts int  `json:"a,omitempty"`
 	Handed   bool `json:"h,omitempty"`
+	// AttemptsAt are when the call's attempts were decided (Unix
+	// nanoseconds), the last one the acquiring one when it acquired.
+	AttemptsAt []int64 `json:"at,omitempty"`
 	// Sold and SaleErr are a buyer's purchase (flash-sale jobs).
 	Sold    bool   `json:"s,omitempty"`
 	SaleErr string `json:"se,omitempty"`
@@ -157,13 +173,76 @@ func runWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	time.Sleep(time.Until(time.Unix(0, start.Start)))
 
+	stopProfile, err := startWorkerProfile(job)
+	if err != nil {
+		return err
+	}
 	var res workerResult
+	cpuBefore := processCPU()
 	if job.StockKey != "" {
 		res.Calls = buy(ctx, l, clients[0], job)
 	} else {
-		res.Calls = contendInWorker(ctx, l, job, time.Unix(0, start.Start).Add(job.Duration))
+		end := time.Unix(0, start.Start).Add(job.Duration)
+		pings := make(chan []int64, 1)
+		go func() { pings <- pingUntil(ctx, job, end) }()
+		res.Calls = contendInWorker(ctx, l, job, end)
+		res.Pings = <-pings
 	}
+	res.CPU = int64(processCPU() - cpuBefore)
+	stopProfile()
 	return enc.Encode(res)
+}
+
+// profileEnv names a directory where, when set, every worker writes a CPU
+// profile of its job (from the start to the end), named after the lock and
+// the process: where a library's time goes across processes.
+const profileEnv = "LOCKBENCH_CPUPROFILE"
+
+// startWorkerProfile starts the CPU profile profileEnv asks for, if any,
+// and returns what stops it.
+func startWorkerProfile(job workerJob) (stop func(), err error) {
+	dir := os.Getenv(profileEnv)
+	if dir == "" {
+		return func() {}, nil
+	}
+	name := strings.NewReplacer(":", "_", "/", "_").Replace(job.Name)
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s.proc%d.pprof", name, job.Proc)))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// pingUntil PINGs the job's first server every job.PingEvery until end,
+// on a client of its own, and returns the round trips; none when
+// PingEvery is zero.
+func pingUntil(ctx context.Context, job workerJob, end time.Time) []int64 {
+	if job.PingEvery <= 0 {
+		return nil
+	}
+	c := redis.NewClient(&redis.Options{Addr: job.Addrs[0]})
+	defer c.Close()
+	_ = c.Ping(ctx).Err() // dials
+	var rtts []int64
+	tick := time.NewTicker(job.PingEvery)
+	defer tick.Stop()
+	for now := range tick.C {
+		if now.After(end) {
+			break
+		}
+		begin := time.Now()
+		if err := c.Ping(ctx).Err(); err == nil {
+			rtts = append(rtts, int64(time.Since(begin)))
+		}
+	}
+	return rtts
 }
 
 // readLine decodes the next line of lines into v.
@@ -268,7 +347,7 @@ func lockObserved(ctx context.Context, m mutex, proc, g int) callRecord {
 	call := time.Now()
 	err := m.lock(cctx)
 	rec := callRecord{Proc: proc, G: g, Call: call.UnixNano(), Return: time.Now().UnixNano(),
-		Attempts: stats.attempts, Handed: stats.handed}
+		Attempts: stats.attempts, Handed: stats.handed, AttemptsAt: stats.at}
 	if err != nil {
 		rec.Err = err.Error()
 	}
@@ -291,6 +370,7 @@ func unlockTimed(ctx context.Context, m mutex, rec *callRecord) {
 type callStats struct {
 	attempts int
 	handed   bool
+	at       []int64
 }
 
 type callStatsKey struct{}
@@ -299,8 +379,11 @@ type callStatsKey struct{}
 type callObserver struct{ quorumlock.BaseObserver }
 
 func (callObserver) Attempt(ctx context.Context, e quorumlock.AttemptEvent) {
-	if s, ok := ctx.Value(callStatsKey{}).(*callStats); ok && e.Acquired {
-		s.handed = e.HandedOver
+	if s, ok := ctx.Value(callStatsKey{}).(*callStats); ok {
+		s.at = append(s.at, time.Now().UnixNano())
+		if e.Acquired {
+			s.handed = e.HandedOver
+		}
 	}
 }
 
