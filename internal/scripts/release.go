@@ -20,6 +20,9 @@ var releaseLua string
 //	         lease ends; its expiry in milliseconds)
 //	ARGV[1]  the holder's value
 //	ARGV[2]  the channel the release is announced on (PUBLISH)
+//	ARGV[3]  the run, in milliseconds: after hand-overs in a row for that
+//	         long, a release leaves the key free instead (see below)
+//	ARGV[4]  the outsiders' window, in milliseconds
 //
 // The holder's value also leaves the queue (a waiter that gives up
 // releases its value this way). When the key holds the value, the first
@@ -29,7 +32,14 @@ var releaseLua string
 // the hand-over, from which the waiter bounds when the key was set (see
 // the fleet design in internal/handoff). Waiters whose lease ended are
 // dropped on the way. Without a live waiter the key is deleted, as
-// redsync's release does, and the channel carries "". A server out of
+// redsync's release does, and the channel carries "". So it is too when
+// the server handed the key over for the run (ARGV[3]) in a row: the key
+// is left free and AcquireQueued refuses it to queued waiters for the
+// window (ARGV[4]), so that acquires that do not queue (SET NX) get a
+// chance. The run's start and the window's end are fields of KEYS[3]
+// ("redsync:run", "redsync:window"; no value begins with "redsync:"); a
+// run starts at a hand-over, and ends at a release that found nobody
+// queued or an AcquireQueued that set a free key. A server out of
 // memory (maxmemory with noeviction) that refuses the hand-over's SET
 // deletes the key instead.
 //
