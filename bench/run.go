@@ -386,8 +386,31 @@ func writeHeader(w io.Writer, e *env, started time.Time) {
 	fmt.Fprintf(w, "| CPUs | %d (GOMAXPROCS %d), host %s |\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), host)
 	fmt.Fprintf(w, "| redis-server | %s, %d processes on 127.0.0.1, no persistence |\n", e.fleet.redisVersion(context.Background()), len(e.fleet.servers))
 	fmt.Fprintf(w, "| modules | %s |\n", moduleVersions())
-	fmt.Fprintf(w, "| rounds | %d per scenario (scenario 1: %d shorter ones), libraries interleaved, order rotated each round; figures are medians over rounds (range in parentheses) |\n\n", e.cfg.Rounds, e.cfg.UncontendedRounds)
+	shorter := ""
+	if e.cfg.runs(Uncontended) {
+		shorter = fmt.Sprintf(" (scenario 1: %d shorter ones)", e.cfg.UncontendedRounds)
+	}
+	fmt.Fprintf(w, "| rounds | %d per scenario%s, libraries interleaved, order rotated each round; figures are medians over rounds (range in parentheses) |\n", e.cfg.Rounds, shorter)
+	if e.cfg.runs(Fleet, FleetSlow, FleetFlashSale) {
+		fmt.Fprintf(w, "| load | %s at the start (/proc/loadavg: 1, 5, 15 minutes) |\n", loadAverage())
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Every library uses go-redis v9 clients with default options (one client per server) and its own default options unless a table says otherwise. The floor is the raw go-redis client sending `SET key value NX PX 8000` and the compare-and-delete script (EVALSHA) to every server (one goroutine per server when N > 1), with no library around it.\n\n")
+}
+
+// loadAverage returns the machine's load averages, or "unknown" where
+// /proc/loadavg cannot be read: what else ran shapes the multi-process
+// figures.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) < 3 {
+		return "unknown"
+	}
+	return strings.Join(fields[:3], ", ")
 }
 
 // moduleVersions names the versions of the measured modules.
