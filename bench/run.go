@@ -292,6 +292,7 @@ const maxServers = 5
 type env struct {
 	cfg   Config
 	fleet *fleet
+	load  string // the load averages when the run started
 }
 
 // progress prints one line of progress.
@@ -324,7 +325,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	defer f.close()
-	e := &env{cfg: cfg, fleet: f}
+	e := &env{cfg: cfg, fleet: f, load: loadAverage()}
 
 	var sections []section
 	for _, s := range cfg.Scenarios {
@@ -392,7 +393,7 @@ func writeHeader(w io.Writer, e *env, started time.Time) {
 	}
 	fmt.Fprintf(w, "| rounds | %d per scenario%s, libraries interleaved, order rotated each round; figures are medians over rounds (range in parentheses) |\n", e.cfg.Rounds, shorter)
 	if e.cfg.runs(Fleet, FleetSlow, FleetFlashSale) {
-		fmt.Fprintf(w, "| load | %s at the start (/proc/loadavg: 1, 5, 15 minutes) |\n", loadAverage())
+		fmt.Fprintf(w, "| load | %s at the start (/proc/loadavg: 1, 5, 15 minutes) |\n", e.load)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Every library uses go-redis v9 clients with default options (one client per server) and its own default options unless a table says otherwise. The floor is the raw go-redis client sending `SET key value NX PX 8000` and the compare-and-delete script (EVALSHA) to every server (one goroutine per server when N > 1), with no library around it.\n\n")
