@@ -8,6 +8,10 @@
 // range over rounds), so that the libraries share the machine's state.
 // BenchmarkLockUnlock is the uncontended scenario as a standard Go
 // benchmark, for benchstat.
+//
+// Scenarios 7-9 measure across processes: they start the running program
+// again as worker processes, which must call RunWorkerIfAsked first in
+// main (cmd/lockbench does, and this package's TestMain).
 package bench
 
 import (
@@ -183,7 +187,8 @@ type Config struct {
 	Progress io.Writer
 }
 
-// DefaultConfig is the full measurement: about 4 minutes on 2 cores.
+// DefaultConfig is the full measurement: about 7-8 minutes on 2 cores
+// (scenarios 7-9 about 3 of them).
 func DefaultConfig() Config {
 	return Config{
 		Scenarios:          AllScenarios,

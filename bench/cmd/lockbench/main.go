@@ -7,6 +7,8 @@
 //	go run ./cmd/lockbench -scenarios 1,3 -rounds 5
 //
 // Progress goes to standard error, the report to standard output.
+// Scenarios 7-9 start this program again as their worker processes
+// (LOCKBENCH_WORKER=1 in their environment).
 package main
 
 import (
