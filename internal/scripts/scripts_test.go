@@ -31,8 +31,8 @@ var pinnedHashes = []struct {
 	keys   int
 	hash   string
 }{
-	{"Release", Release, 3, "3ea94a3f56c890d8223b8ba25b3693dd06186401"},
-	{"AcquireQueued", AcquireQueued, 3, "282cecf8e85ce1f89b905023f854a4003b739075"},
+	{"Release", Release, 4, "0b2db861f113941610971a15a925ff3fb75b6c58"},
+	{"AcquireQueued", AcquireQueued, 4, "988ff3be7b06445d904ab91dc8fe91ec4b7572e3"},
 	{"AcquireAfterWait", AcquireAfterWait, 1, "aa78608e9703e481a1fa14806cf6255a7c63b78a"},
 	{"Extend", Extend, 1, "65ab66d1c03f164dd42ccb7df847c91260efa561"},
 	{"ExtendOrSet", ExtendOrSet, 1, "d22af8015f6aeca80e313bbaa942ae359dc7b565"},
