@@ -41,7 +41,7 @@ type Mutex struct {
 	// args are script arguments that do not change, converted to
 	// interfaces once rather than on every request.
 	args struct {
-		name, channel, fenceKey, queueKey, entriesKey, expiryMillis, leaseMillis any
+		name, channel, shardedChannel, fenceKey, queueKey, entriesKey, expiryMillis, leaseMillis any
 	}
 	// fleet: the name has fleet queue keys (see handoff.QueueKeys).
 	fleet bool

@@ -168,10 +168,11 @@ func (q *Queues) wakeHeadIfFree(nw *nameWaiters) {
 func (q *Queues) heard(node int, channel, payload string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(channel) < len(channelPrefix) {
+	name, ok := releaseName(channel)
+	if !ok {
 		return
 	}
-	nw := q.names[channel[len(channelPrefix):]]
+	nw := q.names[name]
 	if nw == nil {
 		return
 	}

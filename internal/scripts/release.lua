@@ -1,4 +1,5 @@
 
+-- publish.lua
 if redis.replicate_commands then
 	redis.replicate_commands()
 end
@@ -33,12 +34,12 @@ if queued then
 				if type(set) == "table" and set.err then
 					break
 				end
-				redis.call("PUBLISH", ARGV[2], "h" .. string.format("%.0f", now - tonumber(since)) .. ":" .. waiter)
+				publish(ARGV[2], ARGV[3], "h" .. string.format("%.0f", now - tonumber(since)) .. ":" .. waiter)
 				return 2
 			end
 		end
 	end
 end
 redis.call("DEL", KEYS[1])
-redis.call("PUBLISH", ARGV[2], "")
+publish(ARGV[2], ARGV[3], "")
 return 1
