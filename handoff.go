@@ -73,7 +73,7 @@ type waiter struct {
 
 // spec describes m's waiters to the queues.
 func (m *Mutex) spec() handoff.Spec {
-	return handoff.Spec{Name: m.name, Channel: m.channel, Owner: m}
+	return handoff.Spec{Name: m.name, Owner: m}
 }
 
 // join queues a waiter of m whose failed try started at since, and

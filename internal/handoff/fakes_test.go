@@ -187,7 +187,7 @@ type testWaiter struct {
 
 // spec is the Spec of a waiter of owner for name.
 func spec(name string, owner any) Spec {
-	return Spec{Name: name, Channel: ReleaseChannel(name), Owner: owner}
+	return Spec{Name: name, Owner: owner}
 }
 
 // join queues a waiter of owner for name whose attempt started now.
