@@ -47,10 +47,16 @@
 //     head at once (ReleasedHere).
 //   - The listener (listener.go): per server that can subscribe
 //     (redis.Subscriber), one pub/sub connection subscribed to the release
-//     channels (ReleaseChannel) that this process's waiters need, while
-//     there are any. Lock and Unlock never wait for it. A subscription
-//     newly confirmed counts as an empty announcement: a release may have
-//     gone unheard before it.
+//     channels that this process's waiters need, while there are any: the
+//     sharded one of a name (ShardedReleaseChannel) where the connection
+//     and the server can, the classic one (ReleaseChannel) otherwise. Lock
+//     and Unlock never wait for it. A subscription newly confirmed counts
+//     as an empty announcement: a release may have gone unheard before it.
+//
+// Which channel a release publishes on is the release script's rule (see
+// scripts.Release): sharded where the server has SPUBLISH, classic where
+// it has not and while the server counts a classic subscriber, so that a
+// listener of either kind hears the releases of its server.
 //
 // What a user sees of all this, and its limits, is described in
 // docs/waiting.md; this comment is the one place for the design.
