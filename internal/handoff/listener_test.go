@@ -180,3 +180,28 @@ func TestListenerGivesUpAConnectionWhoseServerNeverConfirms(t *testing.T) {
 	f.awaitListenersStopped()
 	assert.False(t, f.q.listeners[0].mayCount("n"))
 }
+
+func TestListenerSubscribesAgainAShardedChannelTheServerDropped(t *testing.T) {
+	s := &fakeShardedServer{}
+	goroutines := &counter{}
+	l := newListener(0, s, goroutines, func(int, string, string) {})
+	channel := ShardedReleaseChannel("n")
+	l.want("n")
+	require.Eventually(t, func() bool { return s.sSubscribes(channel) == 1 }, 5*time.Second, time.Millisecond)
+	s.drop(channel) // the slot moved
+	require.Eventually(t, func() bool { return s.sSubscribes(channel) == 2 }, 5*time.Second, time.Millisecond, "subscribed again")
+	assert.True(t, s.subscribed(channel))
+	l.unwant("n")
+	awaitStopped(t, l, goroutines)
+}
+
+func TestListenerFallsBackToClassicChannelsWhenSSubscribeFailsAtOnce(t *testing.T) {
+	s := &fakeShardedServer{refuse: true}
+	goroutines := &counter{}
+	l := newListener(0, s, goroutines, func(int, string, string) {})
+	l.want("n")
+	require.Eventually(t, func() bool { return s.subscribed(ReleaseChannel("n")) }, 5*time.Second, time.Millisecond)
+	assert.True(t, l.mayCount("n"))
+	l.unwant("n")
+	awaitStopped(t, l, goroutines)
+}
