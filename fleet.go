@@ -38,6 +38,21 @@ const fleetLease = time.Second
 // fleetStay is how often a waiter renews its lease, with an attempt.
 const fleetStay = fleetLease / 3
 
+// Outsiders' turns: after fleetRun of hand-overs in a row on a server, the
+// next release leaves the key free and the server refuses it to queued
+// waiters for fleetWindow, so that a Lock that does not queue (redsync's,
+// this library's with fencing, without hand-off or through a Pool that
+// cannot listen, TryLock) gets its chance on a busy name: queued waiters
+// would otherwise keep the key for good. It costs a busy name fleetWindow
+// per fleetRun (3 %). The scripts take them in milliseconds.
+const (
+	fleetRun    = time.Second
+	fleetWindow = 30 * time.Millisecond
+
+	fleetRunMillis    = int64(fleetRun / time.Millisecond)
+	fleetWindowMillis = int64(fleetWindow / time.Millisecond)
+)
+
 // fleetStint is one value's time in the fleet queue, from its making until
 // the Lock call gives it up: it holds the lock with it, or gives it up
 // after an attempt that set the key on some servers and no quorum

@@ -70,6 +70,11 @@ func (o Overlap) Duration() time.Duration { return time.Duration(o.To - o.From) 
 // CheckResult is what the checker found in the holdings of a run.
 type CheckResult struct {
 	Holdings int `json:"holdings"`
+	// HandedOver counts the holdings that were hand-overs, and
+	// HandedAcross those of them whose previous holder of the name (by
+	// Acquired) was in another client process.
+	HandedOver   int `json:"handed_over"`
+	HandedAcross int `json:"handed_across"`
 	// Overlaps lists every pair of holders of one name whose validity
 	// windows (Holding.Window) overlap.
 	Overlaps []Overlap `json:"overlaps"`
@@ -154,7 +159,30 @@ func Check(holdings []Holding, faults []FaultEvent, maxTTL time.Duration) CheckR
 	checkKeepAlive(&res, holdings, faults)
 	checkPaused(&res, holdings, faults)
 	checkFencing(&res, holdings)
+	countHandOvers(&res, holdings)
 	return res
+}
+
+// countHandOvers counts the hand-overs among holdings, and those from a
+// holder in another process.
+func countHandOvers(res *CheckResult, holdings []Holding) {
+	byName := map[string][]*Holding{}
+	for i := range holdings {
+		h := &holdings[i]
+		byName[h.Name] = append(byName[h.Name], h)
+	}
+	for _, hs := range byName {
+		slices.SortFunc(hs, func(a, b *Holding) int { return cmp.Compare(a.Acquired, b.Acquired) })
+		for i, h := range hs {
+			if !h.HandedOver {
+				continue
+			}
+			res.HandedOver++
+			if i > 0 && hs[i-1].Client != h.Client {
+				res.HandedAcross++
+			}
+		}
+	}
 }
 
 // findOverlaps sweeps the windows of each name in order of their start.

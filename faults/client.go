@@ -295,6 +295,8 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 	values := redsync.WithGenValueFunc(func() (string, error) { return newValue(c.cfg.id, p.mode) })
 	m := c.rs.NewMutex(p.name, append([]redsync.Option{redsync.WithExpiry(p.expiry), values}, fencingOptions(p.name)...)...)
 	lockCtx, cancel := context.WithTimeout(ctx, p.lockTimeout)
+	handed := new(atomic.Bool) // set by opCounter on a hand-over
+	lockCtx = context.WithValue(lockCtx, handedKey{}, handed)
 	atomic.AddInt64(&c.sum.LockCalls, 1)
 	// Read last before the call and first after it: a pause of the
 	// process between the reads and the call only widens the interval,
@@ -315,6 +317,7 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 	h := &Holding{
 		Name: p.name, Client: c.cfg.id, Worker: worker, Seq: seq, Value: m.Value(), Mode: p.mode,
 		ExpiryMS: p.expiry.Milliseconds(), LockStart: lockStart, Acquired: acquired, Until: monoOf(until),
+		HandedOver: handed.Load(),
 	}
 	if fencedName(p.name) {
 		h.Token = fencingToken(m)
@@ -485,15 +488,23 @@ func noticeExpiry(held context.Context) *Loss {
 }
 
 // opCounter counts the acquisitions that took a hand-over and the
-// requests not sent to a backlogged server.
+// requests not sent to a backlogged server. A hand-over is also marked on
+// the Lock call's own flag (the *atomic.Bool under handedKey in its
+// context), for the holding's record.
 type opCounter struct {
 	redsync.BaseObserver
 	handedOver, notSent *int64
 }
 
-func (o opCounter) Attempt(_ context.Context, e redsync.AttemptEvent) {
+// handedKey is the context key of a Lock call's hand-over flag.
+type handedKey struct{}
+
+func (o opCounter) Attempt(ctx context.Context, e redsync.AttemptEvent) {
 	if e.Acquired && e.HandedOver {
 		atomic.AddInt64(o.handedOver, 1)
+		if flag, ok := ctx.Value(handedKey{}).(*atomic.Bool); ok {
+			flag.Store(true)
+		}
 	}
 }
 

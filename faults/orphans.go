@@ -29,6 +29,15 @@ const (
 	fenceCounterLife   = 24 * time.Hour
 )
 
+// queueSuffixes end the keys of a name's fleet queue (handoff.QueueKeys),
+// and queueLife is how long the library keeps them after a waiter's last
+// renewal (three leases of 1 s): a waiter whose retire did not reach a
+// server (cut off, stalled) leaves its entry to expire. Only one without
+// an expiry, or with a longer one, is an orphan.
+var queueSuffixes = []string{":redsync:queue", ":redsync:waiters"}
+
+const queueLife = 3 * time.Second
+
 // An Orphan is a key left on a server after every client had unlocked what
 // it held and waited for its requests.
 type Orphan struct {
@@ -69,6 +78,9 @@ func findOrphans(ctx context.Context, servers []*redistest.Server, byValue map[s
 			if strings.HasSuffix(key, fenceCounterSuffix) && o.PTTL > 0 && o.PTTL <= fenceCounterLife.Milliseconds() {
 				continue
 			}
+			if hasAnySuffix(key, queueSuffixes) && o.PTTL > 0 && o.PTTL <= queueLife.Milliseconds() {
+				continue
+			}
 			if h := byValue[o.Value]; h != nil {
 				ref := refOf(h)
 				o.Holder = &ref
@@ -78,4 +90,14 @@ func findOrphans(ctx context.Context, servers []*redistest.Server, byValue map[s
 		_ = rc.Close()
 	}
 	return out, nil
+}
+
+// hasAnySuffix reports whether s ends with one of suffixes.
+func hasAnySuffix(s string, suffixes []string) bool {
+	for _, suffix := range suffixes {
+		if strings.HasSuffix(s, suffix) {
+			return true
+		}
+	}
+	return false
 }

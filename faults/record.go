@@ -43,6 +43,9 @@ type Holding struct {
 	// Token is the fencing token of the acquisition (Mutex.Token); nil
 	// when the holder did not use fencing.
 	Token *uint64 `json:"token,omitempty"`
+	// HandedOver is set when the acquisition was a hand-over: a release
+	// set the key to this holder's value (redsync.AttemptEvent.HandedOver).
+	HandedOver bool `json:"handed_over,omitempty"`
 }
 
 // Modes of holding a lock.
@@ -149,7 +152,7 @@ type ClientSummary struct {
 	UnlockFailed int64 `json:"unlock_failed"`
 	KeepAlives   int64 `json:"keepalives"`
 	// HandedOver counts the acquisitions that took a hand-over from an
-	// Unlock of the same client (redsync.AttemptEvent.HandedOver).
+	// Unlock, of this client or another (redsync.AttemptEvent.HandedOver).
 	HandedOver int64 `json:"handed_over"`
 	// NotSent counts the requests not sent to a backlogged server
 	// (redsync.ErrBacklogged).

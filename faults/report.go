@@ -57,7 +57,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("Extend calls", ops.ExtendCalls, fmt.Sprintf("%d failed", ops.ExtendFailed))
 	row("Unlock calls", ops.Unlocks, fmt.Sprintf("%d reported no quorum (lock expired, server unreachable)", ops.UnlockFailed))
 	row("KeepAlive holders", ops.KeepAlives, "")
-	row("handed over", ops.HandedOver, "acquired from a releasing Unlock of the same client (names without fencing)")
+	row("handed over", ops.HandedOver, "acquired from a releasing Unlock (names without fencing)")
 	row("requests not sent", ops.NotSent, "to a backlogged server (ErrBacklogged)")
 	row("total operations", ops.LockCalls+ops.ExtendCalls+ops.Unlocks, "Lock + Extend + Unlock")
 	fmt.Fprintln(w)
@@ -77,6 +77,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	c := r.Check
 	heading("checker")
 	row("holdings checked", c.Holdings, "")
+	row("hand-overs", c.HandedOver, fmt.Sprintf("%d from a holder in another client process", c.HandedAcross))
 	note := ""
 	if kinds := r.breakingFaults(); kinds != "" {
 		note = kinds + " injected: overlaps are expected"

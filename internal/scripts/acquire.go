@@ -46,9 +46,13 @@ var acquireQueuedLua string
 // memory refuses to queue, and the acquire then only reports the key's
 // time to live.
 //
+// A free key is also refused to every queued waiter during an outsiders'
+// window that a release opened (see Release).
+//
 // Reply: OK when the key holds the value (set or refreshed), else the
-// key's remaining time to live in milliseconds, or -1 when unknown (also
-// when the key is free but a waiter ahead is to take it). See
+// key's remaining time to live in milliseconds (in a window: the window's),
+// or -1 when unknown (also when the key is free but a waiter ahead is to
+// take it). See
 // ParseAcquireAfterWait.
 var AcquireQueued = newScript(3, acquireQueuedLua)
 

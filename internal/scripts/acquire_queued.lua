@@ -14,7 +14,11 @@ if current == false and redis.call("EXISTS", KEYS[2]) == 0 then
 end
 local time = redis.call("TIME")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local window = 0
 if current == false then
+	window = tonumber(redis.call("HGET", KEYS[3], "redsync:window") or "0") - now
+end
+if current == false and window <= 0 then
 	local ahead = false
 	while true do
 		local head = redis.call("ZRANGE", KEYS[2], 0, 0, "WITHSCORES")
@@ -37,7 +41,7 @@ if current == false then
 			return -1
 		end
 		redis.call("ZREM", KEYS[2], ARGV[1])
-		redis.call("HDEL", KEYS[3], ARGV[1])
+		redis.call("HDEL", KEYS[3], ARGV[1], "redsync:run", "redsync:window")
 		return set
 	end
 end
@@ -51,6 +55,9 @@ if type(set) ~= "table" or not set.err then
 	end
 	redis.call("PEXPIRE", KEYS[2], 3 * lease)
 	redis.call("PEXPIRE", KEYS[3], 3 * lease)
+end
+if window > 0 then
+	return window
 end
 if current == false then
 	return -1

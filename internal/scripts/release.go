@@ -20,7 +20,10 @@ var releaseLua string
 //	         lease ends; its expiry in milliseconds)
 //	ARGV[1]  the holder's value
 //	ARGV[2]  the classic channel the release is announced on (PUBLISH)
-//	ARGV[3]  the sharded channel (SPUBLISH, Redis 7.0+), in the lock
+//	ARGV[3]  the run, in milliseconds: after hand-overs in a row for that
+//	         long, a release leaves the key free instead (see below)
+//	ARGV[4]  the outsiders' window, in milliseconds
+//	ARGV[5]  the sharded channel (SPUBLISH, Redis 7.0+), in the lock
 //	         key's hash slot, or "" for none
 //
 // The holder's value also leaves the queue (a waiter that gives up
@@ -31,12 +34,19 @@ var releaseLua string
 // the hand-over, from which the waiter bounds when the key was set (see
 // the fleet design in internal/handoff). Waiters whose lease ended are
 // dropped on the way. Without a live waiter the key is deleted, as
-// redsync's release does, and the channel carries "". A server out of
+// redsync's release does, and the channel carries "". So it is too when
+// the server handed the key over for the run (ARGV[3]) in a row: the key
+// is left free and AcquireQueued refuses it to queued waiters for the
+// window (ARGV[4]), so that acquires that do not queue (SET NX) get a
+// chance. The run's start and the window's end are fields of KEYS[3]
+// ("redsync:run", "redsync:window"; no value begins with "redsync:"); a
+// run starts at a hand-over, and ends at a release that found nobody
+// queued or an AcquireQueued that set a free key. A server out of
 // memory (maxmemory with noeviction) that refuses the hand-over's SET
 // deletes the key instead.
 //
 // Which channel carries the announcement: the sharded one, where the
-// server has SPUBLISH and ARGV[3] is not ""; the classic one, where it
+// server has SPUBLISH and ARGV[5] is not ""; the classic one, where it
 // has not, and also while some connection of this server subscribes to
 // the classic channel (PUBSUB NUMSUB, counted by the server itself), so
 // that a listener that cannot SSUBSCRIBE, or one of a version before the

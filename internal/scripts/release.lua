@@ -18,6 +18,16 @@ end
 if queued then
 	local time = redis.call("TIME")
 	local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+	local run = tonumber(redis.call("HGET", KEYS[3], "redsync:run") or "")
+	if run == nil then
+		redis.call("HSET", KEYS[3], "redsync:run", string.format("%.0f", now))
+	elseif now - run >= tonumber(ARGV[3]) then
+		redis.call("HDEL", KEYS[3], "redsync:run")
+		redis.call("HSET", KEYS[3], "redsync:window", string.format("%.0f", now + tonumber(ARGV[4])))
+		redis.call("DEL", KEYS[1])
+		publish(ARGV[2], ARGV[5], "")
+		return 1
+	end
 	while true do
 		local head = redis.call("ZRANGE", KEYS[2], 0, 0)
 		if #head == 0 then
@@ -34,12 +44,15 @@ if queued then
 				if type(set) == "table" and set.err then
 					break
 				end
-				publish(ARGV[2], ARGV[3], "h" .. string.format("%.0f", now - tonumber(since)) .. ":" .. waiter)
+				publish(ARGV[2], ARGV[5], "h" .. string.format("%.0f", now - tonumber(since)) .. ":" .. waiter)
 				return 2
 			end
 		end
 	end
 end
+if queued then
+	redis.call("HDEL", KEYS[3], "redsync:run")
+end
 redis.call("DEL", KEYS[1])
-publish(ARGV[2], ARGV[3], "")
+publish(ARGV[2], ARGV[5], "")
 return 1

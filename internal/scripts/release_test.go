@@ -42,6 +42,13 @@ func (s *server) queued() []string {
 }
 
 // del deletes key.
+func (s *server) hset(key, field, value string) {
+	s.t.Helper()
+	if err := s.rdb.HSet(s.ctx, key, field, value).Err(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
 func (s *server) del(key string) {
 	s.t.Helper()
 	if err := s.rdb.Del(s.ctx, key).Err(); err != nil {
@@ -95,6 +102,7 @@ func TestReleaseOnRedis(t *testing.T) {
 		waiters   []string
 		dead      string // a waiter queued first, whose lease ends before the release
 		oom       bool
+		runOver   bool // the server has handed over for longer than the run
 		want      ReleaseReply
 		wantValue string // the key's value after, "" for deleted
 		wantQueue []string
@@ -105,6 +113,7 @@ func TestReleaseOnRedis(t *testing.T) {
 		{name: "hands to the first waiter", held: "mine", waiters: []string{"a", "b"}, want: ReleaseHanded, wantValue: "a", wantQueue: []string{"b"}},
 		{name: "skips a waiter whose lease ended", held: "mine", dead: "d", waiters: []string{"a"}, want: ReleaseHanded, wantValue: "a"},
 		{name: "only dead waiters", held: "mine", dead: "d", want: ReleaseReleased},
+		{name: "a run of hand-overs ends with a free key", held: "mine", waiters: []string{"a"}, runOver: true, want: ReleaseReleased, wantQueue: []string{"a"}},
 		{name: "a waiter that gives up leaves the queue", held: "other", waiters: []string{"mine", "a"}, want: ReleaseOtherValue, wantValue: "other", wantQueue: []string{"a"}},
 	}
 	for _, tt := range tests {
@@ -124,12 +133,15 @@ func TestReleaseOnRedis(t *testing.T) {
 			} else {
 				s.del(lockKey)
 			}
+			if tt.runOver {
+				s.hset(entriesKey, "redsync:run", "0")
+			}
 			messages := s.sSubscribe(channel)
 			time.Sleep(5 * time.Millisecond) // the dead waiter's lease ends
 			if tt.oom {
 				defer s.outOfMemory()()
 			}
-			got, err := ParseRelease(s.run(Release, fleetKeys, "mine", "classic:"+tt.name, channel))
+			got, err := ParseRelease(s.run(Release, fleetKeys, "mine", "classic:"+tt.name, int64(1000), int64(30), channel))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,7 +212,7 @@ func TestReleaseChoosesItsChannels(t *testing.T) {
 			if tt.sharded {
 				arg = sharded
 			}
-			if got, err := ParseRelease(s.run(Release, fleetKeys, "mine", classic, arg)); err != nil || got != ReleaseReleased {
+			if got, err := ParseRelease(s.run(Release, fleetKeys, "mine", classic, int64(1000), int64(30), arg)); err != nil || got != ReleaseReleased {
 				t.Fatalf("reply %d, %v", got, err)
 			}
 			// A message published after the script's reaches each
@@ -285,6 +297,22 @@ func TestAcquireQueuedOnRedis(t *testing.T) {
 		}
 		if q := s.queued(); strings.Join(q, ",") != "b" {
 			t.Errorf("queued %q, want b alone", q)
+		}
+	})
+	t.Run("free, in an outsiders' window", func(t *testing.T) {
+		s := s.in(t)
+		s.flush()
+		s.set(lockKey, "mine", time.Minute)
+		acquire(s, "a", 10)
+		s.hset(entriesKey, "redsync:run", "0")
+		if got, err := ParseRelease(s.run(Release, fleetKeys, "mine", "ch", int64(1000), int64(5000), "")); err != nil || got != ReleaseReleased {
+			t.Fatalf("release: %v, %v; want the key left free", got, err)
+		}
+		if got := acquire(s, "a", 10); got.Acquired || got.TTL <= 0 || got.TTL > 5*time.Second {
+			t.Errorf("a: %+v, want refused with the window's time left", got)
+		}
+		if set, err := s.rdb.SetNX(s.ctx, lockKey, "outsider", time.Minute).Result(); err != nil || !set {
+			t.Errorf("SET NX: %v, %v; want the key for a Lock that does not queue", set, err)
 		}
 	})
 	t.Run("handed already: refreshed", func(t *testing.T) {
