@@ -110,7 +110,7 @@ type acquireRound struct {
 func (m *Mutex) newAcquireRound(kind attemptKind, stint *fleetStint) (acquireRound, error) {
 	r := acquireRound{m: m, kind: kind}
 	if stint != nil {
-		r.value, r.hold, r.ticket = stint.value, stint.hold, stint.ticket
+		r.value, r.hold, r.ticket, r.reads = stint.value, stint.hold, stint.ticket, stint.reads
 		r.hold.resend(len(m.nodes.pools))
 	} else {
 		var err error
@@ -125,7 +125,7 @@ func (m *Mutex) newAcquireRound(kind attemptKind, stint *fleetStint) (acquireRou
 	} else {
 		r.freeAfter = make([]int64, len(m.nodes.pools))
 	}
-	if m.cfg.fencing {
+	if m.cfg.fencing && r.reads == nil {
 		r.reads = &fenceReads{}
 	}
 	return r, nil
@@ -139,7 +139,7 @@ func (r acquireRound) acquireOn(ctx context.Context, node int, pool redis.Pool) 
 		err error
 	)
 	if r.reads != nil {
-		ok, ttl, err = r.m.fencedAcquire(ctx, node, pool, r.value, r.kind == attemptAfterWait, r.reads)
+		ok, ttl, err = r.m.fencedAcquire(ctx, node, pool, r.value, r.kind, r.ticket, r.reads)
 	} else {
 		ok, ttl, err = r.m.acquire(ctx, pool, r.value, r.kind, r.ticket)
 	}
@@ -316,7 +316,7 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, kind
 	}
 	defer conn.Close()
 	if kind == attemptQueued {
-		reply, err := conn.Eval(scripts.AcquireQueued, m.args.name, m.args.queueKey, m.args.entriesKey, value, m.args.expiryMillis, ticket, m.args.leaseMillis)
+		reply, err := conn.Eval(scripts.AcquireQueued, m.args.name, m.args.queueKey, m.args.entriesKey, m.args.queueFenceKey, value, m.args.expiryMillis, ticket, m.args.leaseMillis, "", fenceCounterTTLMillis)
 		if err != nil {
 			return false, -1, err
 		}

@@ -53,8 +53,9 @@ func (f *fenceReads) failure() error {
 }
 
 // fencedAcquire is acquire with fencing: it sets the key on one server like
-// acquire and, when it did, adds the server's counter and clock to reads.
-func (m *Mutex) fencedAcquire(ctx context.Context, node int, pool redis.Pool, value string, afterWait bool, reads *fenceReads) (ok bool, ttl time.Duration, err error) {
+// acquire (or queues, for attemptQueued) and, when it did, adds the
+// server's counter and clock to reads.
+func (m *Mutex) fencedAcquire(ctx context.Context, node int, pool redis.Pool, value string, kind attemptKind, ticket any, reads *fenceReads) (ok bool, ttl time.Duration, err error) {
 	defer recoverPanic(&err)
 	conn, err := pool.Get(ctx)
 	if err != nil {
@@ -62,13 +63,20 @@ func (m *Mutex) fencedAcquire(ctx context.Context, node int, pool redis.Pool, va
 	}
 	defer conn.Close()
 	placeholder := ""
-	if afterWait {
+	if kind == attemptAfterWait {
 		placeholder = handoffMarker
 	}
 	var reply any
-	if len(m.nodes.pools) == 1 {
+	switch {
+	case kind == attemptQueued:
+		mode := "f"
+		if len(m.nodes.pools) == 1 {
+			mode = "1" // its own quorum: the script stores the token
+		}
+		reply, err = conn.Eval(scripts.AcquireQueued, m.args.name, m.args.queueKey, m.args.entriesKey, m.args.queueFenceKey, value, m.args.expiryMillis, ticket, m.args.leaseMillis, mode, fenceCounterTTLMillis)
+	case len(m.nodes.pools) == 1:
 		reply, err = conn.Eval(scripts.FencedAcquireOne, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder, fenceCounterTTLMillis)
-	} else {
+	default:
 		reply, err = conn.Eval(scripts.FencedAcquire, m.args.name, m.args.fenceKey, value, m.args.expiryMillis, placeholder)
 	}
 	got := reads.Add(reply, err)

@@ -41,7 +41,7 @@ const fleetStay = fleetLease / 3
 // Outsiders' turns: after fleetRun of hand-overs in a row on a server, the
 // next release leaves the key free and the server refuses it to queued
 // waiters for fleetWindow, so that a Lock that does not queue (redsync's,
-// this library's with fencing, without hand-off or through a Pool that
+// this library's without hand-off or through a Pool that
 // cannot listen, TryLock) gets its chance on a busy name: queued waiters
 // would otherwise keep the key for good. It costs a busy name fleetWindow
 // per fleetRun (3 %). The scripts take them in milliseconds.
@@ -68,13 +68,19 @@ type fleetStint struct {
 	// partial is when the stint first held a server without a quorum;
 	// zero until then.
 	partial time.Time
+	// reads gathers, with fencing, the counters and clocks read by the
+	// servers that set the key for the stint's attempts, and the floors
+	// announced by those that handed it over; nil without fencing.
+	reads *fenceReads
+	// notStored is set when the token of a quorum of hand-overs could not
+	// be stored: the stint is given up.
+	notStored bool
 }
 
 // queues reports whether the Lock call waits in the fleet queue: it may
-// wait, and listen, takes no fencing token (a token is agreed with the
-// acquire, which a hand-over does not make), and the name has queue keys.
+// wait, and listen, and the name has queue keys.
 func (q *acquirer) queues() bool {
-	return q.tries > 1 && q.listens() && !q.m.cfg.fencing && q.m.fleet
+	return q.tries > 1 && q.listens() && q.m.fleet
 }
 
 // runQueued is run for a Lock call that waits in the fleet queue.
@@ -84,6 +90,10 @@ func (q *acquirer) runQueued() error {
 		return err
 	}
 	handed := make([]int64, len(q.m.rs.pools))
+	var floors []uint64
+	if q.m.cfg.fencing {
+		floors = make([]uint64, len(q.m.rs.pools))
+	}
 	for {
 		a, err := q.attempt(attemptQueued)
 		switch {
@@ -99,7 +109,7 @@ func (q *acquirer) runQueued() error {
 			q.lastErr = a.res.err
 		}
 		q.stint.keep(a)
-		if err := q.awaitTurn(a, handed); err != errAttemptAgain {
+		if err := q.awaitTurn(a, handed, floors); err != errAttemptAgain {
 			return err
 		}
 	}
@@ -111,16 +121,27 @@ var errAttemptAgain = errors.New("redsync: attempt again")
 // awaitTurn waits after attempt a, which failed, until the servers' hand-
 // overs complete a quorum (nil: the lock is held), the time to attempt
 // again (errAttemptAgain), or the end of the call (its error).
-func (q *acquirer) awaitTurn(a lockAttempt, handed []int64) error {
+func (q *acquirer) awaitTurn(a lockAttempt, handed []int64, floors []uint64) error {
 	for {
-		if q.takeHanded(handed) {
+		if q.takeHanded(handed, floors) {
 			return nil
+		}
+		if q.stint.notStored {
+			if q.ctx.Err() != nil {
+				q.retire(cancelCleanupWait)
+				return lockAborted(q.ctx.Err(), q.lastErr)
+			}
+			q.retire(0)
+			if err := q.newStint(q.stint.ticket); err != nil {
+				return err
+			}
+			return errAttemptAgain
 		}
 		if q.count.tries >= q.tries {
 			q.retire(q.m.opTimeout())
 			return q.failure()
 		}
-		seen := q.w.handed(handed)
+		seen := q.w.handed(handed, nil)
 		if seen > 0 && q.stint.partial.IsZero() {
 			q.stint.partial = time.Now()
 		}
@@ -129,7 +150,7 @@ func (q *acquirer) awaitTurn(a lockAttempt, handed []int64) error {
 			q.retire(cancelCleanupWait)
 			return lockAborted(q.ctx.Err(), q.lastErr)
 		}
-		if woke == wokeSignaled && q.w.handed(handed) > seen {
+		if woke == wokeSignaled && q.w.handed(handed, nil) > seen {
 			continue // a server handed the key over: count again
 		}
 		tried := woke == wokeDelayOver || woke == wokeBehind
@@ -185,6 +206,9 @@ func (q *acquirer) newStint(ticket any) error {
 	}
 	q.stint = &fleetStint{value: value, ticket: ticket, since: time.Now(),
 		hold: newHolding(value, len(q.m.nodes.pools)), own: make([]time.Time, len(q.m.nodes.pools))}
+	if q.m.cfg.fencing {
+		q.stint.reads = &fenceReads{}
+	}
 	q.w.queue(value)
 	return nil
 }
@@ -198,7 +222,7 @@ func (q *acquirer) newStint(ticket any) error {
 func (q *acquirer) retire(d time.Duration) {
 	m, s := q.m, q.stint
 	handed := make([]int64, len(m.rs.pools))
-	q.w.handed(handed)
+	q.w.handed(handed, nil)
 	now := time.Now()
 	released := m.releaseHoldWithin(s.hold, func(node int) time.Duration {
 		if s.own[node].After(now) || handed[m.serverIndex(node)] > 0 {
@@ -228,11 +252,14 @@ func (s *fleetStint) keep(a lockAttempt) {
 
 // takeHanded takes the lock when the servers that hold the stint's value,
 // by its own attempts or by hand-overs (handed, the waiter's record, is
-// filled in), make a quorum that is still valid, and reports whether it
-// did.
-func (q *acquirer) takeHanded(handed []int64) bool {
+// filled in, and floors with fencing), make a quorum that is still valid,
+// and reports whether it did. With fencing the token, agreed from the
+// reads of the stint's attempts and the floors the hand-overs announced,
+// is stored in a quorum first, as after an acquire (see WithFencing); when
+// it cannot be, the stint is marked notStored.
+func (q *acquirer) takeHanded(handed []int64, floors []uint64) bool {
 	m, s := q.m, q.stint
-	if q.w.handed(handed) == 0 {
+	if q.w.handed(handed, floors) == 0 {
 		return false
 	}
 	now := time.Now()
@@ -254,7 +281,26 @@ func (q *acquirer) takeHanded(handed []int64) bool {
 	}
 	slices.SortFunc(bounds, func(a, b time.Time) int { return b.Compare(a) })
 	until := bounds[m.nodes.quorum-1]
-	m.setHeld(s.value, 0, until, s.since, s.hold)
+	var token uint64
+	if s.reads != nil {
+		for node := range s.own {
+			if f := floors[m.serverIndex(node)]; f > 0 && handed[m.serverIndex(node)] > 0 {
+				s.reads.AddFloor(f)
+			}
+		}
+		var stored bool
+		if token, stored = s.reads.token(); !stored {
+			wb := m.writeBackToken(q.ctx, s.value, token, s.hold)
+			if wb.n < m.nodes.quorum || !time.Now().Before(until) {
+				s.notStored = true
+				if wb.ctxErr == nil {
+					q.lastErr = errors.Join(ErrTokenNotStored, wb.err)
+				}
+				return false
+			}
+		}
+	}
+	m.setHeld(s.value, token, until, s.since, s.hold)
 	q.count.attempts++
 	if m.obs != nil {
 		m.observeAttempt(q.ctx, lockAttempt{start: s.since, held: true, handedOver: true, res: roundResult{n: len(bounds)}}, lockCount{tries: q.count.tries, attempts: q.count.attempts - 1})

@@ -459,3 +459,57 @@ func TestALockThatDoesNotQueueGetsTurnsOnABusyName(t *testing.T) {
 	ok, err := m.Unlock()
 	require.True(t, ok, err)
 }
+
+// TestAFencedLockHandedOverGetsALargerToken: fenced waiters queue too; the
+// release that hands the key over reads the counter for the waiter, whose
+// token, stored in a quorum before Lock returns, is larger than the
+// releaser's.
+func TestAFencedLockHandedOverGetsALargerToken(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			servers := redistest.Start(t, n)
+			const name = "fleet-fenced"
+			first := New(processPools(t, servers)...)
+			t.Cleanup(first.Wait)
+			holder := first.NewMutex(name, WithFencing(true))
+			require.NoError(t, holder.Lock())
+			observer := &recorder{Keep: isAttempt}
+			type turn struct {
+				who int
+				m   *Mutex
+			}
+			turns := make(chan turn, 3)
+			for who := 0; who < 3; who++ {
+				other := New(processPools(t, servers)...)
+				t.Cleanup(other.Wait)
+				m := other.NewMutex(name, WithFencing(true), WithObserver(observer), WithRetryDelay(time.Minute))
+				go func() {
+					if assert.NoError(t, m.Lock()) {
+						turns <- turn{who, m}
+					}
+				}()
+				awaitIdleWaiter(t, other, name)
+			}
+			for want := 0; want < 3; want++ {
+				ok, err := holder.Unlock()
+				require.True(t, ok, err)
+				got := <-turns
+				assert.Equal(t, want, got.who, "the waiters take turns in the order they queued")
+				assert.Greater(t, got.m.Token(), holder.Token(), "a token larger than the releaser's")
+				storing := 0
+				for _, s := range servers {
+					stored, err := s.Client(t).Get(context.Background(), fenceKey(name)).Uint64()
+					require.NoError(t, err)
+					if stored >= got.m.Token() {
+						storing++
+					}
+				}
+				assert.GreaterOrEqual(t, storing, n/2+1, "a quorum stores the token")
+				holder = got.m
+			}
+			ok, err := holder.Unlock()
+			require.True(t, ok, err)
+			assert.Equal(t, int64(3), handedOver(observer))
+		})
+	}
+}

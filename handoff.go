@@ -109,9 +109,10 @@ func (w *waiter) idle() { w.w.Idle() }
 // queue records that w queues with value in the servers' fleet queues.
 func (w *waiter) queue(value string) { w.w.Queue(value) }
 
-// handed copies the servers' announced hand-overs to w's value into dst
-// (see handoff.Waiter.Handed) and returns how many servers made one.
-func (w *waiter) handed(dst []int64) int { return w.w.Handed(dst) }
+// handed copies the servers' announced hand-overs to w's value into dst,
+// and their fencing floors into floors when not nil (see
+// handoff.Waiter.Handed), and returns how many servers made one.
+func (w *waiter) handed(dst []int64, floors []uint64) int { return w.w.Handed(dst, floors) }
 
 // head reports whether w is first in its queue.
 func (w *waiter) head() bool { return w.w.Head() }

@@ -42,6 +42,10 @@ type Mutex struct {
 	// interfaces once rather than on every request.
 	args struct {
 		name, channel, shardedChannel, fenceKey, queueKey, entriesKey, expiryMillis, leaseMillis any
+		// queueFenceKey is the fourth key of the fleet queue's scripts:
+		// the fencing counter, or the name where the name has no queue
+		// keys (a key of its slot, never touched then).
+		queueFenceKey any
 	}
 	// fleet: the name has fleet queue keys (see handoff.QueueKeys).
 	fleet bool

@@ -114,6 +114,10 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 	var queue, entries string
 	queue, entries, m.fleet = handoff.QueueKeys(m.name)
 	m.args.queueKey, m.args.entriesKey = queue, entries
+	m.args.queueFenceKey = m.args.fenceKey
+	if !m.fleet {
+		m.args.queueFenceKey = m.name
+	}
 	m.args.leaseMillis = fleetLease.Milliseconds()
 	if m.cfg.shuffle && m.invalid == nil {
 		// Copies, so that shuffling never races with other Mutexes.

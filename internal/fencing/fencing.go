@@ -95,6 +95,16 @@ func (r *Reads) Add(reply any, err error) Acquire {
 	return Acquire{Acquired: true, TTL: -1}
 }
 
+// AddFloor adds the floor that a server announced when it handed the key
+// over to this acquire's value (one more than its counter, or its clock,
+// read in the step that set the key; see scripts.Release) to the
+// agreement.
+func (r *Reads) AddFloor(floor uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.clock = max(r.clock, floor)
+}
+
 // Fail records err as the error of problem p, which a reply told (see
 // Acquire.Problem). Only the first error of each problem is kept.
 func (r *Reads) Fail(p Problem, err error) {

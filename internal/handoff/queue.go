@@ -175,8 +175,8 @@ func (q *Queues) heard(node int, channel, payload string) {
 	if nw == nil {
 		return
 	}
-	if waited, value, ok := parseHanded(payload); ok {
-		nw.handed(node, waited, value)
+	if waited, floor, value, ok := parseHanded(payload); ok {
+		nw.handed(node, waited, floor, value)
 		return // the lock is not free: it changed hands
 	}
 	now := q.clock.Now()
@@ -210,29 +210,41 @@ func (q *Queues) ReleasedHere(name string) {
 // handed records that server node handed the key to value, which had
 // queued there for waited milliseconds, for the waiter of this process
 // that queues with value, if any, and wakes it. q.mu is held.
-func (nw *nameWaiters) handed(node int, waited int64, value string) {
+func (nw *nameWaiters) handed(node int, waited int64, floor uint64, value string) {
 	for _, w := range nw.queue {
 		if w.value == value && w.handed != nil && node < len(w.handed) {
 			w.handed[node] = max(waited, 0) + 1
+			w.floors[node] = floor
 			w.Signal()
 			return
 		}
 	}
 }
 
-// parseHanded reads the announcement of a hand-over, "h<waited>:<value>"
-// (see the release script), and reports whether payload is one.
-func parseHanded(payload string) (waited int64, value string, ok bool) {
-	if len(payload) < 3 || payload[0] != 'h' {
-		return 0, "", false
+// parseHanded reads the announcement of a hand-over, "h<waited>:<value>",
+// or "f<waited>,<floor>:<value>" to a fenced waiter (see the release
+// script), and reports whether payload is one; floor is 0 in the first.
+func parseHanded(payload string) (waited int64, floor uint64, value string, ok bool) {
+	if len(payload) < 3 || (payload[0] != 'h' && payload[0] != 'f') {
+		return 0, 0, "", false
 	}
-	number, value, ok := strings.Cut(payload[1:], ":")
+	numbers, value, ok := strings.Cut(payload[1:], ":")
 	if !ok || value == "" {
-		return 0, "", false
+		return 0, 0, "", false
 	}
-	waited, err := strconv.ParseInt(number, 10, 64)
+	if payload[0] == 'f' {
+		var floorText string
+		if numbers, floorText, ok = strings.Cut(numbers, ","); !ok {
+			return 0, 0, "", false
+		}
+		var err error
+		if floor, err = strconv.ParseUint(floorText, 10, 64); err != nil || floor == 0 {
+			return 0, 0, "", false
+		}
+	}
+	waited, err := strconv.ParseInt(numbers, 10, 64)
 	if err != nil {
-		return 0, "", false
+		return 0, 0, "", false
 	}
-	return waited, value, true
+	return waited, floor, value, true
 }

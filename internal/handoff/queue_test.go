@@ -179,18 +179,24 @@ func TestAHandOverWakesTheWaiterOfItsValueAlone(t *testing.T) {
 	assert.False(t, a.woken(), "handed to another value")
 	assert.True(t, b.woken())
 	handed := make([]int64, 3)
-	assert.Equal(t, 1, b.Handed(handed))
+	assert.Equal(t, 1, b.Handed(handed, nil))
 	assert.Equal(t, []int64{0, 13, 0}, handed)
 	f.q.heard(2, ReleaseChannel("n"), "h-4:vb") // a server clock that went back counts as no wait
-	assert.Equal(t, 2, b.Handed(handed))
+	assert.Equal(t, 2, b.Handed(handed, nil))
 	assert.Equal(t, []int64{0, 13, 1}, handed)
 	assert.True(t, b.woken())
 	f.q.heard(0, ReleaseChannel("n"), "h5:elsewhere") // a waiter of another process
 	assert.False(t, a.woken() || b.woken())
 	assert.Equal(t, NameState{}.Heard, f.q.State("n").Heard, "a hand-over is no release: the lock is not free")
 
+	floors := make([]uint64, 3)
+	f.q.heard(0, ReleaseChannel("n"), "f7,1800000000000001:vb") // to a fenced waiter
+	assert.Equal(t, 3, b.Handed(handed, floors))
+	assert.Equal(t, []uint64{1800000000000001, 0, 0}, floors)
+	assert.True(t, b.woken())
+
 	b.Queue("vb2") // a new value forgets the old one's hand-overs
-	assert.Zero(t, b.Handed(handed))
+	assert.Zero(t, b.Handed(handed, nil))
 	f.q.heard(1, ReleaseChannel("n"), "h1:vb")
 	assert.False(t, b.woken())
 	a.Leave(false, time.Time{})
@@ -198,15 +204,21 @@ func TestAHandOverWakesTheWaiterOfItsValueAlone(t *testing.T) {
 }
 
 func TestParseHandedRefusesOtherPayloads(t *testing.T) {
-	for _, p := range []string{"", "h", "h1", "h1:", "hx:v", "x1:v", "h:v"} {
-		if _, _, ok := parseHanded(p); ok {
+	for _, p := range []string{"", "h", "h1", "h1:", "hx:v", "x1:v", "h:v", "f1:v", "f1,:v", "f1,0:v", "f1,x:v", "fx,5:v"} {
+		if _, _, _, ok := parseHanded(p); ok {
 			t.Errorf("parseHanded(%q) accepted it", p)
 		}
 	}
-	waited, value, ok := parseHanded("h25:a:b")
+	waited, floor, value, ok := parseHanded("h25:a:b")
 	assert.True(t, ok)
 	assert.Equal(t, int64(25), waited)
+	assert.Zero(t, floor)
 	assert.Equal(t, "a:b", value)
+	waited, floor, value, ok = parseHanded("f3,99:a,b:c")
+	assert.True(t, ok)
+	assert.Equal(t, int64(3), waited)
+	assert.Equal(t, uint64(99), floor)
+	assert.Equal(t, "a,b:c", value)
 }
 
 func TestQueueKeysShareTheSlotOfTheName(t *testing.T) {

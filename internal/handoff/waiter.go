@@ -21,10 +21,12 @@ type Waiter struct {
 	// Guarded by q.mu: busy is set while the waiter attempts; value is
 	// the value it queues with in the servers' fleet queues (see Queue),
 	// and handed[node] is, for each server node that announced handing
-	// the key to value, 1 + the milliseconds it had queued there, or 0.
+	// the key to value, 1 + the milliseconds it had queued there, or 0;
+	// floors[node] the fencing floor it announced (0 unfenced).
 	busy   bool
 	value  string
 	handed []int64
+	floors []uint64
 }
 
 // Attempting records that w starts an attempt at start: only releases
@@ -53,21 +55,27 @@ func (w *Waiter) Queue(value string) {
 	w.value = value
 	if w.handed == nil {
 		w.handed = make([]int64, len(w.nw.heardAt))
+		w.floors = make([]uint64, len(w.nw.heardAt))
 	}
 	clear(w.handed)
+	clear(w.floors)
 }
 
 // Handed copies into dst, for each server, 1 + the milliseconds the
 // value given to Queue had queued there before the server handed the key
-// to it, or 0 where no hand-over was announced; it returns how many
-// servers announced one.
-func (w *Waiter) Handed(dst []int64) int {
+// to it, or 0 where no hand-over was announced, and into floors, when not
+// nil, the fencing floor each announced (0 where none); it returns how
+// many servers announced one.
+func (w *Waiter) Handed(dst []int64, floors []uint64) int {
 	w.nw.q.mu.Lock()
 	defer w.nw.q.mu.Unlock()
 	n := 0
 	for i, v := range w.handed {
 		if i < len(dst) {
 			dst[i] = v
+		}
+		if i < len(floors) {
+			floors[i] = w.floors[i]
 		}
 		if v != 0 {
 			n++

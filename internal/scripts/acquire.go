@@ -40,6 +40,10 @@ var acquireQueuedLua string
 //	ARGV[3]  the waiter's ticket: its place in the queue (smaller first;
 //	         equal tickets by value)
 //	ARGV[4]  the lease of its entry, in milliseconds
+//	ARGV[5]  "" without fencing; "f" with fencing, "1" with fencing on a
+//	         single server (see FencedAcquire and FencedAcquireOne)
+//	ARGV[6]  with fencing, how long the counter lives, in milliseconds
+//	KEYS[4]  with fencing, the fencing counter (else any key of the slot)
 //
 // An entry keeps the server time at which the value first queued; the
 // queue's keys expire three leases after the last write. A server out of
@@ -49,12 +53,18 @@ var acquireQueuedLua string
 // A free key is also refused to every queued waiter during an outsiders'
 // window that a release opened (see Release).
 //
+// With fencing the waiter's entry is marked, so that a release that hands
+// it the key reads the counter for it (see Release), and a reply that
+// holds the key is FencedAcquire's (counter and clock) or, on a single
+// server, FencedAcquireOne's (the token, stored); a counter key in use
+// is refused as there.
+//
 // Reply: OK when the key holds the value (set or refreshed), else the
 // key's remaining time to live in milliseconds (in a window: the window's),
 // or -1 when unknown (also when the key is free but a waiter ahead is to
 // take it). See
 // ParseAcquireAfterWait.
-var AcquireQueued = newScript(3, acquireQueuedLua)
+var AcquireQueued = newScript(4, acquireQueuedLua)
 
 // AcquireReply is a reply of AcquireAfterWait or AcquireQueued.
 type AcquireReply struct {

@@ -18,6 +18,7 @@ var releaseLua string
 //	KEYS[3]  the waiters' entries: a hash of value -> "since lease expiry"
 //	         (server milliseconds: when the value first queued, when its
 //	         lease ends; its expiry in milliseconds)
+//	KEYS[4]  the fencing counter (else any key of the slot)
 //	ARGV[1]  the holder's value
 //	ARGV[2]  the classic channel the release is announced on (PUBLISH)
 //	ARGV[3]  the run, in milliseconds: after hand-overs in a row for that
@@ -32,7 +33,10 @@ var releaseLua string
 // the channel carries "h<waited>:<value>": that waiter's value and the
 // milliseconds, by the server's clock, from its first queueing here to
 // the hand-over, from which the waiter bounds when the key was set (see
-// the fleet design in internal/handoff). Waiters whose lease ended are
+// the fleet design in internal/handoff). To a fenced waiter it carries
+// "f<waited>,<floor>:<value>": floor is one more than the counter, or the
+// server's clock in microseconds if that is larger, read in the step
+// that set the key, as FencedAcquire reads them. Waiters whose lease ended are
 // dropped on the way. Without a live waiter the key is deleted, as
 // redsync's release does, and the channel carries "". So it is too when
 // the server handed the key over for the run (ARGV[3]) in a row: the key
@@ -62,7 +66,7 @@ var releaseLua string
 // TIME is a non-deterministic command: Redis before 5 replicates a script
 // that writes after one only as its effects, which redis.replicate_commands
 // asks for (a no-op since Redis 7).
-var Release = newScript(3, withPublish(releaseLua))
+var Release = newScript(4, withPublish(releaseLua))
 
 // ReleaseReply is a reply of Release.
 type ReleaseReply int64

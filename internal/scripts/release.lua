@@ -38,13 +38,24 @@ if queued then
 		redis.call("ZREM", KEYS[2], waiter)
 		redis.call("HDEL", KEYS[3], waiter)
 		if entry then
-			local since, lease, expiry = string.match(entry, "^(%d+) (%d+) (%d+)$")
+			local since, lease, expiry, fenced = string.match(entry, "^(%d+) (%d+) (%d+)( ?f?)$")
 			if lease and tonumber(lease) >= now then
 				local set = redis.pcall("SET", KEYS[1], waiter, "PX", expiry)
 				if type(set) == "table" and set.err then
 					break
 				end
-				publish(ARGV[2], ARGV[5], "h" .. string.format("%.0f", now - tonumber(since)) .. ":" .. waiter)
+				local waited = string.format("%.0f", now - tonumber(since))
+				if fenced == " f" then
+					local floor = tonumber(time[1]) * 1000000 + tonumber(time[2])
+					local stored = redis.pcall("GET", KEYS[4])
+					stored = type(stored) == "string" and string.find(stored, "^%d+$") and tonumber(stored)
+					if stored and stored >= floor then
+						floor = stored + 1
+					end
+					publish(ARGV[2], ARGV[5], "f" .. waited .. "," .. string.format("%.0f", floor) .. ":" .. waiter)
+				else
+					publish(ARGV[2], ARGV[5], "h" .. waited .. ":" .. waiter)
+				end
 				return 2
 			end
 		end

@@ -16,13 +16,13 @@ const (
 )
 
 // fleetKeys are the keys of Release and AcquireQueued in these tests.
-var fleetKeys = []string{lockKey, queueKey, entriesKey}
+var fleetKeys = []string{lockKey, queueKey, entriesKey, fenceKey}
 
 // queue queues value with ticket and lease through AcquireQueued, which
 // must not acquire.
 func (s *server) queue(value string, ticket int64, lease time.Duration) {
 	s.t.Helper()
-	got, err := ParseAcquireAfterWait(s.run(AcquireQueued, fleetKeys, value, int64(7000), ticket, lease.Milliseconds()))
+	got, err := ParseAcquireAfterWait(s.run(AcquireQueued, fleetKeys, value, int64(7000), ticket, lease.Milliseconds(), "", int64(0)))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestAcquireQueuedOnRedis(t *testing.T) {
 	s := newServer(t)
 	acquire := func(s *server, value string, ticket int64) AcquireReply {
 		s.t.Helper()
-		got, err := ParseAcquireAfterWait(s.run(AcquireQueued, fleetKeys, value, int64(7000), ticket, int64(60000)))
+		got, err := ParseAcquireAfterWait(s.run(AcquireQueued, fleetKeys, value, int64(7000), ticket, int64(60000), "", int64(0)))
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -342,4 +342,72 @@ func TestParseReleaseRefusesOtherReplies(t *testing.T) {
 			t.Errorf("ParseRelease(%d) = %d, %v", want, got, err)
 		}
 	}
+}
+
+func TestFencedWaitersQueueAndAreHandedAFloor(t *testing.T) {
+	s := newServer(t)
+	acquire := func(s *server, value string, ticket int64, mode string) any {
+		s.t.Helper()
+		return s.run(AcquireQueued, fleetKeys, value, int64(7000), ticket, int64(60000), mode, int64(60000))
+	}
+	t.Run("free: the counter and the clock", func(t *testing.T) {
+		s := s.in(t)
+		s.flush()
+		s.set(fenceKey, "41", 0)
+		got, err := ParseFencedAcquire(acquire(s, "a", 1, "f"))
+		if err != nil || !got.Acquired || got.Counter != 41 || got.Clock == 0 {
+			t.Errorf("%+v, %v; want acquired with counter 41 and a clock", got, err)
+		}
+	})
+	t.Run("free on a single server: the token, stored", func(t *testing.T) {
+		s := s.in(t)
+		s.flush()
+		s.set(fenceKey, "99999999999999999", 0)
+		got, err := ParseFencedAcquire(acquire(s, "a", 1, "1"))
+		if err != nil || !got.Acquired || got.Stored != 100000000000000000 {
+			t.Errorf("%+v, %v; want the token one past the counter, stored", got, err)
+		}
+		if v, _ := s.get(fenceKey); v != "100000000000000000" {
+			t.Errorf("the counter holds %q", v)
+		}
+	})
+	t.Run("a counter key in use", func(t *testing.T) {
+		s := s.in(t)
+		s.flush()
+		if err := s.rdb.HSet(s.ctx, fenceKey, "f", "v").Err(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseFencedAcquire(acquire(s, "a", 1, "f"))
+		if err != nil || !got.NotCounter {
+			t.Errorf("%+v, %v; want refused, counter key in use", got, err)
+		}
+		if v, _ := s.get(lockKey); v != "" {
+			t.Errorf("the key holds %q", v)
+		}
+	})
+	t.Run("handed over: the floor announced", func(t *testing.T) {
+		s := s.in(t)
+		s.flush()
+		s.set(lockKey, "mine", time.Minute)
+		s.set(fenceKey, "9000000000000000", 0) // beyond the clock
+		if got, err := ParseFencedAcquire(acquire(s, "a", 10, "f")); err != nil || got.Acquired || got.TTL <= 0 {
+			t.Fatalf("%+v, %v; want queued", got, err)
+		}
+		messages := s.subscribe("ch")
+		if got, err := ParseRelease(s.run(Release, fleetKeys, "mine", "ch", int64(1000), int64(30))); err != nil || got != ReleaseHanded {
+			t.Fatalf("release: %v, %v; want handed", got, err)
+		}
+		msg := <-messages
+		head, value, _ := strings.Cut(msg, ":")
+		waited, floor, ok := strings.Cut(strings.TrimPrefix(head, "f"), ",")
+		if msg[0] != 'f' || !ok || value != "a" || floor != "9000000000000001" {
+			t.Errorf("announced %q, want f<waited>,9000000000000001:a", msg)
+		}
+		if ms, err := strconv.Atoi(waited); err != nil || ms < 0 {
+			t.Errorf("waited %q", waited)
+		}
+		if got, err := ParseFencedAcquire(acquire(s, "a", 10, "f")); err != nil || !got.Acquired || got.Counter != 9000000000000000 {
+			t.Errorf("%+v, %v; want held, with the counter", got, err)
+		}
+	})
 }
