@@ -118,12 +118,7 @@ func (s *clusterSubscription) SSubscribe(ctx context.Context, channels ...string
 	if s.closed {
 		return errClusterSubscriptionClosed
 	}
-	bySlot := make(map[int][]string)
-	for _, c := range channels {
-		slot := hashslot.Slot(c)
-		bySlot[slot] = append(bySlot[slot], c)
-	}
-	for _, group := range bySlot {
+	for _, group := range bySlot(channels) {
 		master, err := s.cluster.MasterForKey(ctx, group[0])
 		if err != nil {
 			s.fail(err)
@@ -143,6 +138,26 @@ func (s *clusterSubscription) SSubscribe(ctx context.Context, channels ...string
 		}
 	}
 	return nil
+}
+
+// bySlot returns channels grouped by hash slot.
+func bySlot(channels []string) [][]string {
+	if len(channels) == 1 {
+		return [][]string{channels}
+	}
+	slots := make(map[int]int) // slot -> index in groups
+	var groups [][]string
+	for _, c := range channels {
+		slot := hashslot.Slot(c)
+		i, ok := slots[slot]
+		if !ok {
+			i = len(groups)
+			slots[slot] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], c)
+	}
+	return groups
 }
 
 // SUnsubscribe sends SUNSUBSCRIBE for each channel on the part it was
@@ -186,16 +201,25 @@ func (s *clusterSubscription) Receive() (redsyncredis.Event, error) {
 		if got.ev.Kind != redsyncredis.Message {
 			s.mu.Lock()
 			got.part.count = got.ev.Count
-			got.ev.Count = 0
-			for _, part := range s.parts() {
-				got.ev.Count += part.count
-			}
+			got.ev.Count = s.count()
 			s.mu.Unlock()
 		}
 		return got.ev, nil
 	case <-s.done:
 		return redsyncredis.Event{}, errClusterSubscriptionClosed
 	}
+}
+
+// count returns the sum of the parts' counts; s.mu is held.
+func (s *clusterSubscription) count() int {
+	n := 0
+	if s.classic != nil {
+		n = s.classic.count
+	}
+	for _, part := range s.masters {
+		n += part.count
+	}
+	return n
 }
 
 // parts returns every part; s.mu is held.
