@@ -111,3 +111,55 @@ func TestClusterClientReleasesStayOnTheirShard(t *testing.T) {
 	assert.Zero(t, sent, "no release was broadcast over the cluster bus")
 	assert.Zero(t, shardSent, "the shards have no replicas to tell")
 }
+
+// TestClusterClientWakesWaitersOfEveryKindOfName: on a Redis Cluster a
+// waiter hears the release of a name with a hash tag (its sharded channel
+// keeps the tag's slot) and of a name with a "}" but no tag (it has no
+// sharded channel: its release is PUBLISHed, which every node hears), as
+// well as of a plain name.
+func TestClusterClientWakesWaitersOfEveryKindOfName(t *testing.T) {
+	cluster := redistest.StartCluster(t, 3)
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs()})
+	t.Cleanup(func() { _ = client.Close() })
+	rs := redsync.New(goredis.NewPool(client))
+	t.Cleanup(rs.Wait) // before the client is closed
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, name := range []string{"plain", "{tag}:lock", "odd}name"} {
+		t.Run(name, func(t *testing.T) {
+			holder := rs.NewMutex(name)
+			require.NoError(t, holder.LockContext(ctx))
+			// Only a release heard wakes the waiter before ctx ends.
+			waiter := rs.NewMutex(name, redsync.WithRetryDelay(time.Hour), redsync.WithTries(3))
+			done := make(chan error, 1)
+			go func() { done <- waiter.LockContext(ctx) }()
+			require.Eventually(t, func() bool { return listeningAnyhow(t, cluster, name) }, 10*time.Second, time.Millisecond)
+			ok, err := holder.UnlockContext(ctx)
+			require.True(t, ok, err)
+			require.NoError(t, <-done, "the waiter got the lock once it was released")
+			ok, err = waiter.UnlockContext(ctx)
+			require.True(t, ok, err)
+		})
+	}
+}
+
+// listeningAnyhow reports whether some master counts a listener for the
+// releases of name, on any channel that may carry them.
+func listeningAnyhow(t *testing.T, cluster *redistest.Cluster, name string) bool {
+	t.Helper()
+	ctx := context.Background()
+	channels := []string{"redsync:released:" + name, "redsync:released{" + name + "}"}
+	for _, s := range cluster.Masters {
+		c := s.Client(t)
+		classic, err := c.PubSubNumSub(ctx, channels...).Result()
+		require.NoError(t, err)
+		sharded, err := c.PubSubShardNumSub(ctx, channels...).Result()
+		require.NoError(t, err)
+		for _, ch := range channels {
+			if classic[ch]+sharded[ch] > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
