@@ -38,9 +38,11 @@ const fleetLease = 2 * time.Second
 // fleetStay is how often a waiter renews its lease, with an attempt.
 const fleetStay = fleetLease / 2
 
-// Outsiders' turns: after fleetRun of hand-overs in a row on a server, the
-// next release leaves the key free and the server refuses it to queued
-// waiters for fleetWindow, so that a Lock that does not queue (redsync's,
+// Outsiders' turns: once a server has handed the key over for fleetRun in
+// a row, the first release in each fleetRun of its clock (counted from the
+// epoch, so that the servers agree on the release) leaves the key free and
+// the server refuses it to queued waiters for fleetWindow, so that a Lock
+// that does not queue (redsync's,
 // this library's without hand-off or through a Pool that
 // cannot listen, TryLock) gets its chance on a busy name: queued waiters
 // would otherwise keep the key for good. It costs a busy name fleetWindow
