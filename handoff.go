@@ -29,6 +29,15 @@ func releaseChannel(name string) string {
 	return handoff.ReleaseChannel(name)
 }
 
+// shardedChannel is the sharded pub/sub channel of name's releases
+// (handoff.ShardedReleaseChannel), "" for none or for no name.
+func shardedChannel(name string) string {
+	if name == "" {
+		return ""
+	}
+	return handoff.ShardedReleaseChannel(name)
+}
+
 // handoffState is a Redsync's waiter queues, made at the first waiter.
 type handoffState struct {
 	mu     sync.Mutex // serializes making queues

@@ -17,9 +17,22 @@ const (
 	OpExtend
 	// OpKeepAlive is one extension made by KeepAlive in the background.
 	OpKeepAlive
+	// OpAcquire is Semaphore.Acquire or TryAcquire; its Name is the
+	// semaphore's.
+	OpAcquire
+	// OpRelease is Lease.Release.
+	OpRelease
+	// OpMultiLock is a MultiMutex's Lock, LockContext, TryLock or
+	// TryLockContext; its Name is the names, joined by commas.
+	OpMultiLock
+	// OpMultiUnlock is a MultiMutex's Unlock or UnlockContext.
+	OpMultiUnlock
 )
 
-// String returns "lock", "unlock", "extend" or "keepalive", for labels.
+// String returns "lock", "unlock", "extend", "keepalive", "acquire",
+// "release", "multilock" or "multiunlock", for labels. (A Lease's or a
+// MultiMutex's Extend and background extensions are OpExtend and
+// OpKeepAlive.)
 func (op Op) String() string {
 	switch op {
 	case OpLock:
@@ -30,6 +43,14 @@ func (op Op) String() string {
 		return "extend"
 	case OpKeepAlive:
 		return "keepalive"
+	case OpAcquire:
+		return "acquire"
+	case OpRelease:
+		return "release"
+	case OpMultiLock:
+		return "multilock"
+	case OpMultiUnlock:
+		return "multiunlock"
 	}
 	return "unknown"
 }

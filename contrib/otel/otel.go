@@ -203,10 +203,14 @@ func (o *Observer) lockAttributes(name string, attrs ...attribute.KeyValue) metr
 }
 
 var spanNames = map[redsync.Op]string{
-	redsync.OpLock:      "redsync.lock",
-	redsync.OpUnlock:    "redsync.unlock",
-	redsync.OpExtend:    "redsync.extend",
-	redsync.OpKeepAlive: "redsync.keepalive",
+	redsync.OpLock:        "redsync.lock",
+	redsync.OpUnlock:      "redsync.unlock",
+	redsync.OpExtend:      "redsync.extend",
+	redsync.OpKeepAlive:   "redsync.keepalive",
+	redsync.OpAcquire:     "redsync.acquire",
+	redsync.OpRelease:     "redsync.release",
+	redsync.OpMultiLock:   "redsync.multilock",
+	redsync.OpMultiUnlock: "redsync.multiunlock",
 }
 
 // Start starts the operation's span and returns the context carrying it.

@@ -100,9 +100,9 @@ func QueueKeys(name string) (queue, entries string, ok bool) {
 // one of a name with a hash tag.
 const channelPrefix = "redsync:released:"
 
-// shardedPrefix begins the sharded release channel of a name without a
-// hash tag, which is shardedPrefix + "{" + name + "}".
-const shardedPrefix = "redsync:released"
+// ShardedPrefix begins the sharded release channel of a name without a
+// hash tag, which is ShardedPrefix + "{" + name + "}".
+const ShardedPrefix = "redsync:released"
 
 // ReleaseChannel returns the classic pub/sub channel (PUBLISH, SUBSCRIBE)
 // on which releases of name are announced.
@@ -123,7 +123,7 @@ func ShardedReleaseChannel(name string) string {
 	case hashslot.HasTag(name):
 		return channelPrefix + name
 	case hashslot.Wrappable(name):
-		return shardedPrefix + "{" + name + "}"
+		return ShardedPrefix + "{" + name + "}"
 	}
 	return ""
 }
@@ -134,7 +134,7 @@ func releaseName(channel string) (string, bool) {
 	if name, ok := strings.CutPrefix(channel, channelPrefix); ok {
 		return name, true
 	}
-	if rest, ok := strings.CutPrefix(channel, shardedPrefix+"{"); ok && strings.HasSuffix(rest, "}") {
+	if rest, ok := strings.CutPrefix(channel, ShardedPrefix+"{"); ok && strings.HasSuffix(rest, "}") {
 		return rest[:len(rest)-1], true
 	}
 	return "", false
