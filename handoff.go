@@ -29,6 +29,15 @@ func releaseChannel(name string) string {
 	return handoff.ReleaseChannel(name)
 }
 
+// shardedChannel is the sharded pub/sub channel of name's releases
+// (handoff.ShardedReleaseChannel), "" for none or for no name.
+func shardedChannel(name string) string {
+	if name == "" {
+		return ""
+	}
+	return handoff.ShardedReleaseChannel(name)
+}
+
 // handoffState is a Redsync's waiter queues, made at the first waiter.
 type handoffState struct {
 	mu     sync.Mutex // serializes making queues
@@ -73,7 +82,7 @@ type waiter struct {
 
 // spec describes m's waiters to the queues.
 func (m *Mutex) spec() handoff.Spec {
-	return handoff.Spec{Name: m.name, Channel: m.channel, Owner: m}
+	return handoff.Spec{Name: m.name, Owner: m}
 }
 
 // join queues a waiter of m whose failed try started at since, and

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/handoff"
 	"github.com/quorumlock/redsync/internal/quorum"
 	"github.com/quorumlock/redsync/internal/scriptkeys"
 	"github.com/quorumlock/redsync/internal/scripts"
@@ -223,7 +224,8 @@ func evalScript(ctx context.Context, pool redis.Pool, script *redis.Script, keys
 // had expired; false, nil when some held another value).
 func (s keyServers) release(ctx context.Context, node int, pool redis.Pool, keys []string, value, announce string) (bool, error) {
 	var total scripts.MultiReleaseReply
-	err := s.eval(ctx, node, pool, scripts.MultiRelease, keys, []any{value, releaseChannel(""), announce}, func(_ []int, reply any) (bool, error) {
+	args := []any{value, releaseChannel(""), announce, shardedChannel(announce), handoff.ShardedPrefix}
+	err := s.eval(ctx, node, pool, scripts.MultiRelease, keys, args, func(_ []int, reply any) (bool, error) {
 		r, err := scripts.ParseMultiRelease(reply)
 		total.Released += r.Released
 		total.Missing += r.Missing

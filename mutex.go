@@ -41,7 +41,7 @@ type Mutex struct {
 	// args are script arguments that do not change, converted to
 	// interfaces once rather than on every request.
 	args struct {
-		name, channel, fenceKey, queueKey, entriesKey, expiryMillis, leaseMillis any
+		name, channel, shardedChannel, fenceKey, queueKey, entriesKey, expiryMillis, leaseMillis any
 		// queueFenceKey is the fourth key of the fleet queue's scripts:
 		// the fencing counter, or the name where the name has no queue
 		// keys (a key of its slot, never touched then).

@@ -38,6 +38,9 @@ func subscribe(ctx context.Context, sub redis.Subscriber) (conn redis.Subscripti
 	if nilness.IsNil(conn) {
 		return nil, errNilSubscription
 	}
+	if sharded, ok := conn.(redis.ShardedSubscription); ok {
+		return safeShardedSubscription{safeSubscription{conn}, sharded}, nil
+	}
 	return safeSubscription{conn}, nil
 }
 
@@ -67,4 +70,21 @@ func (c safeSubscription) Receive() (ev redis.Event, err error) {
 func (c safeSubscription) Close() (err error) {
 	defer recoverPanic(&err)
 	return c.s.Close()
+}
+
+// safeShardedSubscription is safeSubscription for a
+// redis.ShardedSubscription.
+type safeShardedSubscription struct {
+	safeSubscription
+	sharded redis.ShardedSubscription
+}
+
+func (c safeShardedSubscription) SSubscribe(ctx context.Context, channels ...string) (err error) {
+	defer recoverPanic(&err)
+	return c.sharded.SSubscribe(ctx, channels...)
+}
+
+func (c safeShardedSubscription) SUnsubscribe(ctx context.Context, channels ...string) (err error) {
+	defer recoverPanic(&err)
+	return c.sharded.SUnsubscribe(ctx, channels...)
 }

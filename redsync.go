@@ -108,6 +108,7 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 	}
 	m.args.name = m.name
 	m.args.channel = m.channel
+	m.args.shardedChannel = handoff.ShardedReleaseChannel(m.name)
 	m.args.fenceKey = fenceKey(m.name)
 	m.args.expiryMillis = m.cfg.expiry.Milliseconds()
 	var queue, entries string

@@ -88,7 +88,7 @@ func (r *Redsync) NewSemaphore(name string, permits int, options ...Option) *Sem
 		sem.slots[i] = permitKey(name, i)
 	}
 	sem.announce = "{" + name + "}:permits"
-	sem.spec = handoff.Spec{Name: sem.announce, Channel: releaseChannel(sem.announce), Owner: sem}
+	sem.spec = handoff.Spec{Name: sem.announce, Owner: sem}
 	return sem
 }
 

@@ -175,7 +175,7 @@ func (m *Mutex) releaseOnce(ctx context.Context, pool redis.Pool, value any) (ok
 		return false, false, err
 	}
 	defer conn.Close()
-	reply, err := conn.Eval(scripts.Release, m.args.name, m.args.queueKey, m.args.entriesKey, m.args.queueFenceKey, value, m.args.channel, fleetRunMillis, fleetWindowMillis)
+	reply, err := conn.Eval(scripts.Release, m.args.name, m.args.queueKey, m.args.entriesKey, m.args.queueFenceKey, value, m.args.channel, fleetRunMillis, fleetWindowMillis, m.args.shardedChannel)
 	if err != nil {
 		return false, false, err
 	}

@@ -25,6 +25,9 @@ package redis
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -117,6 +120,51 @@ type Subscription interface {
 	Receive() (Event, error)
 	// Close closes the connection.
 	Close() error
+}
+
+// ShardedSubscription is an optional interface of a Subscription: one
+// that implements it can also listen on sharded channels (SSUBSCRIBE,
+// Redis 7.0+), which a Redis Cluster delivers from the shard of the
+// channel's hash slot only, instead of from every node. The lock listens
+// on them where it can: the release script publishes on a sharded channel
+// in the lock key's slot (see docs/waiting.md).
+//
+// SSubscribe and SUnsubscribe send their command and return, as Subscribe
+// and Unsubscribe do; the server's confirmations arrive through Receive as
+// Subscribed and Unsubscribed events, its messages as Message events. The
+// count of a confirmation is the one the server sends, which counts the
+// sharded channels apart from the classic ones. Channels of one call may
+// hash to different slots: an adapter for a Redis Cluster sends each to
+// the node of its slot. A server that has no sharded pub/sub refuses
+// SSUBSCRIBE: the Subscription then returns an error that wraps
+// ErrNoShardedPubSub, from SSubscribe or from Receive, whichever learns of
+// it. Subscribe, Unsubscribe, SSubscribe and SUnsubscribe are never called
+// concurrently with each other.
+type ShardedSubscription interface {
+	Subscription
+	// SSubscribe asks the server to start sending the messages
+	// published with SPUBLISH on channels.
+	SSubscribe(ctx context.Context, channels ...string) error
+	// SUnsubscribe asks the server to stop sending the messages published
+	// with SPUBLISH on channels.
+	SUnsubscribe(ctx context.Context, channels ...string) error
+}
+
+// ErrNoShardedPubSub is wrapped by the error of a ShardedSubscription
+// whose server does not know SSUBSCRIBE (a server before Redis 7.0, or one
+// where the command is renamed away). The lock's listener then subscribes
+// to the classic channels on that server.
+var ErrNoShardedPubSub = errors.New("redis: the server has no sharded pub/sub (SSUBSCRIBE)")
+
+// ShardedRefusal returns err wrapped with ErrNoShardedPubSub when it is
+// a server's reply that it does not know the command sent (its text has
+// "unknown command", as every Redis version words it), else err itself.
+// Adapters call it on the error replies a pub/sub connection receives.
+func ShardedRefusal(err error) error {
+	if err == nil || errors.Is(err, ErrNoShardedPubSub) || !strings.Contains(strings.ToLower(err.Error()), "unknown command") {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrNoShardedPubSub, err)
 }
 
 // EventKind tells what an Event reports.

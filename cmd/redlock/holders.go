@@ -24,7 +24,7 @@ type serverState struct {
 	value     string        // the key's value, "" when the key is missing
 	ttl       time.Duration // the key's time to live
 	fence     string        // the fencing counter, "" when there is none
-	listening int64         // subscribers of the release channel
+	listening int64         // subscribers of the release channels, classic and sharded
 	queued    int64         // values in the fleet queue
 }
 
@@ -43,17 +43,21 @@ func (s *servers) lockState(ctx context.Context, name string) []serverState {
 
 // readState reads name's state on one server, in one round trip.
 func readState(ctx context.Context, c *redis.Client, name string) serverState {
-	channel := handoff.ReleaseChannel(name)
+	channel, sharded := handoff.ReleaseChannel(name), handoff.ShardedReleaseChannel(name)
 	queue, _, hasQueue := handoff.QueueKeys(name)
 	var get, fence *redis.StringCmd
 	var pttl *redis.DurationCmd
-	var numsub *redis.MapStringIntCmd
+	var numsub, shardNumsub *redis.MapStringIntCmd
 	var zcard *redis.IntCmd
 	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, name)
 		pttl = p.PTTL(ctx, name)
 		fence = p.Get(ctx, fencing.Key(name))
 		numsub = p.PubSubNumSub(ctx, channel)
+		if sharded != "" {
+			// A server before Redis 7.0 refuses it: nobody listens there.
+			shardNumsub = p.PubSubShardNumSub(ctx, sharded)
+		}
 		if hasQueue {
 			zcard = p.ZCard(ctx, queue)
 		}
@@ -66,6 +70,9 @@ func readState(ctx context.Context, c *redis.Client, name string) serverState {
 		// A key of another type (WRONGTYPE) is shown by what worked.
 	}
 	st := serverState{value: get.Val(), fence: fence.Val(), listening: numsub.Val()[channel]}
+	if shardNumsub != nil {
+		st.listening += shardNumsub.Val()[sharded]
+	}
 	if st.value != "" {
 		st.ttl = pttl.Val()
 	}

@@ -52,25 +52,31 @@ func unbatchedPool(c goredislib.UniversalClient) redis.Pool {
 func pollingOptions() []redsync.Option { return []redsync.Option{redsync.WithHandoff(false)} }
 
 // awaitWaiter returns once the Lock started on name listens for its
-// release on every server (hand-off: the waiter subscribes to
-// redsync:released:<name>); a Lock that polls (polling) only had time for
-// its first try.
+// release on every server (hand-off: the waiter subscribes to the sharded
+// channel redsync:released{<name>} where its adapter and server can, to
+// the classic redsync:released:<name> otherwise); a Lock that polls
+// (polling) only had time for its first try. The names of this suite have
+// no braces.
 func awaitWaiter(t *testing.T, f *fleet, name string, polling bool) {
 	t.Helper()
 	if polling {
 		pause(10)
 		return
 	}
-	channel := "redsync:released:" + name
+	classic, sharded := "redsync:released:"+name, "redsync:released{"+name+"}"
 	deadline := time.Now().Add(10 * time.Second)
 	for i, c := range f.raw {
 		for {
-			n, err := c.PubSubNumSub(context.Background(), channel).Result()
-			if err == nil && n[channel] > 0 {
+			n, err := c.PubSubNumSub(context.Background(), classic).Result()
+			if err == nil && n[classic] > 0 {
+				break
+			}
+			s, err := c.PubSubShardNumSub(context.Background(), sharded).Result()
+			if err == nil && s[sharded] > 0 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("server %d: nobody listens on %s after 10 s (err %v)", i, channel, err)
+				t.Fatalf("server %d: nobody listens on %s or %s after 10 s (err %v)", i, classic, sharded, err)
 			}
 			pause(1)
 		}

@@ -77,6 +77,8 @@ func Run(t *testing.T, newPool func(t *testing.T, addr string) redsyncredis.Pool
 	if _, ok := s.pool.(redsyncredis.Subscriber); ok {
 		t.Run("SubscriptionConfirmsAndDeliversMessages", s.testSubscription)
 		t.Run("SubscriptionReceiveFailsWhenTheServerDies", s.testSubscriptionServerKilled)
+		t.Run("ShardedSubscriptionConfirmsAndDeliversMessages", s.testShardedSubscription)
+		t.Run("ShardedSubscriptionSaysWhenTheServerHasNoShardedPubSub", s.testNoShardedPubSub)
 	}
 }
 

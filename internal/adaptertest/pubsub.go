@@ -28,14 +28,26 @@ type receiver struct {
 }
 
 func startReceiving(sub redsyncredis.Subscription) *receiver {
+	return startReceivingUntil(sub, 1)
+}
+
+// startReceivingUntil is startReceiving for a Subscription whose server
+// reports a count of zero the given number of times before nothing is
+// subscribed any more (it counts sharded and classic channels apart).
+func startReceivingUntil(sub redsyncredis.Subscription, zeros int) *receiver {
 	r := &receiver{got: make(chan received, 16), done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		for {
 			ev, err := sub.Receive()
 			r.got <- received{ev, err}
-			if err != nil || (ev.Kind == redsyncredis.Unsubscribed && ev.Count == 0) {
+			if err != nil {
 				return
+			}
+			if ev.Kind == redsyncredis.Unsubscribed && ev.Count == 0 {
+				if zeros--; zeros == 0 {
+					return
+				}
 			}
 		}
 	}()
@@ -150,4 +162,80 @@ func (s *suite) testSubscriptionServerKilled(t *testing.T) {
 	t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), got.err)
 	r.stopped(t)
 	_ = sub.Close() // the connection is gone: an error is as good as nil
+}
+
+// shardedSubscribe opens a Subscription of pool and returns it as a
+// redis.ShardedSubscription, skipping the test for an adapter whose
+// Subscription is not one.
+func shardedSubscribe(t *testing.T, pool redsyncredis.Pool) redsyncredis.ShardedSubscription {
+	t.Helper()
+	sub := subscribe(t, pool)
+	sharded, ok := sub.(redsyncredis.ShardedSubscription)
+	if !ok {
+		_ = sub.Close()
+		t.Skip("the Subscription is not a redis.ShardedSubscription: the listener subscribes to classic channels")
+	}
+	return sharded
+}
+
+// testShardedSubscription is testSubscription for sharded channels
+// (SSUBSCRIBE, SPUBLISH), with a classic channel subscribed on the same
+// connection: the server counts the two kinds apart.
+func (s *suite) testShardedSubscription(t *testing.T) {
+	first, second, classic := key(t)+":first", key(t)+":second", key(t)+":classic"
+	sub := shardedSubscribe(t, s.pool)
+	closed := false
+	defer func() {
+		if !closed {
+			_ = sub.Close()
+		}
+	}()
+
+	require.NoError(t, sub.SSubscribe(clientCtx(t), first, second))
+	r := startReceivingUntil(sub, 2)
+	assert.Equal(t, redsyncredis.Event{Kind: redsyncredis.Subscribed, Channel: first, Count: 1}, r.nextEvent(t))
+	assert.Equal(t, redsyncredis.Event{Kind: redsyncredis.Subscribed, Channel: second, Count: 2}, r.nextEvent(t))
+	require.NoError(t, sub.Subscribe(clientCtx(t), classic))
+	assert.Equal(t, redsyncredis.Event{Kind: redsyncredis.Subscribed, Channel: classic, Count: 1}, r.nextEvent(t))
+
+	n, err := s.client.SPublish(clientCtx(t), second, "released").Result()
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n, "the server counts one subscriber")
+	assert.Equal(t, redsyncredis.Event{Kind: redsyncredis.Message, Channel: second, Payload: "released"}, r.nextEvent(t))
+	n, err = s.client.Publish(clientCtx(t), second, "not sharded").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "a PUBLISH does not reach a sharded subscriber")
+
+	require.NoError(t, sub.SUnsubscribe(clientCtx(t), first, second))
+	assert.Equal(t, redsyncredis.Event{Kind: redsyncredis.Unsubscribed, Channel: first, Count: 1}, r.nextEvent(t))
+	assert.Equal(t, redsyncredis.Event{Kind: redsyncredis.Unsubscribed, Channel: second, Count: 0}, r.nextEvent(t))
+	shards, err := s.client.PubSubShardNumSub(clientCtx(t), first, second).Result()
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int64{first: 0, second: 0}, shards)
+
+	require.NoError(t, sub.Unsubscribe(clientCtx(t), classic))
+	assert.Equal(t, redsyncredis.Event{Kind: redsyncredis.Unsubscribed, Channel: classic, Count: 0}, r.nextEvent(t))
+	r.stopped(t)
+	closed = true
+	assert.NoError(t, sub.Close(), "Close")
+}
+
+// testNoShardedPubSub: on a server that does not know SSUBSCRIBE (one
+// before Redis 7.0; here the command is renamed away), the Subscription
+// says so with an error that wraps redis.ErrNoShardedPubSub, from
+// SSubscribe or from Receive: the listener's signal to subscribe to the
+// classic channels instead.
+func (s *suite) testNoShardedPubSub(t *testing.T) {
+	srv := redistest.StartWithArgs(t, 1, "--rename-command", "SSUBSCRIBE", "")[0]
+	sub := shardedSubscribe(t, s.newPool(t, srv.Addr()))
+	defer func() { _ = sub.Close() }()
+
+	if err := sub.SSubscribe(clientCtx(t), key(t)); err != nil {
+		require.ErrorIs(t, err, redsyncredis.ErrNoShardedPubSub, "SSubscribe")
+		return
+	}
+	r := startReceiving(sub)
+	got := r.next(t)
+	require.ErrorIs(t, got.err, redsyncredis.ErrNoShardedPubSub, "Receive returned %+v", got.ev)
+	r.stopped(t)
 }

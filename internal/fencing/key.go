@@ -1,8 +1,9 @@
 package fencing
 
 import (
-	"strings"
 	"time"
+
+	"github.com/quorumlock/redsync/internal/hashslot"
 )
 
 // Suffix ends the name of the counter key of fencing tokens.
@@ -18,19 +19,8 @@ const CounterTTL = 24 * time.Hour
 // with any key that ends in Suffix; a cluster refuses the scripts on the
 // two keys then (see Problem CrossSlot).
 func Key(name string) string {
-	if hasHashTag(name) {
+	if hashslot.HasTag(name) {
 		return name + Suffix
 	}
 	return "{" + name + "}" + Suffix
-}
-
-// hasHashTag reports whether key's Redis Cluster hash slot is decided by a
-// hash tag: a non-empty part between the first "{" and the next "}".
-func hasHashTag(key string) bool {
-	open := strings.IndexByte(key, '{')
-	if open < 0 {
-		return false
-	}
-	end := strings.IndexByte(key[open+1:], '}')
-	return end > 0
 }

@@ -47,10 +47,16 @@
 //     head at once (ReleasedHere).
 //   - The listener (listener.go): per server that can subscribe
 //     (redis.Subscriber), one pub/sub connection subscribed to the release
-//     channels (ReleaseChannel) that this process's waiters need, while
-//     there are any. Lock and Unlock never wait for it. A subscription
-//     newly confirmed counts as an empty announcement: a release may have
-//     gone unheard before it.
+//     channels that this process's waiters need, while there are any: the
+//     sharded one of a name (ShardedReleaseChannel) where the connection
+//     and the server can, the classic one (ReleaseChannel) otherwise. Lock
+//     and Unlock never wait for it. A subscription newly confirmed counts
+//     as an empty announcement: a release may have gone unheard before it.
+//
+// Which channel a release publishes on is the release script's rule (see
+// scripts.Release): sharded where the server has SPUBLISH, classic where
+// it has not and while the server counts a classic subscriber, so that a
+// listener of either kind hears the releases of its server.
 //
 // What a user sees of all this, and its limits, is described in
 // docs/waiting.md; this comment is the one place for the design.
@@ -59,6 +65,8 @@ package handoff
 import (
 	"strings"
 	"time"
+
+	"github.com/quorumlock/redsync/internal/hashslot"
 )
 
 // Marker is a value that the acquire scripts of waiters that do not queue
@@ -78,32 +86,58 @@ const MaxGrace = 50 * time.Millisecond
 // no hash tag has no such keys (ok false; both are name itself): wrapped
 // in braces it would hash elsewhere. Its waiters do not queue.
 func QueueKeys(name string) (queue, entries string, ok bool) {
-	base := "{" + name + "}"
-	if hasHashTag(name) {
-		base = name
-	} else if strings.IndexByte(name, '}') >= 0 {
+	if !hashslot.Wrappable(name) {
 		return name, name, false
+	}
+	base := name
+	if !hashslot.HasTag(name) {
+		base = "{" + name + "}"
 	}
 	return base + ":redsync:queue", base + ":redsync:waiters", true
 }
 
-// hasHashTag reports whether key's Redis Cluster hash slot is decided by a
-// hash tag: a non-empty part between the first "{" and the next "}".
-func hasHashTag(key string) bool {
-	open := strings.IndexByte(key, '{')
-	if open < 0 {
-		return false
-	}
-	return strings.IndexByte(key[open+1:], '}') > 0
-}
-
-// channelPrefix begins every release channel.
+// channelPrefix begins every classic release channel, and the sharded
+// one of a name with a hash tag.
 const channelPrefix = "redsync:released:"
 
-// ReleaseChannel returns the pub/sub channel on which releases of name are
-// announced.
+// ShardedPrefix begins the sharded release channel of a name without a
+// hash tag, which is ShardedPrefix + "{" + name + "}".
+const ShardedPrefix = "redsync:released"
+
+// ReleaseChannel returns the classic pub/sub channel (PUBLISH, SUBSCRIBE)
+// on which releases of name are announced.
 func ReleaseChannel(name string) string {
 	return channelPrefix + name
+}
+
+// ShardedReleaseChannel returns the sharded pub/sub channel (SPUBLISH,
+// SSUBSCRIBE, Redis 7.0+) on which releases of name are announced, or ""
+// for a name that has none. The channel hashes to the Redis Cluster slot
+// of name, so that the release script may publish on it: it is
+// "redsync:released{name}" for a name without a hash tag and
+// ReleaseChannel(name) for one with a tag; a name with a "}" and no tag
+// (see hashslot.Wrappable) has no such channel, and its releases are
+// announced on the classic channel only.
+func ShardedReleaseChannel(name string) string {
+	switch {
+	case hashslot.HasTag(name):
+		return channelPrefix + name
+	case hashslot.Wrappable(name):
+		return ShardedPrefix + "{" + name + "}"
+	}
+	return ""
+}
+
+// releaseName returns the name whose releases channel announces, classic
+// or sharded, and whether channel is a release channel at all.
+func releaseName(channel string) (string, bool) {
+	if name, ok := strings.CutPrefix(channel, channelPrefix); ok {
+		return name, true
+	}
+	if rest, ok := strings.CutPrefix(channel, ShardedPrefix+"{"); ok && strings.HasSuffix(rest, "}") {
+		return rest[:len(rest)-1], true
+	}
+	return "", false
 }
 
 // A Clock tells the time the wake rules and hand-overs compare; tests give

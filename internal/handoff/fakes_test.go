@@ -3,6 +3,7 @@ package handoff
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -187,7 +188,7 @@ type testWaiter struct {
 
 // spec is the Spec of a waiter of owner for name.
 func spec(name string, owner any) Spec {
-	return Spec{Name: name, Channel: ReleaseChannel(name), Owner: owner}
+	return Spec{Name: name, Owner: owner}
 }
 
 // join queues a waiter of owner for name whose attempt started now.
@@ -205,4 +206,64 @@ func (w *testWaiter) woken() bool {
 	default:
 		return false
 	}
+}
+
+// fakeShardedServer is a fakeServer whose subscriptions are
+// redis.ShardedSubscriptions; with refuse, SSubscribe fails as on a
+// server without sharded pub/sub.
+type fakeShardedServer struct {
+	fakeServer
+	refuse bool
+	// sSubscribed counts the SSubscribe calls per channel; guarded by
+	// fakeServer.mu.
+	sSubscribed map[string]int
+}
+
+func (s *fakeShardedServer) Subscribe(ctx context.Context) (redis.Subscription, error) {
+	c, _ := s.fakeServer.Subscribe(ctx)
+	return fakeShardedSubscription{c.(*fakeSubscription), s}, nil
+}
+
+// sSubscribes returns how many times channel was asked for with SSubscribe.
+func (s *fakeShardedServer) sSubscribes(channel string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sSubscribed[channel]
+}
+
+// drop unsubscribes every connection from the sharded channel, as a
+// cluster does when the channel's slot moves.
+func (s *fakeShardedServer) drop(channel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		if c.channels[channel] {
+			delete(c.channels, channel)
+			c.events <- redis.Event{Kind: redis.Unsubscribed, Channel: channel, Count: len(c.channels)}
+		}
+	}
+}
+
+type fakeShardedSubscription struct {
+	*fakeSubscription
+	server *fakeShardedServer
+}
+
+func (c fakeShardedSubscription) SSubscribe(ctx context.Context, channels ...string) error {
+	if c.server.refuse {
+		return fmt.Errorf("fake: %w", redis.ErrNoShardedPubSub)
+	}
+	c.server.mu.Lock()
+	if c.server.sSubscribed == nil {
+		c.server.sSubscribed = make(map[string]int)
+	}
+	for _, ch := range channels {
+		c.server.sSubscribed[ch]++
+	}
+	c.server.mu.Unlock()
+	return c.Subscribe(ctx, channels...)
+}
+
+func (c fakeShardedSubscription) SUnsubscribe(ctx context.Context, channels ...string) error {
+	return c.Unsubscribe(ctx, channels...)
 }

@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"context"
+	"errors"
 	"math/rand"
 	"sync"
 	"sync/atomic"
@@ -11,7 +12,12 @@ import (
 )
 
 // A listener keeps one pub/sub connection to one server, subscribed to the
-// release channels that this process's waiters need, while there are any.
+// release channels of the names that this process's waiters wait for,
+// while there are any. Where the connection can (redis.ShardedSubscription)
+// it subscribes to the sharded channel of each name that has one
+// (ShardedReleaseChannel), else to the classic one (ReleaseChannel); once
+// the server refused SSUBSCRIBE (redis.ErrNoShardedPubSub), it reconnects
+// and subscribes to the classic channels only, for the rest of its life.
 //
 // want and unwant never wait for it: they only change the set of wanted
 // channels and wake the listener's goroutines, which do all the I/O, so a
@@ -25,15 +31,23 @@ type listener struct {
 	goroutines Counter
 	heard      func(node int, channel, payload string) // a message (with its payload) or a confirmed subscription ("")
 
-	mu         sync.Mutex // guards the fields below, but active
-	wanted     map[string]bool
-	subscribed map[string]bool // what was asked of the current connection
+	mu     sync.Mutex      // guards the fields below, but active
+	wanted map[string]bool // the names waited for
+	// subscribed is what was asked of the current connection: channel ->
+	// whether sharded (SSUBSCRIBE).
+	subscribed map[string]bool
 	// unsubscribing is what was subscribed on the current connection and
-	// asked to be unsubscribed, until the server confirms it: the server
-	// still counts this process as a listener there (see StaleListeners).
+	// asked to be unsubscribed, until the server confirms it (channel ->
+	// whether sharded): the server still counts this process as a listener
+	// there (see mayCount).
 	unsubscribing map[string]bool
-	running       bool          // run is running
-	kick          chan struct{} // buffered: wakes send
+	// sharded: the current connection subscribes to sharded channels.
+	sharded bool
+	// classicOnly: the server refused SSUBSCRIBE; every later connection
+	// subscribes to classic channels only.
+	classicOnly bool
+	running     bool          // run is running
+	kick        chan struct{} // buffered: wakes send
 	// active is len(subscribed) + len(unsubscribing), kept atomically so
 	// that a release can skip mu when the server counts no listener of
 	// this process.
@@ -59,14 +73,28 @@ const listenerQuitWait = time.Second
 const requestTimeout = time.Second
 
 // mayCount reports whether the server may count this listener as one
-// listening on channel.
-func (l *listener) mayCount(channel string) bool {
+// listening for releases of name.
+func (l *listener) mayCount(name string) bool {
 	if l.active.Load() == 0 {
 		return false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.subscribed[channel] || l.unsubscribing[channel]
+	channel, _ := l.channel(name)
+	_, subscribed := l.subscribed[channel]
+	_, unsubscribing := l.unsubscribing[channel]
+	return subscribed || unsubscribing
+}
+
+// channel returns the channel the current connection listens on for
+// releases of name, and whether it is a sharded one. l.mu is held.
+func (l *listener) channel(name string) (string, bool) {
+	if l.sharded {
+		if c := ShardedReleaseChannel(name); c != "" {
+			return c, true
+		}
+	}
+	return ReleaseChannel(name), false
 }
 
 // countActive updates active; l.mu is held.
@@ -74,11 +102,12 @@ func (l *listener) countActive() {
 	l.active.Store(int32(len(l.subscribed) + len(l.unsubscribing)))
 }
 
-// want subscribes to channel, starting the listener if needed.
-func (l *listener) want(channel string) {
+// want subscribes to the releases of name, starting the listener if
+// needed.
+func (l *listener) want(name string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.wanted[channel] = true
+	l.wanted[name] = true
 	l.wake()
 	if !l.running {
 		l.running = true
@@ -87,12 +116,12 @@ func (l *listener) want(channel string) {
 	}
 }
 
-// unwant unsubscribes from channel; the listener stops once the server
-// confirms that nothing is subscribed any more.
-func (l *listener) unwant(channel string) {
+// unwant unsubscribes from the releases of name; the listener stops once
+// the server confirms that nothing is subscribed any more.
+func (l *listener) unwant(name string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.wanted, channel)
+	delete(l.wanted, name)
 	l.wake()
 }
 
@@ -121,6 +150,9 @@ func (l *listener) run() {
 			if err == nil {
 				return // nothing wanted any more: serve stopped the listener
 			}
+			if errors.Is(err, redis.ErrNoShardedPubSub) {
+				continue // at once, for the classic channels
+			}
 		}
 		time.Sleep(listenerBackoff + time.Duration(rand.Int63n(int64(listenerBackoff))))
 	}
@@ -147,6 +179,8 @@ func (l *listener) serve(conn redis.Subscription) error {
 	l.mu.Lock()
 	l.subscribed = make(map[string]bool)
 	l.unsubscribing = make(map[string]bool)
+	_, canShard := conn.(redis.ShardedSubscription)
+	l.sharded = canShard && !l.classicOnly
 	l.countActive()
 	l.wake()
 	l.mu.Unlock()
@@ -165,6 +199,9 @@ func (l *listener) serve(conn redis.Subscription) error {
 	for {
 		ev, err := conn.Receive()
 		if err != nil {
+			if errors.Is(err, redis.ErrNoShardedPubSub) {
+				l.refuseSharded()
+			}
 			return err
 		}
 		switch ev.Kind {
@@ -178,14 +215,30 @@ func (l *listener) serve(conn redis.Subscription) error {
 	}
 }
 
+// refuseSharded records that the server refused SSUBSCRIBE.
+func (l *listener) refuseSharded() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.classicOnly = true
+}
+
 // confirmUnsubscribed records the server's confirmation of an
 // unsubscription; it reports whether the listener stopped, nothing being
-// subscribed nor wanted any more.
+// subscribed nor wanted any more. A channel still wanted was dropped by
+// the server itself (a Redis Cluster unsubscribes a sharded channel whose
+// slot moved to another node): it is subscribed again.
 func (l *listener) confirmUnsubscribed(ev redis.Event) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.unsubscribing, ev.Channel)
-	done := ev.Count == 0 && len(l.wanted) == 0
+	if _, asked := l.unsubscribing[ev.Channel]; asked {
+		delete(l.unsubscribing, ev.Channel)
+	} else if _, ok := l.subscribed[ev.Channel]; ok {
+		delete(l.subscribed, ev.Channel)
+		l.wake()
+	}
+	// The server counts sharded and classic channels apart: the count of
+	// one kind may reach 0 while the other's are still being dropped.
+	done := ev.Count == 0 && len(l.wanted) == 0 && len(l.unsubscribing) == 0
 	if done {
 		l.running = false
 	}
@@ -213,17 +266,43 @@ func (l *listener) send(conn redis.Subscription, stop chan struct{}) {
 			quit.stop()
 			continue
 		}
-		add, drop := l.changes(&quit)
+		c := l.changes(&quit)
 		// A failure shows in Receive, which reconnects.
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		if len(add) > 0 {
-			_ = conn.Subscribe(ctx, add...)
-		}
-		if len(drop) > 0 {
-			_ = conn.Unsubscribe(ctx, drop...)
-		}
+		err := c.send(ctx, conn)
 		cancel()
+		if errors.Is(err, redis.ErrNoShardedPubSub) {
+			l.refuseSharded()
+			_ = conn.Close() // Receive fails, and run reconnects
+			return
+		}
 	}
+}
+
+// changeSet is what send asks of the server in one go: channels to
+// subscribe to and unsubscribe from, classic and sharded.
+type changeSet struct {
+	add, drop, sAdd, sDrop []string
+}
+
+// send sends the commands of c on conn, which is a
+// redis.ShardedSubscription if c has sharded channels. It returns the
+// error of SSubscribe only: any other failure shows in Receive.
+func (c changeSet) send(ctx context.Context, conn redis.Subscription) error {
+	var err error
+	if len(c.add) > 0 {
+		_ = conn.Subscribe(ctx, c.add...)
+	}
+	if len(c.sAdd) > 0 {
+		err = conn.(redis.ShardedSubscription).SSubscribe(ctx, c.sAdd...)
+	}
+	if len(c.drop) > 0 {
+		_ = conn.Unsubscribe(ctx, c.drop...)
+	}
+	if len(c.sDrop) > 0 {
+		_ = conn.(redis.ShardedSubscription).SUnsubscribe(ctx, c.sDrop...)
+	}
+	return err
 }
 
 // wantsNothing reports whether no channel is wanted.
@@ -234,9 +313,9 @@ func (l *listener) wantsNothing() bool {
 }
 
 // changes returns the channels to subscribe to and to unsubscribe from to
-// bring the connection in line with the wanted set, recorded as asked,
+// bring the connection in line with the wanted names, recorded as asked,
 // and runs quit while nothing is wanted.
-func (l *listener) changes(quit *quitTimer) (add, drop []string) {
+func (l *listener) changes(quit *quitTimer) changeSet {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.wanted) == 0 {
@@ -244,27 +323,39 @@ func (l *listener) changes(quit *quitTimer) (add, drop []string) {
 	} else {
 		quit.stop()
 	}
-	for c := range l.wanted {
-		if !l.subscribed[c] {
-			l.subscribed[c] = true
-			add = append(add, c)
+	var c changeSet
+	for name := range l.wanted {
+		channel, sharded := l.channel(name)
+		if _, ok := l.subscribed[channel]; ok {
+			continue
+		}
+		l.subscribed[channel] = sharded
+		if sharded {
+			c.sAdd = append(c.sAdd, channel)
+		} else {
+			c.add = append(c.add, channel)
 		}
 	}
-	for c := range l.subscribed {
-		if !l.wanted[c] {
-			delete(l.subscribed, c)
-			l.unsubscribing[c] = true
-			drop = append(drop, c)
+	for channel, sharded := range l.subscribed {
+		if name, _ := releaseName(channel); l.wanted[name] {
+			continue
+		}
+		delete(l.subscribed, channel)
+		l.unsubscribing[channel] = sharded
+		if sharded {
+			c.sDrop = append(c.sDrop, channel)
+		} else {
+			c.drop = append(c.drop, channel)
 		}
 	}
 	l.countActive()
-	if len(l.wanted) == 0 && len(l.subscribed) == 0 && len(drop) == 0 {
+	if len(l.wanted) == 0 && len(l.subscribed) == 0 && len(c.drop)+len(c.sDrop) == 0 {
 		// Nothing was subscribed on this connection, so no reply will
 		// tell serve to stop: ask for one (an unsubscribe from nothing
 		// answers with a count of zero).
-		drop = append(drop, channelPrefix)
+		c.drop = append(c.drop, channelPrefix)
 	}
-	return add, drop
+	return c
 }
 
 // quitTimer is send's timer that runs while nothing is wanted; c is nil

@@ -44,10 +44,9 @@ type Queues struct {
 // nameWaiters are the waiters of this process for one name, in arrival
 // order, and what the listeners last heard about the name.
 type nameWaiters struct {
-	q       *Queues
-	name    string
-	channel string
-	queue   []*Waiter
+	q     *Queues
+	name  string
+	queue []*Waiter
 	// heardAt[node] is when server node last announced a release of the
 	// name, or confirmed a new subscription (a release may have gone
 	// unheard before it).
@@ -125,12 +124,12 @@ func (q *Queues) JoinBehind(w *Waiter, spec Spec, wake chan<- struct{}) bool {
 func (q *Queues) joinLocked(w *Waiter, spec Spec, since time.Time, wake chan<- struct{}) {
 	nw := q.names[spec.Name]
 	if nw == nil {
-		nw = &nameWaiters{q: q, name: spec.Name, channel: spec.Channel, heardAt: make([]time.Time, len(q.listeners))}
+		nw = &nameWaiters{q: q, name: spec.Name, heardAt: make([]time.Time, len(q.listeners))}
 		q.names[spec.Name] = nw
 		q.waited.Add(1)
 		for _, l := range q.listeners {
 			if l != nil {
-				l.want(nw.channel)
+				l.want(nw.name)
 			}
 		}
 	}
@@ -168,10 +167,11 @@ func (q *Queues) wakeHeadIfFree(nw *nameWaiters) {
 func (q *Queues) heard(node int, channel, payload string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(channel) < len(channelPrefix) {
+	name, ok := releaseName(channel)
+	if !ok {
 		return
 	}
-	nw := q.names[channel[len(channelPrefix):]]
+	nw := q.names[name]
 	if nw == nil {
 		return
 	}

@@ -5,9 +5,8 @@ import "time"
 // Spec describes a waiter to the Queues: what it waits for, and who it
 // is. It does not change while the waiter queues.
 type Spec struct {
-	Name    string // the lock's name; waiters queue per name
-	Channel string // ReleaseChannel(Name), made once by the caller
-	Owner   any    // who waits, for the caller's own use
+	Name  string // the lock's name; waiters queue per name
+	Owner any    // who waits, for the caller's own use
 }
 
 // A Waiter is one caller waiting for a name, from Join or JoinBehind until
@@ -127,7 +126,7 @@ func (w *Waiter) Leave(acquired bool, heldUntil time.Time) {
 		q.waited.Add(-1)
 		for _, l := range q.listeners {
 			if l != nil {
-				l.unwant(nw.channel)
+				l.unwant(nw.name)
 			}
 		}
 	}
@@ -181,7 +180,7 @@ func (q *Queues) State(name string) NameState {
 	for _, l := range q.listeners {
 		if l != nil {
 			s.Listeners++
-			if l.mayCount(nw.channel) {
+			if l.mayCount(nw.name) {
 				s.Listening++
 			}
 		}

@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	goredislib "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quorumlock/redsync"
+	"github.com/quorumlock/redsync/internal/handoff"
 	"github.com/quorumlock/redsync/internal/observertest"
 	"github.com/quorumlock/redsync/redis"
 )
@@ -106,9 +108,9 @@ func testWaitersOfOneProcessShareOneConnectionPerServer(t *testing.T, adapters [
 		waitForSubscribers(t, c, name)
 		time.Sleep(50 * time.Millisecond) // every waiter has joined
 		for i, client := range c.inspect {
-			n, err := client.PubSubNumSub(ctx, "redsync:released:"+name).Result()
+			n, err := listenersOf(ctx, client, name)
 			require.NoError(t, err)
-			assert.EqualValues(t, 1, n["redsync:released:"+name], "server %d", i)
+			assert.EqualValues(t, 1, n, "server %d", i)
 		}
 
 		// Each waiter gets its turn as the one before releases.
@@ -136,9 +138,9 @@ func testWaitersOfOneProcessShareOneConnectionPerServer(t *testing.T, adapters [
 		// Nobody waits any more: the listeners unsubscribed.
 		c.rs.Wait()
 		for i, client := range c.inspect {
-			n, err := client.PubSubNumSub(ctx, "redsync:released:"+name).Result()
+			n, err := listenersOf(ctx, client, name)
 			require.NoError(t, err)
-			assert.EqualValues(t, 0, n["redsync:released:"+name], "server %d", i)
+			assert.EqualValues(t, 0, n, "server %d", i)
 		}
 	})
 }
@@ -214,9 +216,9 @@ func testHandoffOffPollsLikeRedsync(t *testing.T, adapters []Adapter) {
 		ok, err = waiter.Unlock()
 		require.True(t, ok, err)
 		for _, client := range c.inspect {
-			n, err := client.PubSubNumSub(context.Background(), "redsync:released:"+name).Result()
+			n, err := listenersOf(context.Background(), client, name)
 			require.NoError(t, err)
-			assert.EqualValues(t, 0, n["redsync:released:"+name])
+			assert.EqualValues(t, 0, n)
 		}
 	})
 }
@@ -224,16 +226,36 @@ func testHandoffOffPollsLikeRedsync(t *testing.T, adapters []Adapter) {
 // waitForSubscribers waits until every server has a listener for name.
 func waitForSubscribers(t *testing.T, c *testCluster, name string) {
 	t.Helper()
-	channel := "redsync:released:" + name
 	require.Eventually(t, func() bool {
 		for _, client := range c.inspect {
-			n, err := client.PubSubNumSub(context.Background(), channel).Result()
-			if err != nil || n[channel] == 0 {
+			n, err := listenersOf(context.Background(), client, name)
+			if err != nil || n == 0 {
 				return false
 			}
 		}
 		return true
 	}, 5*time.Second, 2*time.Millisecond, "listeners never subscribed")
+}
+
+// listenersOf returns how many connections the server of client counts as
+// listening for releases of name: on its classic channel (PUBSUB NUMSUB)
+// and on its sharded one (PUBSUB SHARDNUMSUB), where a listener subscribes
+// when its adapter and server can.
+func listenersOf(ctx context.Context, client *goredislib.Client, name string) (int64, error) {
+	classic := handoff.ReleaseChannel(name)
+	n, err := client.PubSubNumSub(ctx, classic).Result()
+	if err != nil {
+		return 0, err
+	}
+	sharded := handoff.ShardedReleaseChannel(name)
+	if sharded == "" {
+		return n[classic], nil
+	}
+	s, err := client.PubSubShardNumSub(ctx, sharded).Result()
+	if err != nil {
+		return 0, err
+	}
+	return n[classic] + s[sharded], nil
 }
 
 // valuesAfterWait is values once every request in flight is done.

@@ -15,9 +15,11 @@ import (
 	"github.com/quorumlock/redsync/redis"
 )
 
-// A Command is a queued Subscribe or Unsubscribe.
+// A Command is a queued Subscribe or Unsubscribe, or with Sharded an
+// SSubscribe or SUnsubscribe.
 type Command struct {
 	Unsubscribe bool
+	Sharded     bool
 	Channels    []string
 }
 
@@ -153,6 +155,30 @@ func (q *Queue) do(ctx context.Context, batch []Command) (err error) {
 	return q.conn.Do(ctx, batch)
 }
 
+// Sharded is a Queue whose connection also subscribes to sharded channels:
+// a redis.ShardedSubscription. The adapter's Conn must send the commands
+// with Sharded as SSUBSCRIBE and SUNSUBSCRIBE, and fail the one the
+// server refuses as an unknown command with an error that wraps
+// redis.ErrNoShardedPubSub (see redis.ShardedRefusal).
+type Sharded struct {
+	*Queue
+}
+
+var _ redis.ShardedSubscription = Sharded{}
+
+// SSubscribe is Subscribe for sharded channels.
+func (s Sharded) SSubscribe(ctx context.Context, channels ...string) error {
+	if len(channels) == 0 {
+		return nil
+	}
+	return s.queue(ctx, Command{Sharded: true, Channels: channels})
+}
+
+// SUnsubscribe is Unsubscribe for sharded channels.
+func (s Sharded) SUnsubscribe(ctx context.Context, channels ...string) error {
+	return s.queue(ctx, Command{Unsubscribe: true, Sharded: true, Channels: channels})
+}
+
 // Message is for the client's message hook: a message was published on
 // channel, with payload.
 func (q *Queue) Message(channel, payload string) {
@@ -160,13 +186,14 @@ func (q *Queue) Message(channel, payload string) {
 }
 
 // Confirm is for the client's subscription hook: the server confirmed a
-// "subscribe" or "unsubscribe" (kind) of channel, after which the
-// connection is subscribed to count channels. Other kinds are ignored.
+// "subscribe" or "unsubscribe" (kind) of channel, or an "ssubscribe" or
+// "sunsubscribe", after which the connection is subscribed to count
+// channels (of that kind). Other kinds are ignored.
 func (q *Queue) Confirm(kind, channel string, count int64) {
 	switch kind {
-	case "subscribe":
+	case "subscribe", "ssubscribe":
 		q.deliver(redis.Event{Kind: redis.Subscribed, Channel: channel, Count: int(count)})
-	case "unsubscribe":
+	case "unsubscribe", "sunsubscribe":
 		q.deliver(redis.Event{Kind: redis.Unsubscribed, Channel: channel, Count: int(count)})
 	}
 }

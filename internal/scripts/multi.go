@@ -43,9 +43,15 @@ var MultiAcquire = newScript(-1, multiAcquireLua)
 //	ARGV[2]  the channel prefix (see handoff.ReleaseChannel)
 //	ARGV[3]  "": each release is announced on ARGV[2] followed by its key,
 //	         as a Mutex's is; otherwise once, on ARGV[2] followed by ARGV[3]
+//	ARGV[4]  the sharded channel of ARGV[3] (see Release), or ""
+//	ARGV[5]  the prefix of the sharded channel of a key without a hash
+//	         tag (see handoff.ShardedReleaseChannel, whose rule the
+//	         script follows for each key)
+//
+// Each announcement goes through publish.lua, as Release's do.
 //
 // Replies {released, missing, other} (see ParseMultiRelease).
-var MultiRelease = newScript(-1, multiReleaseLua)
+var MultiRelease = newScript(-1, withPublish(multiReleaseLua))
 
 // MultiExtend resets the expiry of every key if all of them hold the
 // holder's value, or of none.

@@ -2,7 +2,20 @@
 -- release on the channel ARGV[2] followed by the key, or once on ARGV[2]
 -- followed by ARGV[3] when ARGV[3] is not empty; replies
 -- {released, missing, other}: how many keys were deleted, missing, or
--- held another value (left alone).
+-- held another value (left alone). ARGV[4] is the sharded channel of
+-- ARGV[3] ("" for none); a key's is sharded(key) (see publish.lua).
+-- publish.lua
+local function sharded(key)
+	local open = string.find(key, "{", 1, true)
+	local close = open and string.find(key, "}", open + 1, true)
+	if close and close > open + 1 then
+		return ARGV[2] .. key
+	end
+	if not ARGV[5] or string.find(key, "}", 1, true) then
+		return ""
+	end
+	return ARGV[5] .. "{" .. key .. "}"
+end
 local released, missing, other = 0, 0, 0
 for _, key in ipairs(KEYS) do
 	local current = redis.call("GET", key)
@@ -11,7 +24,7 @@ for _, key in ipairs(KEYS) do
 	elseif current == ARGV[1] then
 		redis.call("DEL", key)
 		if ARGV[3] == "" then
-			redis.call("PUBLISH", ARGV[2] .. key, "")
+			publish(ARGV[2] .. key, sharded(key), "")
 		end
 		released = released + 1
 	else
@@ -19,6 +32,6 @@ for _, key in ipairs(KEYS) do
 	end
 end
 if released > 0 and ARGV[3] ~= "" then
-	redis.call("PUBLISH", ARGV[2] .. ARGV[3], "")
+	publish(ARGV[2] .. ARGV[3], ARGV[4] or "", "")
 end
 return {released, missing, other}

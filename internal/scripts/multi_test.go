@@ -115,3 +115,29 @@ func TestParsersRefuseRepliesTheScriptsNeverMake(t *testing.T) {
 		t.Error("ParsePermitAcquire of 2 free for 2 returned no error")
 	}
 }
+
+// TestMultiReleaseAnnouncesOnShardedChannels: each key's release goes to
+// its sharded channel (as a Mutex's does), and a single announcement to
+// the one given.
+func TestMultiReleaseAnnouncesOnShardedChannels(t *testing.T) {
+	s := newServer(t)
+	s.set("a", "v", time.Minute)
+	s.set("{t}:b", "v", time.Minute)
+	plain, tagged := s.sSubscribe("redsync:released{a}"), s.sSubscribe("redsync:released:{t}:b")
+	if _, err := ParseMultiRelease(s.run(MultiRelease, []string{"a", "{t}:b"}, "v", "redsync:released:", "", "", "redsync:released")); err != nil {
+		t.Fatal(err)
+	}
+	for _, heard := range []<-chan string{plain, tagged} {
+		if msg := <-heard; msg != "" {
+			t.Errorf("announced %q, want an empty message", msg)
+		}
+	}
+	s.set("{s}:permit:0", "v", time.Minute)
+	announced := s.sSubscribe("redsync:released:{s}:permits")
+	if _, err := ParseMultiRelease(s.run(MultiRelease, []string{"{s}:permit:0"}, "v", "redsync:released:", "{s}:permits", "redsync:released:{s}:permits", "redsync:released")); err != nil {
+		t.Fatal(err)
+	}
+	if msg := <-announced; msg != "" {
+		t.Errorf("announced %q, want an empty message", msg)
+	}
+}

@@ -20,10 +20,12 @@ var releaseLua string
 //	         lease ends; its expiry in milliseconds)
 //	KEYS[4]  the fencing counter (else any key of the slot)
 //	ARGV[1]  the holder's value
-//	ARGV[2]  the channel the release is announced on (PUBLISH)
+//	ARGV[2]  the classic channel the release is announced on (PUBLISH)
 //	ARGV[3]  the run, in milliseconds: after hand-overs in a row for that
 //	         long, a release leaves the key free instead (see below)
 //	ARGV[4]  the outsiders' window, in milliseconds
+//	ARGV[5]  the sharded channel (SPUBLISH, Redis 7.0+), in the lock
+//	         key's hash slot, or "" for none
 //
 // The holder's value also leaves the queue (a waiter that gives up
 // releases its value this way). When the key holds the value, the first
@@ -50,13 +52,24 @@ var releaseLua string
 // memory (maxmemory with noeviction) that refuses the hand-over's SET
 // deletes the key instead.
 //
+// Which channel carries the announcement: the sharded one, where the
+// server has SPUBLISH and ARGV[5] is not ""; the classic one, where it
+// has not, and also while some connection of this server subscribes to
+// the classic channel (PUBSUB NUMSUB, counted by the server itself), so
+// that a listener that cannot SSUBSCRIBE, or one of a version before the
+// sharded channel, still hears releases made on its server. On a Redis
+// Cluster a PUBLISH goes to every node, a SPUBLISH to the key's shard
+// only; NUMSUB counts the node's own connections, so a classic listener
+// on another node of the cluster hears no release published sharded (see
+// docs/waiting.md).
+//
 // Replies (see ParseRelease): ReleaseHanded, ReleaseReleased,
 // ReleaseOtherValue (nothing announced), ReleaseMissing.
 //
 // TIME is a non-deterministic command: Redis before 5 replicates a script
 // that writes after one only as its effects, which redis.replicate_commands
 // asks for (a no-op since Redis 7).
-var Release = newScript(4, releaseLua)
+var Release = newScript(4, withPublish(releaseLua))
 
 // ReleaseReply is a reply of Release.
 type ReleaseReply int64

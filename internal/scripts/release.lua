@@ -1,4 +1,5 @@
 
+-- publish.lua
 if redis.replicate_commands then
 	redis.replicate_commands()
 end
@@ -24,7 +25,7 @@ if queued and redis.call("ZCARD", KEYS[2]) > 0 then
 	elseif now - run >= tonumber(ARGV[3]) and redis.call("HGET", KEYS[3], "redsync:served") ~= slot then
 		redis.call("HSET", KEYS[3], "redsync:served", slot, "redsync:window", string.format("%.0f", now + tonumber(ARGV[4])))
 		redis.call("DEL", KEYS[1])
-		redis.call("PUBLISH", ARGV[2], "")
+		publish(ARGV[2], ARGV[5], "")
 		return 1
 	end
 	while true do
@@ -51,9 +52,9 @@ if queued and redis.call("ZCARD", KEYS[2]) > 0 then
 					if stored and stored >= floor then
 						floor = stored + 1
 					end
-					redis.call("PUBLISH", ARGV[2], "f" .. waited .. "," .. string.format("%.0f", floor) .. ":" .. waiter)
+					publish(ARGV[2], ARGV[5], "f" .. waited .. "," .. string.format("%.0f", floor) .. ":" .. waiter)
 				else
-					redis.call("PUBLISH", ARGV[2], "h" .. waited .. ":" .. waiter)
+					publish(ARGV[2], ARGV[5], "h" .. waited .. ":" .. waiter)
 				end
 				return 2
 			end
@@ -64,5 +65,5 @@ if queued then
 	redis.call("HDEL", KEYS[3], "redsync:run", "redsync:served", "redsync:window")
 end
 redis.call("DEL", KEYS[1])
-redis.call("PUBLISH", ARGV[2], "")
+publish(ARGV[2], ARGV[5], "")
 return 1

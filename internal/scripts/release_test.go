@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 const (
@@ -58,7 +60,27 @@ func (s *server) del(key string) {
 // payloads of its messages, once the server confirmed the subscription.
 func (s *server) subscribe(channel string) <-chan string {
 	s.t.Helper()
-	ps := s.rdb.Subscribe(s.ctx, channel)
+	return s.listen(s.rdb.Subscribe(s.ctx, channel))
+}
+
+// sSubscribe is subscribe for a sharded channel (SSUBSCRIBE).
+func (s *server) sSubscribe(channel string) <-chan string {
+	s.t.Helper()
+	return s.listen(s.rdb.SSubscribe(s.ctx, channel))
+}
+
+// pSubscribe is subscribe for a pattern (PSUBSCRIBE): it hears what is
+// PUBLISHed on the channels the pattern matches, but PUBSUB NUMSUB does
+// not count it.
+func (s *server) pSubscribe(pattern string) <-chan string {
+	s.t.Helper()
+	return s.listen(s.rdb.PSubscribe(s.ctx, pattern))
+}
+
+// listen returns the payloads of ps's messages once the server confirmed
+// its subscription, and closes ps when the test ends.
+func (s *server) listen(ps *goredis.PubSub) <-chan string {
+	s.t.Helper()
 	s.t.Cleanup(func() { _ = ps.Close() })
 	if _, err := ps.Receive(s.ctx); err != nil {
 		s.t.Fatal(err)
@@ -98,7 +120,7 @@ func TestReleaseOnRedis(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := s.in(t)
 			s.flush()
-			channel := "channel:" + tt.name
+			channel := "channel{" + lockKey + "}:" + tt.name
 			s.set(lockKey, "holder", time.Minute) // the waiters queue behind it
 			if tt.dead != "" {
 				s.queue(tt.dead, 1, time.Millisecond)
@@ -114,12 +136,12 @@ func TestReleaseOnRedis(t *testing.T) {
 			if tt.runOver {
 				s.hset(entriesKey, "redsync:run", "0")
 			}
-			messages := s.subscribe(channel)
+			messages := s.sSubscribe(channel)
 			time.Sleep(5 * time.Millisecond) // the dead waiter's lease ends
 			if tt.oom {
 				defer s.outOfMemory()()
 			}
-			got, err := ParseRelease(s.run(Release, fleetKeys, "mine", channel, int64(1000), int64(30)))
+			got, err := ParseRelease(s.run(Release, fleetKeys, "mine", "classic:"+tt.name, int64(1000), int64(30), channel))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,6 +172,82 @@ func TestReleaseOnRedis(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReleaseChoosesItsChannels checks which channels carry a release:
+// the sharded one where the server has SPUBLISH, the classic one where it
+// has not (a server before Redis 7, made here by renaming SPUBLISH away),
+// where there is no sharded channel, or while a connection of the server
+// subscribes to the classic channel.
+func TestReleaseChoosesItsChannels(t *testing.T) {
+	servers := map[bool]*server{true: newServer(t), false: newServerWithArgs(t, "--rename-command", "SPUBLISH", "")}
+	tests := []struct {
+		name              string
+		spublish          bool // the server has SPUBLISH
+		sharded           bool // the script is given a sharded channel
+		classicListener   bool // a connection subscribes to the classic channel
+		wantSharded, want bool // the sharded, the classic channel carries it
+	}{
+		{name: "sharded", spublish: true, sharded: true, wantSharded: true},
+		{name: "sharded, and a classic listener", spublish: true, sharded: true, classicListener: true, wantSharded: true, want: true},
+		{name: "no sharded channel", spublish: true, want: true},
+		{name: "no SPUBLISH", sharded: true, want: true},
+		{name: "no SPUBLISH, a classic listener", sharded: true, classicListener: true, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := servers[tt.spublish].in(t)
+			s.flush()
+			classic, sharded := "released:"+tt.name, "released{"+lockKey+"}"
+			s.set(lockKey, "mine", time.Minute)
+			heardClassic := s.pSubscribe("released:*") // uncounted by NUMSUB
+			if tt.classicListener {
+				s.subscribe(classic)
+			}
+			var heardSharded <-chan string
+			if tt.spublish {
+				heardSharded = s.sSubscribe(sharded)
+			}
+			arg := ""
+			if tt.sharded {
+				arg = sharded
+			}
+			if got, err := ParseRelease(s.run(Release, fleetKeys, "mine", classic, int64(1000), int64(30), arg)); err != nil || got != ReleaseReleased {
+				t.Fatalf("reply %d, %v", got, err)
+			}
+			// A message published after the script's reaches each
+			// connection after what the script published.
+			if err := s.rdb.Publish(s.ctx, classic, "end").Err(); err != nil {
+				t.Fatal(err)
+			}
+			got := heardBeforeEnd(t, heardClassic)
+			gotSharded := false
+			if tt.spublish {
+				if err := s.rdb.SPublish(s.ctx, sharded, "end").Err(); err != nil {
+					t.Fatal(err)
+				}
+				gotSharded = heardBeforeEnd(t, heardSharded)
+			}
+			if gotSharded != tt.wantSharded || got != tt.want {
+				t.Errorf("heard on the sharded channel %v, on the classic %v; want %v, %v", gotSharded, got, tt.wantSharded, tt.want)
+			}
+		})
+	}
+}
+
+// heardBeforeEnd reports whether payloads carries an empty message (a
+// release's) before "end".
+func heardBeforeEnd(t *testing.T, payloads <-chan string) bool {
+	t.Helper()
+	heard := false
+	for p := range payloads {
+		if p == "end" {
+			return heard
+		}
+		heard = heard || p == ""
+	}
+	t.Fatal("the subscription ended")
+	return false
 }
 
 func TestAcquireQueuedOnRedis(t *testing.T) {
@@ -207,7 +305,7 @@ func TestAcquireQueuedOnRedis(t *testing.T) {
 		s.set(lockKey, "mine", time.Minute)
 		acquire(s, "a", 10)
 		s.hset(entriesKey, "redsync:run", "0")
-		if got, err := ParseRelease(s.run(Release, fleetKeys, "mine", "ch", int64(1000), int64(5000))); err != nil || got != ReleaseReleased {
+		if got, err := ParseRelease(s.run(Release, fleetKeys, "mine", "ch", int64(1000), int64(5000), "")); err != nil || got != ReleaseReleased {
 			t.Fatalf("release: %v, %v; want the key left free", got, err)
 		}
 		if got := acquire(s, "a", 10); got.Acquired || got.TTL <= 0 || got.TTL > 5*time.Second {

@@ -7,7 +7,8 @@
 // SHA-1, computed once when the package starts, stays the one EVALSHA
 // finds in the servers' script caches; a test pins each hash. The fencing
 // scripts begin with read_counter.lua, put in place of their line
-// "-- read_counter.lua".
+// "-- read_counter.lua", and the release script with publish.lua in place
+// of its line "-- publish.lua".
 //
 // The scripts keep redsync v4's meaning on the lock key (the key is the
 // mutex name, its value the holder's random value), so that a service on
@@ -35,6 +36,28 @@ func newScript(keyCount int, src string) *redis.Script {
 	return redis.NewScript(keyCount, src, scripthash.Compute(src))
 }
 
+// publishLine is the line of a script that publishLua replaces.
+const publishLine = "-- publish.lua\n"
+
+//go:embed publish.lua
+var publishLua string
+
+// withPublish returns src with its line publishLine replaced by
+// publishLua. It panics, when the package starts, for a src without
+// exactly one such line.
+func withPublish(src string) string {
+	return withSnippet(src, publishLine, publishLua)
+}
+
+// withSnippet returns src with its line line replaced by snippet, and
+// panics for a src without exactly one such line.
+func withSnippet(src, line, snippet string) string {
+	if strings.Count(src, line) != 1 {
+		panic("scripts: a script needs exactly one line " + strings.TrimSpace(line))
+	}
+	return strings.Replace(src, line, snippet, 1)
+}
+
 // readCounterLine is the line of a fencing script that readCounterLua
 // replaces.
 const readCounterLine = "-- read_counter.lua\n"
@@ -43,8 +66,5 @@ const readCounterLine = "-- read_counter.lua\n"
 // readCounterLua. It panics, when the package starts, for a src without
 // exactly one such line.
 func withReadCounter(src string) string {
-	if strings.Count(src, readCounterLine) != 1 {
-		panic("scripts: a fencing script needs exactly one line " + strings.TrimSpace(readCounterLine))
-	}
-	return strings.Replace(src, readCounterLine, readCounterLua, 1)
+	return withSnippet(src, readCounterLine, readCounterLua)
 }

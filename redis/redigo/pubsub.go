@@ -14,13 +14,28 @@ import (
 // Subscribe takes a connection from the delegate pool, within ctx, and
 // dedicates it to pub/sub until Close returns it (redigo unsubscribes it
 // before reusing it). It makes the pool a redis.Subscriber, so that waiters
-// for a lock wake when it is released.
+// for a lock wake when it is released. The Subscription of a connection
+// that implements redis.ConnWithContext (those of *redis.Pool do) is a
+// redsyncredis.ShardedSubscription.
 func (p *pool) Subscribe(ctx context.Context) (redsyncredis.Subscription, error) {
 	c, err := p.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &subscription{conn: redis.PubSubConn{Conn: c.(*conn).delegate}}, nil
+	s := &subscription{conn: redis.PubSubConn{Conn: c.(*conn).delegate}}
+	if _, ok := s.conn.Conn.(redis.ConnWithContext); ok {
+		return shardedSubscription{s}, nil
+	}
+	return s, nil
+}
+
+// shardedSubscription is the subscription of a connection that Close can
+// interrupt (redis.ConnWithContext), which also subscribes to sharded
+// channels. redigo does not know that SSUBSCRIBE puts a connection in
+// pub/sub mode: a connection Close could not interrupt would go back to
+// the pool still subscribed.
+type shardedSubscription struct {
+	*subscription
 }
 
 type subscription struct {
@@ -46,6 +61,26 @@ func (s *subscription) Unsubscribe(_ context.Context, channels ...string) error 
 	return s.conn.Unsubscribe(redis.Args{}.AddFlat(channels)...)
 }
 
+// SSubscribe sends SSUBSCRIBE, like Subscribe.
+func (s shardedSubscription) SSubscribe(_ context.Context, channels ...string) error {
+	return s.send("SSUBSCRIBE", channels)
+}
+
+// SUnsubscribe sends SUNSUBSCRIBE, like Subscribe.
+func (s shardedSubscription) SUnsubscribe(_ context.Context, channels ...string) error {
+	return s.send("SUNSUBSCRIBE", channels)
+}
+
+// send sends command with channels and flushes it.
+func (s *subscription) send(command string, channels []string) error {
+	if err := s.conn.Conn.Send(command, redis.Args{}.AddFlat(channels)...); err != nil {
+		return err
+	}
+	return s.conn.Conn.Flush()
+}
+
+var _ redsyncredis.ShardedSubscription = shardedSubscription{}
+
 func (s *subscription) Receive() (redsyncredis.Event, error) {
 	s.mu.Lock()
 	if s.closing {
@@ -59,23 +94,48 @@ func (s *subscription) Receive() (redsyncredis.Event, error) {
 		s.receiving = false
 		s.mu.Unlock()
 	}()
+	return receive(s.conn.Conn)
+}
+
+// receive reads the next event from c, a connection in pub/sub mode.
+// redigo's PubSubConn.Receive knows no sharded pub/sub (smessage,
+// ssubscribe, sunsubscribe), so the replies are read here, classic and
+// sharded alike. An error reply of the server that it does not know a
+// command wraps redsyncredis.ErrNoShardedPubSub.
+func receive(c redis.Conn) (redsyncredis.Event, error) {
 	for {
-		switch msg := s.conn.Receive().(type) {
-		case error:
-			return redsyncredis.Event{}, msg
-		case redis.Message:
-			return redsyncredis.Event{Kind: redsyncredis.Message, Channel: msg.Channel, Payload: string(msg.Data)}, nil
-		case redis.Subscription:
-			switch msg.Kind {
-			case "subscribe":
-				return redsyncredis.Event{Kind: redsyncredis.Subscribed, Channel: msg.Channel, Count: msg.Count}, nil
-			case "unsubscribe":
-				return redsyncredis.Event{Kind: redsyncredis.Unsubscribed, Channel: msg.Channel, Count: msg.Count}, nil
+		reply, err := redis.Values(c.Receive())
+		if err != nil {
+			var refused redis.Error
+			if errors.As(err, &refused) {
+				err = redsyncredis.ShardedRefusal(err)
 			}
-		case redis.Pong:
-		default:
-			return redsyncredis.Event{}, fmt.Errorf("redigo: unexpected pub/sub reply %T", msg)
+			return redsyncredis.Event{}, err
 		}
+		var kind string
+		if reply, err = redis.Scan(reply, &kind); err != nil {
+			return redsyncredis.Event{}, err
+		}
+		var ev redsyncredis.Event
+		switch kind {
+		case "message", "smessage":
+			ev.Kind = redsyncredis.Message
+			_, err = redis.Scan(reply, &ev.Channel, &ev.Payload)
+		case "subscribe", "ssubscribe":
+			ev.Kind = redsyncredis.Subscribed
+			_, err = redis.Scan(reply, &ev.Channel, &ev.Count)
+		case "unsubscribe", "sunsubscribe":
+			ev.Kind = redsyncredis.Unsubscribed
+			_, err = redis.Scan(reply, &ev.Channel, &ev.Count)
+		case "pong":
+			continue
+		default:
+			return redsyncredis.Event{}, fmt.Errorf("redigo: unexpected pub/sub reply %q", kind)
+		}
+		if err != nil {
+			return redsyncredis.Event{}, err
+		}
+		return ev, nil
 	}
 }
 

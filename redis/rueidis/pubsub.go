@@ -17,7 +17,8 @@ var errSubscriptionClosed = errors.New("rueidis: pub/sub connection closed")
 // Subscribe dedicates a connection of the rueidis.Client behind the Cmdable
 // to pub/sub (Client().Dedicate()) and checks it with a PING within ctx;
 // NewPool says why not through rueidiscompat's PubSub. The Subscription is
-// a pubsubqueue.Queue that the connection's pub/sub hooks feed.
+// a pubsubqueue.Queue that the connection's pub/sub hooks feed, and a
+// redsyncredis.ShardedSubscription except on a cluster client.
 func (p *pool) Subscribe(ctx context.Context) (redsyncredis.Subscription, error) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -38,7 +39,12 @@ func (p *pool) Subscribe(ctx context.Context) (redsyncredis.Subscription, error)
 		return nil, err
 	}
 	q.Start(dedicatedConn{client}, hooksDone)
-	return q, nil
+	if p.delegate.Client().Mode() == rueidis.ClientModeCluster {
+		// A dedicated connection of a cluster client goes to one node:
+		// sharded channels of other nodes' slots would be refused there.
+		return q, nil
+	}
+	return pubsubqueue.Sharded{Queue: q}, nil
 }
 
 // dedicatedConn is the pubsubqueue.Conn of a dedicated rueidis connection.
@@ -51,15 +57,20 @@ type dedicatedConn struct {
 func (c dedicatedConn) Do(ctx context.Context, batch []pubsubqueue.Command) error {
 	cmds := make(rueidis.Commands, len(batch))
 	for i, cmd := range batch {
-		if cmd.Unsubscribe {
+		switch {
+		case cmd.Unsubscribe && cmd.Sharded:
+			cmds[i] = c.client.B().Sunsubscribe().Channel(cmd.Channels...).Build()
+		case cmd.Unsubscribe:
 			cmds[i] = c.client.B().Unsubscribe().Channel(cmd.Channels...).Build()
-		} else {
+		case cmd.Sharded:
+			cmds[i] = c.client.B().Ssubscribe().Channel(cmd.Channels...).Build()
+		default:
 			cmds[i] = c.client.B().Subscribe().Channel(cmd.Channels...).Build()
 		}
 	}
 	for _, reply := range c.client.DoMulti(ctx, cmds...) {
 		if err := reply.Error(); err != nil {
-			return err
+			return redsyncredis.ShardedRefusal(err)
 		}
 	}
 	return nil

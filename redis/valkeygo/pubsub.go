@@ -19,7 +19,8 @@ var errSubscriptionClosed = errors.New("valkeygo: pub/sub connection closed")
 // Subscribe dedicates a connection of the valkey.Client behind the Cmdable
 // to pub/sub (Client().Dedicate()) and checks it with a PING within ctx;
 // NewPool says why not through valkeycompat's PubSub. The Subscription is
-// a pubsubqueue.Queue that the connection's pub/sub hooks feed.
+// a pubsubqueue.Queue that the connection's pub/sub hooks feed, and a
+// redsyncredis.ShardedSubscription except on a cluster client.
 func (p *pool) Subscribe(ctx context.Context) (redsyncredis.Subscription, error) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -40,7 +41,12 @@ func (p *pool) Subscribe(ctx context.Context) (redsyncredis.Subscription, error)
 		return nil, err
 	}
 	q.Start(dedicatedConn{client}, hooksDone)
-	return q, nil
+	if p.delegate.Client().Mode() == valkey.ClientModeCluster {
+		// A dedicated connection of a cluster client goes to one node:
+		// sharded channels of other nodes' slots would be refused there.
+		return q, nil
+	}
+	return pubsubqueue.Sharded{Queue: q}, nil
 }
 
 // dedicatedConn is the pubsubqueue.Conn of a dedicated valkey-go connection.
@@ -53,15 +59,20 @@ type dedicatedConn struct {
 func (c dedicatedConn) Do(ctx context.Context, batch []pubsubqueue.Command) error {
 	cmds := make(valkey.Commands, len(batch))
 	for i, cmd := range batch {
-		if cmd.Unsubscribe {
+		switch {
+		case cmd.Unsubscribe && cmd.Sharded:
+			cmds[i] = c.client.B().Sunsubscribe().Channel(cmd.Channels...).Build()
+		case cmd.Unsubscribe:
 			cmds[i] = c.client.B().Unsubscribe().Channel(cmd.Channels...).Build()
-		} else {
+		case cmd.Sharded:
+			cmds[i] = c.client.B().Ssubscribe().Channel(cmd.Channels...).Build()
+		default:
 			cmds[i] = c.client.B().Subscribe().Channel(cmd.Channels...).Build()
 		}
 	}
 	for _, reply := range c.client.DoMulti(ctx, cmds...) {
 		if err := reply.Error(); err != nil {
-			return err
+			return redsyncredis.ShardedRefusal(err)
 		}
 	}
 	return nil
