@@ -40,6 +40,8 @@ var pinnedHashes = []struct {
 	{"FencedAcquire", FencedAcquire, 2, "22a9cfb8d9bfd354d1756cd7b2923ce9f01ba59d"},
 	{"FencedAcquireOne", FencedAcquireOne, 2, "db3b2e0b1c3ecf267c6dc7987c971ad8d61c9ce2"},
 	{"FenceWriteBack", FenceWriteBack, 2, "cc09632e9b85263ae96bbfbd773bc67f4ced0df8"},
+	{"Proclaim", Proclaim, 2, "303aa9fcd1a4f070be2ec919290a13b5f39f0dc0"},
+	{"ReadLeader", ReadLeader, 2, "36e1e27753f7a82e15f932962804e933bb15e3cc"},
 }
 
 func TestScriptsKeepTheirHashAndKeyCount(t *testing.T) {
