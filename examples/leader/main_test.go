@@ -38,6 +38,7 @@ func TestLeaderTakesOverOnEmbeddedServers(t *testing.T) {
 		t.Fatalf("run: %v\noutput:\n%s", err, &out)
 	}
 	checkOutput(t, out.String())
+	t.Log(out.String())
 }
 
 func TestLeaderTakesOverOnRealServers(t *testing.T) {
@@ -47,4 +48,5 @@ func TestLeaderTakesOverOnRealServers(t *testing.T) {
 		t.Fatalf("run: %v\noutput:\n%s", err, &out)
 	}
 	checkOutput(t, out.String())
+	t.Log(out.String())
 }
