@@ -369,36 +369,47 @@ func (e *Election) Leader(ctx context.Context) (Leader, error) {
 	}
 	m := e.reader
 	reads := make([]*scripts.LeaderRead, len(m.nodes.pools))
-	var mu sync.Mutex // guards reads
+	var mu sync.Mutex // guards reads and failed
+	var failed []error
 	start := time.Now()
+	// Every reply counts as a refusal, so that the round waits for every
+	// server (or the per-server deadline): a quorum of replies may not
+	// yet show the quorum that holds the lock.
 	res := m.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		reply, err := m.eval(ctx, pool, scripts.ReadLeader, m.args.name, e.recordKey)
-		if err != nil {
-			return false, err
-		}
-		read, err := scripts.ParseReadLeader(reply)
-		if err != nil {
-			return false, err
+		var read scripts.LeaderRead
+		if err == nil {
+			read, err = scripts.ParseReadLeader(reply)
 		}
 		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed = append(failed, fmt.Errorf("node #%d: %w", m.serverIndex(node), err))
+			return false, err
+		}
 		reads[node] = &read
-		mu.Unlock()
-		return true, nil
+		return false, nil
 	}, nil, nil)
 	if res.ctxErr != nil {
 		return Leader{}, errors.Join(fmt.Errorf("redsync: reading the leader of %q", e.name), res.ctxErr)
 	}
 	mu.Lock()
 	got := slices.Clone(reads)
+	failures := slices.Clone(failed)
 	mu.Unlock()
 	l, ttl, found := decideLeader(got, m.nodes.quorum)
-	switch {
-	case found:
+	if found {
 		l.Until = start.Add(ttl - m.drift())
 		return l, nil
-	case res.n < m.nodes.quorum:
-		return Leader{}, errors.Join(fmt.Errorf("redsync: reading the leader of %q: %d servers answered, %d needed",
-			e.name, res.n, m.nodes.quorum), res.err)
+	}
+	if answered := len(got) - countNil(got); answered < m.nodes.quorum {
+		for node, r := range got {
+			if r == nil && len(failures) < len(got)-answered {
+				failures = append(failures, fmt.Errorf("node #%d: no reply within the per-server deadline (%v)", m.serverIndex(node), m.opTimeout()))
+			}
+		}
+		return Leader{}, errors.Join(append([]error{fmt.Errorf("redsync: reading the leader of %q: %d servers answered, %d needed",
+			e.name, answered, m.nodes.quorum)}, failures...)...)
 	}
 	return Leader{}, fmt.Errorf("%w of %q", ErrNoLeader, e.name)
 }
@@ -434,4 +445,15 @@ func decideLeader(reads []*scripts.LeaderRead, quorum int) (Leader, time.Duratio
 		return l, time.Duration(ttls[quorum-1]) * time.Millisecond, true
 	}
 	return Leader{}, 0, false
+}
+
+// countNil returns how many reads are missing.
+func countNil(reads []*scripts.LeaderRead) int {
+	n := 0
+	for _, r := range reads {
+		if r == nil {
+			n++
+		}
+	}
+	return n
 }
