@@ -42,6 +42,10 @@ var pinnedHashes = []struct {
 	{"FenceWriteBack", FenceWriteBack, 2, "cc09632e9b85263ae96bbfbd773bc67f4ced0df8"},
 	{"Proclaim", Proclaim, 2, "303aa9fcd1a4f070be2ec919290a13b5f39f0dc0"},
 	{"ReadLeader", ReadLeader, 2, "36e1e27753f7a82e15f932962804e933bb15e3cc"},
+	{"RWReadAcquire", RWReadAcquire, 2, "fc732a7d4b0acc2b87d019603b45fbc710716f77"},
+	{"RWReadRelease", RWReadRelease, 2, "5e7171d432a771ad81da7756f4aafed894cfd7fd"},
+	{"RWWriteAcquire", RWWriteAcquire, 2, "912ad1c9af503f10ecfad3f2744a8f8f269467b6"},
+	{"RWWriteRelease", RWWriteRelease, 2, "87008082e08d401d97f32b93d1eb286403f28e1c"},
 }
 
 func TestScriptsKeepTheirHashAndKeyCount(t *testing.T) {
