@@ -120,7 +120,12 @@ func (m *Mutex) newAcquireRound(kind attemptKind, stint *fleetStint) (acquireRou
 		r.hold = newHolding(r.value, len(m.nodes.pools))
 	}
 	r.start = time.Now()
-	if len(m.nodes.pools) <= len(r.hold.freeAfter) {
+	if stint != nil {
+		// An array of the attempt's own: the hold's serves every attempt
+		// of the stint, and what an earlier one recorded there (or its
+		// late replies) would pass for this attempt's (see setNodes).
+		r.freeAfter = make([]int64, len(m.nodes.pools))
+	} else if len(m.nodes.pools) <= len(r.hold.freeAfter) {
 		r.freeAfter = r.hold.freeAfter[:len(m.nodes.pools)]
 	} else {
 		r.freeAfter = make([]int64, len(m.nodes.pools))

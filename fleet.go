@@ -33,14 +33,16 @@ import (
 // fleetLease is how long a queued value stays in a server's queue without
 // being renewed: a waiter that stops (crashes, pauses, is cut off) is
 // passed over by the releases once it ends.
-const fleetLease = time.Second
+const fleetLease = 2 * time.Second
 
 // fleetStay is how often a waiter renews its lease, with an attempt.
-const fleetStay = fleetLease / 3
+const fleetStay = fleetLease / 2
 
-// Outsiders' turns: after fleetRun of hand-overs in a row on a server, the
-// next release leaves the key free and the server refuses it to queued
-// waiters for fleetWindow, so that a Lock that does not queue (redsync's,
+// Outsiders' turns: once a server has handed the key over for fleetRun in
+// a row, the first release in each fleetRun of its clock (counted from the
+// epoch, so that the servers agree on the release) leaves the key free and
+// the server refuses it to queued waiters for fleetWindow, so that a Lock
+// that does not queue (redsync's,
 // this library's without hand-off or through a Pool that
 // cannot listen, TryLock) gets its chance on a busy name: queued waiters
 // would otherwise keep the key for good. It costs a busy name fleetWindow
@@ -153,13 +155,13 @@ func (q *acquirer) awaitTurn(a lockAttempt, handed []int64, floors []uint64) err
 		if woke == wokeSignaled && q.w.handed(handed, nil) > seen {
 			continue // a server handed the key over: count again
 		}
-		tried := woke == wokeDelayOver || woke == wokeBehind
-		if p := q.stint.partial; tried || !p.IsZero() && time.Since(p) >= q.m.handoffGrace() {
-			// A try is over, or some servers hold the value and no
-			// quorum followed: the value is given up (handed on to the
-			// next waiters where it holds the key) and a fresh one queues
-			// at the same place, as each try of redsync's Lock makes its
-			// own value.
+		if p := q.stint.partial; !p.IsZero() && time.Since(p) >= q.m.handoffGrace() {
+			// Some servers hold the value and no quorum followed: the
+			// value is given up (handed on to the next waiters where it
+			// holds the key) and a fresh one queues at the same place.
+			// (A try that ends with nothing held keeps the value: a
+			// fresh one per try would cost each waiter a release and an
+			// acquire per retry delay.)
 			q.retire(0)
 			if err := q.newStint(q.stint.ticket); err != nil {
 				return err
@@ -216,9 +218,9 @@ func (q *acquirer) newStint(ticket any) error {
 // retire gives the stint's value up: every server that may hold or queue
 // it is released, which hands the key on where it holds it. It waits up to
 // d for the releases. A server where the value only queued, as far as this
-// process knows, is released within fleetLease, after which its entry is
-// passed over anyway: a stalled server does not keep Redsync.Wait waiting
-// for an expiry.
+// process knows, is released within fleetLease and the per-server
+// deadline, after which its entry is passed over anyway: a stalled server
+// does not keep Redsync.Wait waiting for an expiry.
 func (q *acquirer) retire(d time.Duration) {
 	m, s := q.m, q.stint
 	handed := make([]int64, len(m.rs.pools))

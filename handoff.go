@@ -129,6 +129,14 @@ func (h *handoffState) releasedHere(name string) {
 	}
 }
 
+// handedOverHere records that a Mutex of this process released name on a
+// quorum of servers by handing it over (see handoff.Queues.HandedOverHere).
+func (h *handoffState) handedOverHere(name string) {
+	if q := h.started(); q != nil {
+		q.HandedOverHere(name)
+	}
+}
+
 // state returns what the queues know of name, for tests.
 func (h *handoffState) state(name string) handoff.NameState {
 	if q := h.started(); q != nil {

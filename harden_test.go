@@ -147,9 +147,10 @@ func TestLockValuesThatCannotBeLockValuesAreArgumentErrors(t *testing.T) {
 }
 
 // TestAValueMadeWhileWaitingIsCheckedToo: the value a waiting Lock makes
-// for its next attempt, which a releaser may hand the lock over to, goes
-// through the same check: the attempt fails with an *ArgumentError and
-// nobody holds the bad value.
+// for its next try goes through the same check: the attempt fails with an
+// *ArgumentError and nobody holds the bad value. (A Lock in the fleet
+// queue makes its values, which a release may hand the lock to, through
+// the same checked function.)
 func TestAValueMadeWhileWaitingIsCheckedToo(t *testing.T) {
 	c := startReal(t, 3)
 	rs := newRedsync(t, c.pools...)
@@ -158,7 +159,7 @@ func TestAValueMadeWhileWaitingIsCheckedToo(t *testing.T) {
 	require.NoError(t, holder.Lock())
 
 	var made int32
-	waiter := rs.NewMutex(name, WithRetryDelay(50*time.Millisecond), WithGenValueFunc(func() (string, error) {
+	waiter := rs.NewMutex(name, WithHandoff(false), WithRetryDelay(50*time.Millisecond), WithGenValueFunc(func() (string, error) {
 		if atomic.AddInt32(&made, 1) == 1 {
 			return "good-value", nil // the first try, refused
 		}

@@ -125,7 +125,8 @@ func releaseNotNeeded(hold *holding) func(node int) bool {
 }
 
 // result is Unlock's result from its round's: a release that handed
-// nothing over on a quorum is announced to the waiters of this process.
+// nothing over on a quorum is announced to the waiters of this process;
+// one that handed over tells them the lock is no longer held here.
 func (r releaseRound) result(res roundResult) (bool, error) {
 	handedOver := int(atomic.LoadInt32(r.handed)) >= r.m.nodes.quorum
 	if res.ctxErr != nil {
@@ -134,7 +135,11 @@ func (r releaseRound) result(res roundResult) (bool, error) {
 	if res.n < r.m.nodes.quorum {
 		return false, res.err
 	}
-	if r.m.rs.canListen && !handedOver {
+	switch {
+	case !r.m.rs.canListen:
+	case handedOver:
+		r.m.rs.handoff.handedOverHere(r.m.name)
+	default:
 		r.m.rs.handoff.releasedHere(r.m.name)
 	}
 	return true, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -141,6 +142,32 @@ func (f *fleet) redisVersion(ctx context.Context) string {
 		}
 	}
 	return "unknown"
+}
+
+// serverCPU returns the processor time (user and system, INFO cpu) the
+// first n servers have used so far, in total.
+func (f *fleet) serverCPU(ctx context.Context, n int) (time.Duration, error) {
+	var total time.Duration
+	for i := range n {
+		cctx, cancel := context.WithTimeout(ctx, inspectTimeout)
+		info, err := f.inspect[i].Info(cctx, "cpu").Result()
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("INFO cpu on server %d: %w", i, err)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+			if !ok || (k != "used_cpu_sys" && k != "used_cpu_user") {
+				continue
+			}
+			secs, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("INFO cpu on server %d: %s: %w", i, k, err)
+			}
+			total += time.Duration(secs * float64(time.Second))
+		}
+	}
+	return total, nil
 }
 
 // settle waits until at most limit goroutines run, so that work a library

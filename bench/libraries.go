@@ -53,6 +53,8 @@ type lockOptions struct {
 	floorAtQuorum bool
 	// fencing is WithFencing(true) (quorumlock only).
 	fencing bool
+	// observer, when not nil, observes every Mutex (quorumlock only).
+	observer quorumlock.Observer
 }
 
 // A locker makes mutexes of one library over one set of servers.
@@ -130,7 +132,11 @@ func openQuorumlock(clients []*redis.Client, o lockOptions) locker {
 	if o.fencing {
 		opts = append(opts, quorumlock.WithFencing(true))
 	}
-	return &quorumlockLocker{rs: quorumlock.New(pools...), opts: opts}
+	rs := quorumlock.New(pools...)
+	if o.observer != nil {
+		rs.SetObserver(o.observer)
+	}
+	return &quorumlockLocker{rs: rs, opts: opts}
 }
 
 func (l *quorumlockLocker) newMutex(name string) mutex {

@@ -58,10 +58,50 @@ func TestQuickRunReportsEveryScenario(t *testing.T) {
 			t.Errorf("flash sale: %s N=%s: oversold %q, overlaps %q, want 0", row["library"], row["N"], row["oversold (max)"], row["overlaps (max)"])
 		}
 	}
+	checkFleetTables(t, report)
 	for prefix, want := range map[string]int{"5.": 3, "6a.": 2, "6b.": 2} {
 		if rows := table(t, report, prefix); len(rows) != want {
 			t.Errorf("table %s has %d rows, want %d", prefix, len(rows), want)
 		}
+	}
+}
+
+// checkFleetTables checks the tables of the multi-process scenarios: a row
+// per library and N, no overlaps, nothing oversold.
+func checkFleetTables(t *testing.T, report string) {
+	t.Helper()
+	libs := []string{libQuorumlock, libRedsync}
+	for prefix, ns := range map[string][]string{"7.": {"1", "3", "5"}, "7a.": {"1", "3", "5"}, "8.": {"3"}, "8a.": {"3"}, "9.": {"1", "3"}} {
+		rows := table(t, report, prefix)
+		for _, n := range ns {
+			for _, lib := range libs {
+				if got := countRows(rows, n, lib); got != 1 {
+					t.Errorf("table %s: %d rows for %s N=%s, want 1", prefix, got, lib, n)
+				}
+			}
+		}
+	}
+	for _, prefix := range []string{"7.", "8."} {
+		for _, row := range table(t, report, prefix) {
+			if row["overlaps"] != "0" {
+				t.Errorf("table %s: %s N=%s: overlaps %q, want 0", prefix, row["library"], row["N"], row["overlaps"])
+			}
+		}
+	}
+	for _, row := range table(t, report, "9.") {
+		if row["oversold (max)"] != "0" || row["overlaps (max)"] != "0" {
+			t.Errorf("fleet flash sale: %s N=%s: oversold %q, overlaps %q, want 0", row["library"], row["N"], row["oversold (max)"], row["overlaps (max)"])
+		}
+	}
+	mixed := table(t, report, "7b.")
+	if len(mixed) != QuickConfig().FleetProcs {
+		t.Errorf("table 7b has %d rows, want one per process", len(mixed))
+	}
+	if !strings.Contains(report, "overlaps 0 (must be 0)") {
+		t.Errorf("table 7b does not report 0 overlaps")
+	}
+	if rows := table(t, report, "7c."); len(rows) != 3 {
+		t.Errorf("table 7c has %d rows, want 3", len(rows))
 	}
 }
 
@@ -75,7 +115,8 @@ func TestParseScenarios(t *testing.T) {
 		{in: "all", want: AllScenarios},
 		{in: "1,3", want: []Scenario{Uncontended, Contention}},
 		{in: "stalled, Robustness,5", want: []Scenario{Stalled, Robustness}},
-		{in: "7", wantErr: true},
+		{in: "7,fleet-slow,9", want: []Scenario{Fleet, FleetSlow, FleetFlashSale}},
+		{in: "10", wantErr: true},
 		{in: "1,fast", wantErr: true},
 	} {
 		got, err := ParseScenarios(tc.in)

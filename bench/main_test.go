@@ -12,6 +12,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The fleet scenarios start this test binary again as their workers.
+	RunWorkerIfAsked()
 	// go-redis logs to standard output, where a line in the middle of a
 	// benchmark's result makes it unreadable to benchstat (it logs when
 	// a closed client's pooled connections are dropped).

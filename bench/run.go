@@ -8,6 +8,10 @@
 // range over rounds), so that the libraries share the machine's state.
 // BenchmarkLockUnlock is the uncontended scenario as a standard Go
 // benchmark, for benchstat.
+//
+// Scenarios 7-9 measure across processes: they start the running program
+// again as worker processes, which must call RunWorkerIfAsked first in
+// main (cmd/lockbench does, and this package's TestMain).
 package bench
 
 import (
@@ -18,6 +22,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,24 +33,30 @@ type Scenario int
 
 // The scenarios, numbered as in the report.
 const (
-	Uncontended Scenario = iota + 1 // one goroutine, Lock+Unlock latency and allocations
-	Throughput                      // goroutines on their own keys, ops/s
-	Contention                      // goroutines on one key, hand-off and fairness
-	FlashSale                       // 100 buyers, one key, stock in Redis
-	Stalled                         // one of 5 servers stopped (SIGSTOP)
-	Robustness                      // cancelled Lock with stalled servers; fail-fast orphans
+	Uncontended    Scenario = iota + 1 // one goroutine, Lock+Unlock latency and allocations
+	Throughput                         // goroutines on their own keys, ops/s
+	Contention                         // goroutines on one key, hand-off and fairness
+	FlashSale                          // 100 buyers, one key, stock in Redis
+	Stalled                            // one of 5 servers stopped (SIGSTOP)
+	Robustness                         // cancelled Lock with stalled servers; fail-fast orphans
+	Fleet                              // processes on one name: hand-off across processes; a mixed fleet
+	FleetSlow                          // Fleet behind proxies that delay every byte
+	FleetFlashSale                     // 100 buyers over processes, one name, stock in Redis
 )
 
 // AllScenarios lists every scenario in report order.
-var AllScenarios = []Scenario{Uncontended, Throughput, Contention, FlashSale, Stalled, Robustness}
+var AllScenarios = []Scenario{Uncontended, Throughput, Contention, FlashSale, Stalled, Robustness, Fleet, FleetSlow, FleetFlashSale}
 
 var scenarioNames = map[Scenario]string{
-	Uncontended: "uncontended",
-	Throughput:  "throughput",
-	Contention:  "contention",
-	FlashSale:   "flashsale",
-	Stalled:     "stalled",
-	Robustness:  "robustness",
+	Uncontended:    "uncontended",
+	Throughput:     "throughput",
+	Contention:     "contention",
+	FlashSale:      "flashsale",
+	Stalled:        "stalled",
+	Robustness:     "robustness",
+	Fleet:          "fleet",
+	FleetSlow:      "fleet-slow",
+	FleetFlashSale: "fleet-flashsale",
 }
 
 func (s Scenario) String() string {
@@ -55,9 +66,10 @@ func (s Scenario) String() string {
 	return "scenario(" + strconv.Itoa(int(s)) + ")"
 }
 
-// ParseScenarios parses a comma-separated list of scenario numbers (1-6)
+// ParseScenarios parses a comma-separated list of scenario numbers (1-9)
 // or names (uncontended, throughput, contention, flashsale, stalled,
-// robustness); "all" or "" selects every scenario.
+// robustness, fleet, fleet-slow, fleet-flashsale); "all" or "" selects
+// every scenario.
 func ParseScenarios(list string) ([]Scenario, error) {
 	if list == "" || list == "all" {
 		return AllScenarios, nil
@@ -73,7 +85,7 @@ func ParseScenarios(list string) ([]Scenario, error) {
 			}
 		}
 		if found == 0 {
-			return nil, fmt.Errorf("unknown scenario %q: want numbers 1-6 or names %s", field, scenarioList())
+			return nil, fmt.Errorf("unknown scenario %q: want numbers 1-%d or names %s", field, len(AllScenarios), scenarioList())
 		}
 		if !seen[found] {
 			seen[found] = true
@@ -148,11 +160,35 @@ type Config struct {
 	// FailFastOps is the number of Lock+Unlock of scenario 6b.
 	FailFastOps int
 
+	// FleetProcs worker processes of FleetGoroutines goroutines each
+	// contend in scenarios 7 and 8 for FleetTime per round, each holding
+	// the lock FleetHold; each process first warms up (FleetWarmup
+	// Lock+Unlock per goroutine). FleetPings PINGs measure the round trip
+	// before each round. Scenario 7 runs on Servers, its mixed fleet (one
+	// process on redsync v4) on FleetMixedServers.
+	FleetProcs        int
+	FleetGoroutines   int
+	FleetTime         time.Duration
+	FleetHold         time.Duration
+	FleetWarmup       int
+	FleetPings        int
+	FleetMixedServers int
+	// FleetSlowServers and FleetSlowDelay shape scenario 8: the servers,
+	// and the delay its proxies add each way.
+	FleetSlowServers int
+	FleetSlowDelay   time.Duration
+	// FleetSaleBuyers spread over FleetProcs processes buy from a stock of
+	// FleetSaleStock on FleetSaleServers servers (scenario 9).
+	FleetSaleBuyers  int
+	FleetSaleStock   int
+	FleetSaleServers []int
+
 	// Progress, when not nil, receives a line per step.
 	Progress io.Writer
 }
 
-// DefaultConfig is the full measurement: about 4 minutes on 2 cores.
+// DefaultConfig is the full measurement: about 7-8 minutes on 2 cores
+// (scenarios 7-9 about 3 of them).
 func DefaultConfig() Config {
 	return Config{
 		Scenarios:          AllScenarios,
@@ -175,6 +211,18 @@ func DefaultConfig() Config {
 		CancelAfter:        20 * time.Millisecond,
 		ResumeWait:         time.Second,
 		FailFastOps:        200,
+		FleetProcs:         4,
+		FleetGoroutines:    4,
+		FleetTime:          3 * time.Second,
+		FleetHold:          time.Millisecond,
+		FleetWarmup:        20,
+		FleetPings:         200,
+		FleetMixedServers:  3,
+		FleetSlowServers:   3,
+		FleetSlowDelay:     2 * time.Millisecond,
+		FleetSaleBuyers:    100,
+		FleetSaleStock:     50,
+		FleetSaleServers:   []int{1, 3},
 	}
 }
 
@@ -198,6 +246,12 @@ func QuickConfig() Config {
 	c.StalledLoadTime = 200 * time.Millisecond
 	c.ResumeWait = 200 * time.Millisecond
 	c.FailFastOps = 20
+	c.FleetTime = 300 * time.Millisecond
+	c.FleetGoroutines = 2
+	c.FleetWarmup = 3
+	c.FleetPings = 20
+	c.FleetSaleBuyers = 20
+	c.FleetSaleStock = 10
 	return c
 }
 
@@ -212,13 +266,27 @@ func (c *Config) check() error {
 		return fmt.Errorf("uncontended rounds must be at least 1, got %d", c.UncontendedRounds)
 	case len(c.Servers) == 0:
 		return errors.New("no server counts selected")
+	case c.FleetProcs < 2 && c.runs(Fleet, FleetSlow, FleetFlashSale):
+		return fmt.Errorf("fleet scenarios need at least 2 processes, got %d", c.FleetProcs)
+	case c.FleetGoroutines < 1 && c.runs(Fleet, FleetSlow):
+		return fmt.Errorf("fleet goroutines must be at least 1, got %d", c.FleetGoroutines)
 	}
-	for _, n := range c.Servers {
+	for _, n := range append(append(slices.Clone(c.Servers), c.FleetMixedServers, c.FleetSlowServers), c.FleetSaleServers...) {
 		if n < 1 || n > maxServers {
 			return fmt.Errorf("server count %d out of range 1-%d", n, maxServers)
 		}
 	}
 	return nil
+}
+
+// runs reports whether any of scenarios is selected.
+func (c *Config) runs(scenarios ...Scenario) bool {
+	for _, s := range scenarios {
+		if slices.Contains(c.Scenarios, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxServers is the size of the fleet: the largest N, and the N of the
@@ -229,6 +297,7 @@ const maxServers = 5
 type env struct {
 	cfg   Config
 	fleet *fleet
+	load  string // the load averages when the run started
 }
 
 // progress prints one line of progress.
@@ -261,7 +330,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	defer f.close()
-	e := &env{cfg: cfg, fleet: f}
+	e := &env{cfg: cfg, fleet: f, load: loadAverage()}
 
 	var sections []section
 	for _, s := range cfg.Scenarios {
@@ -303,6 +372,12 @@ func runScenario(ctx context.Context, e *env, s Scenario) ([]section, error) {
 		return runStalled(ctx, e)
 	case Robustness:
 		return runRobustness(ctx, e)
+	case Fleet:
+		return runFleet(ctx, e)
+	case FleetSlow:
+		return runFleetSlow(ctx, e)
+	case FleetFlashSale:
+		return runFleetSale(ctx, e)
 	}
 	return nil, fmt.Errorf("unknown scenario %d", s)
 }
@@ -317,8 +392,31 @@ func writeHeader(w io.Writer, e *env, started time.Time) {
 	fmt.Fprintf(w, "| CPUs | %d (GOMAXPROCS %d), host %s |\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), host)
 	fmt.Fprintf(w, "| redis-server | %s, %d processes on 127.0.0.1, no persistence |\n", e.fleet.redisVersion(context.Background()), len(e.fleet.servers))
 	fmt.Fprintf(w, "| modules | %s |\n", moduleVersions())
-	fmt.Fprintf(w, "| rounds | %d per scenario (scenario 1: %d shorter ones), libraries interleaved, order rotated each round; figures are medians over rounds (range in parentheses) |\n\n", e.cfg.Rounds, e.cfg.UncontendedRounds)
+	shorter := ""
+	if e.cfg.runs(Uncontended) {
+		shorter = fmt.Sprintf(" (scenario 1: %d shorter ones)", e.cfg.UncontendedRounds)
+	}
+	fmt.Fprintf(w, "| rounds | %d per scenario%s, libraries interleaved, order rotated each round; figures are medians over rounds (range in parentheses) |\n", e.cfg.Rounds, shorter)
+	if e.cfg.runs(Fleet, FleetSlow, FleetFlashSale) {
+		fmt.Fprintf(w, "| load | %s at the start (/proc/loadavg: 1, 5, 15 minutes) |\n", e.load)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Every library uses go-redis v9 clients with default options (one client per server) and its own default options unless a table says otherwise. The floor is the raw go-redis client sending `SET key value NX PX 8000` and the compare-and-delete script (EVALSHA) to every server (one goroutine per server when N > 1), with no library around it.\n\n")
+}
+
+// loadAverage returns the machine's load averages, or "unknown" where
+// /proc/loadavg cannot be read: what else ran shapes the multi-process
+// figures.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) < 3 {
+		return "unknown"
+	}
+	return strings.Join(fields[:3], ", ")
 }
 
 // moduleVersions names the versions of the measured modules.

@@ -527,8 +527,8 @@ func fencingOptions(name string) []redsync.Option {
 // fencedName reports whether the holders of name lock with fencing: all
 // but every other fast name ("faults:fast:1", "faults:fast:3" and so on)
 // and the clients' own names (see ownName), whose holders go without, so
-// that the runs also cover what fencing turns off: a contended lock handed
-// over by the release itself.
+// that the runs cover hand-overs with and without a token, and names where
+// only some holders fence.
 func fencedName(name string) bool {
 	const fast = "faults:fast:"
 	if strings.HasPrefix(name, ownNamePrefix) {

@@ -31,12 +31,12 @@ const (
 
 // queueSuffixes end the keys of a name's fleet queue (handoff.QueueKeys),
 // and queueLife is how long the library keeps them after a waiter's last
-// renewal (three leases of 1 s): a waiter whose retire did not reach a
+// renewal (three leases of 2 s): a waiter whose retire did not reach a
 // server (cut off, stalled) leaves its entry to expire. Only one without
 // an expiry, or with a longer one, is an orphan.
 var queueSuffixes = []string{":redsync:queue", ":redsync:waiters"}
 
-const queueLife = 3 * time.Second
+const queueLife = 6 * time.Second
 
 // An Orphan is a key left on a server after every client had unlocked what
 // it held and waited for its requests.

@@ -57,7 +57,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("Extend calls", ops.ExtendCalls, fmt.Sprintf("%d failed", ops.ExtendFailed))
 	row("Unlock calls", ops.Unlocks, fmt.Sprintf("%d reported no quorum (lock expired, server unreachable)", ops.UnlockFailed))
 	row("KeepAlive holders", ops.KeepAlives, "")
-	row("handed over", ops.HandedOver, "acquired from a releasing Unlock (names without fencing)")
+	row("handed over", ops.HandedOver, "acquired from a releasing Unlock (fenced names too)")
 	row("requests not sent", ops.NotSent, "to a backlogged server (ErrBacklogged)")
 	row("total operations", ops.LockCalls+ops.ExtendCalls+ops.Unlocks, "Lock + Extend + Unlock")
 	fmt.Fprintln(w)

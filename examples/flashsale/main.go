@@ -100,7 +100,13 @@ func run(addrs []string, tries int, expiry time.Duration, out io.Writer) error {
 		go func() {
 			defer wg.Done()
 			// Each buyer is a holder of its own, so it has a Mutex of its own.
-			bought, err := buy(ctx, rs.NewMutex(lockName, redsync.WithTries(tries), redsync.WithExpiry(expiry)), stock)
+			// A per-server deadline of half the expiry (the default is a
+			// twentieth): the 100 buyers queue at once, and miniredis runs
+			// each Lua script in an interpreter of its own, about a
+			// millisecond apiece (several under the race detector), one
+			// at a time per server.
+			m := rs.NewMutex(lockName, redsync.WithTries(tries), redsync.WithExpiry(expiry), redsync.WithTimeoutFactor(0.5))
+			bought, err := buy(ctx, m, stock)
 			mu.Lock()
 			defer mu.Unlock()
 			if bought {

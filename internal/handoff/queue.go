@@ -187,6 +187,25 @@ func (q *Queues) heard(node int, channel, payload string) {
 	q.wakeHeadIfFree(nw)
 }
 
+// HandedOverHere records that this process released name on a quorum of
+// servers by handing it over: whoever held it here no longer does, so the
+// announcements heard from now on are not late ones of its acquisition
+// (an empty one then means the key is free: an outsiders' window). It
+// wakes nobody: the key went to a waiter, of this process or another.
+// (If that waiter is of this process and took the lock already, its
+// validity is forgotten too: a late announcement then costs the head one
+// attempt.)
+func (q *Queues) HandedOverHere(name string) {
+	if !q.Waiting() {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if nw := q.names[name]; nw != nil {
+		nw.heldUntil = time.Time{}
+	}
+}
+
 // ReleasedHere records that this process released name on a quorum of
 // servers: the head waiter need not wait for the servers' announcements.
 func (q *Queues) ReleasedHere(name string) {

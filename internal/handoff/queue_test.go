@@ -241,3 +241,19 @@ func TestQueueKeysShareTheSlotOfTheName(t *testing.T) {
 		}
 	}
 }
+
+func TestAHandOverHereEndsTheValidityTakenHereButWakesNobody(t *testing.T) {
+	f := newFixture(t, 3)
+	a, b := f.join("n", "a"), f.join("n", "b")
+	a.Leave(true, f.clock.Now().Add(time.Second))
+	f.clock.advance(time.Millisecond)
+	f.q.HandedOverHere("n")
+	assert.False(t, b.woken(), "the key went to a waiter")
+	// An empty announcement now is news (an outsiders' window), not a
+	// late one of the release a took.
+	f.q.heard(0, ReleaseChannel("n"), "")
+	f.q.heard(1, ReleaseChannel("n"), "")
+	assert.True(t, b.woken())
+	b.Leave(false, time.Time{})
+	f.q.HandedOverHere("n") // nobody waits: nothing happens
+}

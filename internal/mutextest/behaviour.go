@@ -418,8 +418,9 @@ func testGenValueFuncIsCalledPerTry(t *testing.T, adapters []Adapter) {
 				}))
 			assert.Error(t, m.Lock())
 			if handoff {
-				// Wake-ups may add attempts between the counted tries.
-				assert.GreaterOrEqual(t, calls, 3)
+				// A Lock in the fleet queue keeps its value (an adapter
+				// that cannot listen polls, with one value per try).
+				assert.GreaterOrEqual(t, calls, 1)
 			} else {
 				assert.Equal(t, 3, calls, "one value per try")
 			}

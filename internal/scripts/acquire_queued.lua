@@ -69,7 +69,7 @@ if current == false and window <= 0 then
 			return -1
 		end
 		redis.call("ZREM", KEYS[2], ARGV[1])
-		redis.call("HDEL", KEYS[3], ARGV[1], "redsync:run", "redsync:window")
+		redis.call("HDEL", KEYS[3], ARGV[1], "redsync:window")
 		return held()
 	end
 end

@@ -36,14 +36,17 @@ var releaseLua string
 // server's clock in microseconds if that is larger, read in the step
 // that set the key, as FencedAcquire reads them. Waiters whose lease ended are
 // dropped on the way. Without a live waiter the key is deleted, as
-// redsync's release does, and the channel carries "". So it is too when
-// the server handed the key over for the run (ARGV[3]) in a row: the key
-// is left free and AcquireQueued refuses it to queued waiters for the
-// window (ARGV[4]), so that acquires that do not queue (SET NX) get a
-// chance. The run's start and the window's end are fields of KEYS[3]
-// ("redsync:run", "redsync:window"; no value begins with "redsync:"); a
-// run starts at a hand-over, and ends at a release that found nobody
-// queued or an AcquireQueued that set a free key. A server out of
+// redsync's release does, and the channel carries "". So it is by the first
+// release in each period of the run's length (ARGV[3], periods counted
+// from the epoch by the server's clock) once the server has handed the
+// key over for a run in a row: the key is left free and AcquireQueued
+// refuses it to queued waiters for the window (ARGV[4]), so that acquires
+// that do not queue (SET NX) get a chance. Periods from the epoch make the
+// servers open their windows at the same release, as far as their clocks
+// agree. The run's start, the period last served and the window's end are
+// fields of KEYS[3] ("redsync:run", "redsync:served", "redsync:window";
+// no value begins with "redsync:"); a run starts at a hand-over and ends
+// at a release that finds nobody queued. A server out of
 // memory (maxmemory with noeviction) that refuses the hand-over's SET
 // deletes the key instead.
 //

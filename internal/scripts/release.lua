@@ -14,15 +14,15 @@ end
 if current ~= ARGV[1] then
 	return 0
 end
-if queued then
+if queued and redis.call("ZCARD", KEYS[2]) > 0 then
 	local time = redis.call("TIME")
 	local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 	local run = tonumber(redis.call("HGET", KEYS[3], "redsync:run") or "")
+	local slot = string.format("%.0f", math.floor(now / tonumber(ARGV[3])))
 	if run == nil then
 		redis.call("HSET", KEYS[3], "redsync:run", string.format("%.0f", now))
-	elseif now - run >= tonumber(ARGV[3]) then
-		redis.call("HDEL", KEYS[3], "redsync:run")
-		redis.call("HSET", KEYS[3], "redsync:window", string.format("%.0f", now + tonumber(ARGV[4])))
+	elseif now - run >= tonumber(ARGV[3]) and redis.call("HGET", KEYS[3], "redsync:served") ~= slot then
+		redis.call("HSET", KEYS[3], "redsync:served", slot, "redsync:window", string.format("%.0f", now + tonumber(ARGV[4])))
 		redis.call("DEL", KEYS[1])
 		redis.call("PUBLISH", ARGV[2], "")
 		return 1
@@ -61,7 +61,7 @@ if queued then
 	end
 end
 if queued then
-	redis.call("HDEL", KEYS[3], "redsync:run")
+	redis.call("HDEL", KEYS[3], "redsync:run", "redsync:served", "redsync:window")
 end
 redis.call("DEL", KEYS[1])
 redis.call("PUBLISH", ARGV[2], "")

@@ -31,8 +31,8 @@ var pinnedHashes = []struct {
 	keys   int
 	hash   string
 }{
-	{"Release", Release, 4, "0b2db861f113941610971a15a925ff3fb75b6c58"},
-	{"AcquireQueued", AcquireQueued, 4, "988ff3be7b06445d904ab91dc8fe91ec4b7572e3"},
+	{"Release", Release, 4, "9b6d42977613e84f7dd46957c8bb5b158712efad"},
+	{"AcquireQueued", AcquireQueued, 4, "24788cbaeda69d75a35c18fce49d9bba5c792845"},
 	{"AcquireAfterWait", AcquireAfterWait, 1, "aa78608e9703e481a1fa14806cf6255a7c63b78a"},
 	{"Extend", Extend, 1, "65ab66d1c03f164dd42ccb7df847c91260efa561"},
 	{"ExtendOrSet", ExtendOrSet, 1, "d22af8015f6aeca80e313bbaa942ae359dc7b565"},
