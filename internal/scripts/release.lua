@@ -2,11 +2,11 @@
 if redis.replicate_commands then
 	redis.replicate_commands()
 end
-local queued = KEYS[3] ~= KEYS[1] and redis.call("EXISTS", KEYS[3]) == 1
-if queued then
+if KEYS[3] ~= KEYS[1] then
 	redis.call("ZREM", KEYS[2], ARGV[1])
 	redis.call("HDEL", KEYS[3], ARGV[1])
 end
+local queued = KEYS[3] ~= KEYS[1] and redis.call("EXISTS", KEYS[3]) == 1
 local current = redis.call("GET", KEYS[1])
 if current == false then
 	return -1

@@ -31,7 +31,7 @@ var pinnedHashes = []struct {
 	keys   int
 	hash   string
 }{
-	{"Release", Release, 4, "9b6d42977613e84f7dd46957c8bb5b158712efad"},
+	{"Release", Release, 4, "d767b4b6959120a75a5146d79775027faa0c40f9"},
 	{"AcquireQueued", AcquireQueued, 4, "24788cbaeda69d75a35c18fce49d9bba5c792845"},
 	{"AcquireAfterWait", AcquireAfterWait, 1, "aa78608e9703e481a1fa14806cf6255a7c63b78a"},
 	{"Extend", Extend, 1, "65ab66d1c03f164dd42ccb7df847c91260efa561"},
