@@ -141,3 +141,12 @@ var ErrTokenNotStored = errors.New("redsync: the fencing token was not stored by
 // error names the key and the server, and Lock fails at once, since every
 // later try would find the same.
 var ErrFenceKeyInUse = errors.New("redsync: the key of the fencing counter holds something that is not a fencing counter")
+
+// ErrNotLeader is returned by Election.Proclaim when the candidate does
+// not lead, and is the cause of Election.Context before the candidate
+// first led.
+var ErrNotLeader = errors.New("redsync: not the leader")
+
+// ErrNoLeader is wrapped by the error of Election.Leader when nobody
+// leads the election.
+var ErrNoLeader = errors.New("redsync: no leader")

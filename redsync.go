@@ -136,6 +136,46 @@ func (r *Redsync) NewMutex(name string, options ...Option) *Mutex {
 	return m
 }
 
+// NewElection returns the Election on name, for one candidate, configured
+// by options as a Mutex is: WithExpiry sets how long a leader that stops
+// extending its lock (a crashed process) keeps the name, and so the
+// longest time without a leader; WithTries bounds how long Campaign waits
+// (unbounded by default: until its context ends). Fencing is always on.
+// An empty name, a bad option, or WithValue (every Campaign makes a value
+// of its own) is reported by every method as an *ArgumentError.
+func (r *Redsync) NewElection(name string, options ...Option) *Election {
+	opts := make([]Option, 0, len(options)+2)
+	opts = append(opts, WithTries(electionTries))
+	opts = append(opts, options...)
+	opts = append(opts, WithFencing(true))
+	e := &Election{rs: r, name: name, options: opts, recordKey: leaderKey(name)}
+	e.reader = r.NewMutex(name, opts...)
+	e.invalid = e.reader.invalid
+	if e.invalid == nil && e.reader.cfg.valueGiven {
+		e.invalid = &ArgumentError{Arg: "WithValue", Problem: "an Election makes a new lock value for every Campaign; give the candidate's value to Campaign"}
+	}
+	return e
+}
+
+// NewRWMutex returns the RWMutex on name, configured by options as a
+// Mutex is (WithExpiry, WithTries, WithRetryDelay, WithDriftFactor,
+// WithTimeoutFactor, WithGenValueFunc, ...). An empty name, a bad option,
+// WithValue or WithFencing(true) is reported by every operation as an
+// *ArgumentError.
+func (r *Redsync) NewRWMutex(name string, options ...Option) *RWMutex {
+	rw := &RWMutex{name: name, m: r.NewMutex(name, options...)}
+	rw.readersKey = rwReadersKey(name)
+	if rw.m.invalid == nil {
+		switch {
+		case rw.m.cfg.valueGiven:
+			rw.m.invalid = &ArgumentError{Arg: "WithValue", Problem: "an RWMutex makes a new value for every lock"}
+		case rw.m.cfg.fencing:
+			rw.m.invalid = &ArgumentError{Arg: "WithFencing", Problem: "an RWMutex has no fencing tokens yet"}
+		}
+	}
+	return rw
+}
+
 // Wait blocks until no request sent by this Redsync's Mutexes is still in
 // flight, and its idle goroutines have exited. Operations return as soon as
 // their outcome is decided, and a request to a slow server may complete

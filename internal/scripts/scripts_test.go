@@ -44,6 +44,12 @@ var pinnedHashes = []struct {
 	{"MultiRelease", MultiRelease, -1, "78b8e4930fb29fdf790d3634f62d1a64f8fd4990"},
 	{"MultiExtend", MultiExtend, -1, "72f2f2f1e42cb0c1586b1ec54fe674253eaaffd7"},
 	{"PermitAcquire", PermitAcquire, -1, "0c932fd64ffbbed970d1f26e83fca29ea903281a"},
+	{"Proclaim", Proclaim, 2, "303aa9fcd1a4f070be2ec919290a13b5f39f0dc0"},
+	{"ReadLeader", ReadLeader, 2, "36e1e27753f7a82e15f932962804e933bb15e3cc"},
+	{"RWReadAcquire", RWReadAcquire, 2, "fc732a7d4b0acc2b87d019603b45fbc710716f77"},
+	{"RWReadRelease", RWReadRelease, 2, "5e7171d432a771ad81da7756f4aafed894cfd7fd"},
+	{"RWWriteAcquire", RWWriteAcquire, 2, "912ad1c9af503f10ecfad3f2744a8f8f269467b6"},
+	{"RWWriteRelease", RWWriteRelease, 2, "87008082e08d401d97f32b93d1eb286403f28e1c"},
 }
 
 func TestScriptsKeepTheirHashAndKeyCount(t *testing.T) {
