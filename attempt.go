@@ -320,18 +320,13 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, kind
 		return false, -1, err
 	}
 	defer conn.Close()
-	if kind == attemptQueued {
-		reply, err := conn.Eval(scripts.AcquireQueued, m.args.name, m.args.queueKey, m.args.entriesKey, m.args.queueFenceKey, value, m.args.expiryMillis, ticket, m.args.leaseMillis, "", fenceCounterTTLMillis)
-		if err != nil {
-			return false, -1, err
-		}
-		got, err := scripts.ParseAcquireAfterWait(reply)
-		if err != nil {
-			return false, -1, err
-		}
-		return got.Acquired, got.TTL, nil
-	}
-	if kind != attemptAfterWait {
+	var reply any
+	switch kind {
+	case attemptQueued:
+		reply, err = conn.Eval(scripts.AcquireQueued, m.args.name, m.args.queueKey, m.args.entriesKey, m.args.queueFenceKey, value, m.args.expiryMillis, ticket, m.args.leaseMillis, "", fenceCounterTTLMillis)
+	case attemptAfterWait:
+		reply, err = conn.Eval(scripts.AcquireAfterWait, m.args.name, value, m.args.expiryMillis, handoffMarker)
+	default:
 		// The first try is the plain SET NX of redsync: the fast path of
 		// an uncontended lock, one command.
 		ok, err = conn.SetNX(m.name, value, m.cfg.expiry)
@@ -344,7 +339,6 @@ func (m *Mutex) acquire(ctx context.Context, pool redis.Pool, value string, kind
 		}
 		return false, ttl, nil
 	}
-	reply, err := conn.Eval(scripts.AcquireAfterWait, m.args.name, value, m.args.expiryMillis, handoffMarker)
 	if err != nil {
 		return false, -1, err
 	}
