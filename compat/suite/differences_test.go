@@ -490,6 +490,7 @@ func TestDifferenceExtendAfterUnlock(t *testing.T) {
 			if ok, err := m.Unlock(); !ok || err != nil {
 				t.Fatalf("Unlock = %v, %v", ok, err)
 			}
+			settle(f.rs) // here Unlock returns at quorum: the last release may still be on its way
 			ok, err := m.Extend()
 			settle(f.rs)
 			keys := f.withKey(t, name)
