@@ -87,7 +87,12 @@ func (q *acquirer) queues() bool {
 
 // runQueued is run for a Lock call that waits in the fleet queue.
 func (q *acquirer) runQueued() error {
-	q.w = q.m.rs.handoff.join(q.m, time.Now())
+	// Behind the waiters of this process, if any; otherwise the first
+	// attempt goes alone, and the Lock joins (and listens) only when it
+	// is refused: an uncontended Lock costs no subscription. A hand-over
+	// announced before the listener confirms its subscription is caught
+	// by the attempt that the confirmation wakes.
+	q.w = q.m.rs.handoff.joinBehind(q.m)
 	if err := q.newStint(time.Now().UnixMicro()); err != nil {
 		return err
 	}
@@ -109,6 +114,10 @@ func (q *acquirer) runQueued() error {
 			return lockAborted(a.res.ctxErr, a.res.err)
 		case a.res.err != nil:
 			q.lastErr = a.res.err
+		}
+		if q.w == nil {
+			q.w = q.m.rs.handoff.join(q.m, a.start)
+			q.w.queue(q.stint.value)
 		}
 		q.stint.keep(a)
 		if err := q.awaitTurn(a, handed, floors); err != errAttemptAgain {
@@ -211,7 +220,9 @@ func (q *acquirer) newStint(ticket any) error {
 	if q.m.cfg.fencing {
 		q.stint.reads = &fenceReads{}
 	}
-	q.w.queue(value)
+	if q.w != nil {
+		q.w.queue(value)
+	}
 	return nil
 }
 
@@ -224,7 +235,9 @@ func (q *acquirer) newStint(ticket any) error {
 func (q *acquirer) retire(d time.Duration) {
 	m, s := q.m, q.stint
 	handed := make([]int64, len(m.rs.pools))
-	q.w.handed(handed, nil)
+	if q.w != nil {
+		q.w.handed(handed, nil)
+	}
 	now := time.Now()
 	released := m.releaseHoldWithin(s.hold, func(node int) time.Duration {
 		if s.own[node].After(now) || handed[m.serverIndex(node)] > 0 {
