@@ -6,33 +6,51 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"sort"
+	"strings"
 	"time"
 )
 
 // A HoldingRef names a holding in a report.
 type HoldingRef struct {
-	Client    int     `json:"client"`
-	Worker    int     `json:"worker"`
-	Seq       int     `json:"seq"`
-	Mode      string  `json:"mode"`
-	Value     string  `json:"value"`
-	LockStart int64   `json:"lock_start,omitempty"`
-	Acquired  int64   `json:"acquired"`
-	End       int64   `json:"end"`             // when its validity window ended
-	Token     *uint64 `json:"token,omitempty"` // its fencing token, if it used fencing
+	Client    int      `json:"client"`
+	Worker    int      `json:"worker"`
+	Seq       int      `json:"seq"`
+	Mode      string   `json:"mode"`
+	Kind      string   `json:"kind,omitempty"`
+	Names     []string `json:"names,omitempty"`
+	Weight    int      `json:"weight,omitempty"`
+	Shared    bool     `json:"shared,omitempty"`
+	Value     string   `json:"value"`
+	LockStart int64    `json:"lock_start,omitempty"`
+	Acquired  int64    `json:"acquired"`
+	End       int64    `json:"end"`             // when its validity window ended
+	Token     *uint64  `json:"token,omitempty"` // its fencing token, if it used fencing
 }
 
 func refOf(h *Holding) HoldingRef {
 	return HoldingRef{Client: h.Client, Worker: h.Worker, Seq: h.Seq, Mode: h.Mode, Value: h.Value,
+		Kind: h.Kind, Names: h.Names, Weight: h.Weight, Shared: h.Shared,
 		LockStart: h.LockStart, Acquired: h.Acquired, End: h.End(), Token: h.Token}
 }
 
 func (r HoldingRef) String() string {
-	if r.Token != nil {
-		return fmt.Sprintf("client %d worker %d #%d (%s, token %d)", r.Client, r.Worker, r.Seq, r.Mode, *r.Token)
+	how := r.Mode
+	switch {
+	case r.Kind == KindMulti:
+		how = fmt.Sprintf("multimutex %s, %s", strings.Join(r.Names, "+"), r.Mode)
+	case r.Kind == KindSemaphore:
+		how = fmt.Sprintf("semaphore weight %d, %s", r.Weight, r.Mode)
+	case r.Kind == KindRWMutex && r.Shared:
+		how = "rwmutex reader"
+	case r.Kind == KindRWMutex:
+		how = "rwmutex writer"
+	case r.Kind == KindElection && r.Token != nil:
+		return fmt.Sprintf("client %d worker %d #%d (leader, term %d)", r.Client, r.Worker, r.Seq, *r.Token)
 	}
-	return fmt.Sprintf("client %d worker %d #%d (%s)", r.Client, r.Worker, r.Seq, r.Mode)
+	if r.Token != nil {
+		return fmt.Sprintf("client %d worker %d #%d (%s, token %d)", r.Client, r.Worker, r.Seq, how, *r.Token)
+	}
+	return fmt.Sprintf("client %d worker %d #%d (%s)", r.Client, r.Worker, r.Seq, how)
 }
 
 // An Overlap is a time when two holders of one name both held the lock by
@@ -137,6 +155,11 @@ type CheckResult struct {
 	FencingExpected   int                `json:"fencing_expected"`
 	FencingCompared   int                `json:"fencing_compared"`
 	FencingViolations []FencingViolation `json:"fencing_violations,omitempty"`
+
+	// Prims are the checks of the other primitives (see checkPrims), one
+	// for each that held in the run; every count above is the Mutex
+	// holders'.
+	Prims []PrimCheck `json:"prims,omitempty"`
 }
 
 // A FencingViolation is a pair of holdings of one name whose acquisitions
@@ -152,7 +175,17 @@ type FencingViolation struct {
 
 // Check checks the holdings of a run against the faults injected in it.
 // maxTTL is the longest expiry, used to relate overlaps to faults.
-func Check(holdings []Holding, faults []FaultEvent, maxTTL time.Duration) CheckResult {
+// The Mutex holdings are checked as they always were; the others by
+// checkPrims, against the Mutex holdings where they share names.
+func Check(all []Holding, faults []FaultEvent, maxTTL time.Duration) CheckResult {
+	var holdings, others []Holding
+	for i := range all {
+		if all[i].Kind == KindMutex {
+			holdings = append(holdings, all[i])
+		} else {
+			others = append(others, all[i])
+		}
+	}
 	res := CheckResult{Holdings: len(holdings)}
 	res.Overlaps = findOverlaps(holdings, faults, maxTTL)
 	checkLatency(&res, holdings, faults)
@@ -160,6 +193,7 @@ func Check(holdings []Holding, faults []FaultEvent, maxTTL time.Duration) CheckR
 	checkPaused(&res, holdings, faults)
 	checkFencing(&res, holdings)
 	countHandOvers(&res, holdings)
+	checkPrims(&res, holdings, others, faults, maxTTL)
 	return res
 }
 
@@ -185,61 +219,14 @@ func countHandOvers(res *CheckResult, holdings []Holding) {
 	}
 }
 
-// findOverlaps sweeps the windows of each name in order of their start.
+// findOverlaps sweeps the windows of each name in order of their start:
+// any two holders of one name overlapping are an overlap.
 func findOverlaps(holdings []Holding, faults []FaultEvent, maxTTL time.Duration) []Overlap {
-	type interval struct {
-		from, to int64
-		h        int // index in holdings
-	}
-	byName := map[string][]interval{}
+	hs := make([]*Holding, len(holdings))
 	for i := range holdings {
-		for _, w := range holdings[i].Window() {
-			byName[holdings[i].Name] = append(byName[holdings[i].Name], interval{w[0], w[1], i})
-		}
+		hs[i] = &holdings[i]
 	}
-	names := make([]string, 0, len(byName))
-	for name := range byName {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	var out []Overlap
-	for _, name := range names {
-		ivs := byName[name]
-		sort.Slice(ivs, func(i, j int) bool { return ivs[i].from < ivs[j].from })
-		var active []interval // intervals that may still overlap the next
-		seen := map[[2]int]bool{}
-		for _, iv := range ivs {
-			kept := active[:0]
-			for _, a := range active {
-				if a.to > iv.from {
-					kept = append(kept, a)
-				}
-			}
-			active = kept
-			for _, a := range active {
-				pair := [2]int{a.h, iv.h}
-				if pair[0] > pair[1] {
-					pair[0], pair[1] = pair[1], pair[0]
-				}
-				if a.h == iv.h || seen[pair] {
-					continue
-				}
-				seen[pair] = true
-				to := min(iv.to, a.to)
-				ha, hb := &holdings[a.h], &holdings[iv.h]
-				if hb.Acquired < ha.Acquired {
-					ha, hb = hb, ha
-				}
-				out = append(out, Overlap{
-					Name: name, A: refOf(ha), B: refOf(hb), From: iv.from, To: to,
-					Faults:  faultsDuring(faults, ha.Acquired-int64(maxTTL), to),
-					Fencing: fencingVerdict(ha, hb),
-				})
-			}
-			active = append(active, iv)
-		}
-	}
-	return out
+	return pairOverlaps(hs, lockedNames, func(a, b *Holding) bool { return true }, faults, maxTTL)
 }
 
 // faultsDuring describes the faults in progress at some time in [from, to].

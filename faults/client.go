@@ -43,6 +43,8 @@ type clientConfig struct {
 	slowNames   []string // names held for longer than the expiry, by slowWorkers
 	fastWorkers int
 	slowWorkers int
+	primWorkers int      // goroutines on the other primitives (see workPrims)
+	prims       []string // the primitives they use (Kind constants)
 	expiries    []time.Duration
 	seed        int64
 	dir         string // where the records go
@@ -57,6 +59,8 @@ func (c *clientConfig) args() []string {
 		"-slow-names", strings.Join(c.slowNames, ","),
 		"-fast-workers", fmt.Sprint(c.fastWorkers),
 		"-slow-workers", fmt.Sprint(c.slowWorkers),
+		"-prim-workers", fmt.Sprint(c.primWorkers),
+		"-prims", strings.Join(c.prims, ","),
 		"-expiries", joinDurations(c.expiries),
 		"-seed", fmt.Sprint(c.seed),
 		"-dir", c.dir,
@@ -105,13 +109,15 @@ func parseClientArgs(args []string) (*clientConfig, error) {
 	}
 	fs := flag.NewFlagSet("faults client", flag.ContinueOnError)
 	cfg := &clientConfig{}
-	var addrs, fast, slow, expiries string
+	var addrs, fast, slow, expiries, prims string
 	fs.IntVar(&cfg.id, "id", 0, "client id")
 	fs.StringVar(&addrs, "addrs", "", "server addresses, comma-separated")
 	fs.StringVar(&fast, "fast-names", "", "names held briefly")
 	fs.StringVar(&slow, "slow-names", "", "names held past the expiry")
 	fs.IntVar(&cfg.fastWorkers, "fast-workers", 0, "goroutines on the fast names")
 	fs.IntVar(&cfg.slowWorkers, "slow-workers", 0, "goroutines on the slow names")
+	fs.IntVar(&cfg.primWorkers, "prim-workers", 0, "goroutines on the other primitives")
+	fs.StringVar(&prims, "prims", "", "the other primitives, comma-separated")
 	fs.StringVar(&expiries, "expiries", "", "lock expiries, comma-separated")
 	fs.Int64Var(&cfg.seed, "seed", 0, "random seed")
 	fs.StringVar(&cfg.dir, "dir", "", "directory of the records")
@@ -121,6 +127,7 @@ func parseClientArgs(args []string) (*clientConfig, error) {
 	cfg.addrs = splitList(addrs)
 	cfg.fastNames = splitList(fast)
 	cfg.slowNames = splitList(slow)
+	cfg.prims = splitList(prims)
 	var err error
 	if cfg.expiries, err = parseDurations(expiries); err != nil {
 		return nil, err
@@ -132,7 +139,8 @@ func parseClientArgs(args []string) (*clientConfig, error) {
 		return nil, errors.New("faults client: -expiries is empty")
 	case cfg.dir == "":
 		return nil, errors.New("faults client: -dir is empty")
-	case cfg.fastWorkers > 0 && len(cfg.fastNames) == 0, cfg.slowWorkers > 0 && len(cfg.slowNames) == 0:
+	case cfg.fastWorkers > 0 && len(cfg.fastNames) == 0, cfg.slowWorkers > 0 && len(cfg.slowNames) == 0,
+		cfg.primWorkers > 0 && len(cfg.prims) == 0:
 		return nil, errors.New("faults client: workers without names")
 	}
 	return cfg, nil
@@ -167,20 +175,25 @@ func runClient(ctx context.Context, cfg *clientConfig, baseline goleak.Option) e
 	rclients := make([]*goredislib.Client, len(cfg.addrs))
 	pools := make([]redis.Pool, len(cfg.addrs))
 	for i, addr := range cfg.addrs {
-		rclients[i] = newRedisClient(addr, 4*(cfg.fastWorkers+cfg.slowWorkers))
+		rclients[i] = newRedisClient(addr, 4*(cfg.fastWorkers+cfg.slowWorkers+cfg.primWorkers))
 		pools[i] = goredis.NewPool(rclients[i])
 	}
 	c := &client{cfg: cfg, rs: redsync.New(pools...), holdings: holdings}
 	c.rs.SetObserver(opCounter{handedOver: &c.sum.HandedOver, notSent: &c.sum.NotSent})
 	c.sum.Client = cfg.id
 	c.sum.Pid = os.Getpid()
+	c.sum.Prims = newPrimOps(cfg.prims)
 
 	fmt.Println(readyLine)
 	var wg sync.WaitGroup
-	for w := 0; w < cfg.fastWorkers+cfg.slowWorkers; w++ {
+	for w := 0; w < cfg.fastWorkers+cfg.slowWorkers+cfg.primWorkers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
+			if w >= cfg.fastWorkers+cfg.slowWorkers {
+				c.workPrims(ctx, w)
+				return
+			}
 			c.work(ctx, w, w >= cfg.fastWorkers)
 		}(w)
 	}
@@ -326,16 +339,38 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 	var held context.Context // the KeepAlive context, in ModeKeepAlive
 	if p.mode == ModeKeepAlive {
 		atomic.AddInt64(&c.sum.KeepAlives, 1)
-		held, err = m.KeepAlive(context.Background())
-		switch {
-		case errors.Is(err, redsync.ErrLockLost):
-			// Lock returned after its validity ended (the process was
-			// stopped in between): nothing to keep alive.
-			h.Lost = &Loss{At: monoNow(), Reason: LossExpired, Cause: err.Error(), CauseLockLost: true}
-		case err != nil:
-			c.unexpected("KeepAlive %s: %v", p.name, err)
-		}
+		held = c.keepAlive(h, m.KeepAlive)
 	}
+	ok, _ := c.hold(ctx, h, m, held, until, p, m.UnlockContext)
+	atomic.AddInt64(&c.sum.Unlocks, 1)
+	if !ok {
+		atomic.AddInt64(&c.sum.UnlockFailed, 1)
+	}
+	return true
+}
+
+// keepAlive starts keepAlive for the holder h, whose lock was just
+// acquired, and returns its context; nil, with h.Lost set, when it
+// refused because the validity had ended already.
+func (c *client) keepAlive(h *Holding, keepAlive func(context.Context) (context.Context, error)) context.Context {
+	held, err := keepAlive(context.Background())
+	switch {
+	case errors.Is(err, redsync.ErrLockLost):
+		// Lock returned after its validity ended (the process was
+		// stopped in between): nothing to keep alive.
+		h.Lost = &Loss{At: monoNow(), Reason: LossExpired, Cause: err.Error(), CauseLockLost: true}
+	case err != nil:
+		c.unexpected("KeepAlive %s: %v", h.Name, err)
+	}
+	return held
+}
+
+// hold is what every holder does once it acquired: it works under the
+// lock as p says while watching it (held is the KeepAlive context, nil
+// without), releases it with release, and records the holding h. It
+// returns what release returned.
+func (c *client) hold(ctx context.Context, h *Holding, lock heldLock, held context.Context, until time.Time, p plan,
+	release func(context.Context) (bool, error)) (bool, error) {
 	// doneAt is when the KeepAlive context ended, as soon as a goroutine
 	// of its own could tell: the holder, busy or not scheduled, may see it
 	// later, and only the earlier of the two says whether the library was
@@ -346,7 +381,7 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 		defer stop()
 	}
 	if h.Lost == nil {
-		c.watch(ctx, m, h, held, until, p)
+		c.watch(ctx, lock, h, held, until, p)
 		if h.Lost != nil && h.Lost.CtxDone != 0 {
 			if at := awaitDoneAt(&doneAt); at != 0 && at < h.Lost.CtxDone {
 				h.Lost.CtxDone = at
@@ -356,13 +391,9 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 
 	h.Released = monoNow()
 	unlockCtx, cancel := context.WithTimeout(context.Background(), 2*p.expiry+time.Second)
-	ok, err := m.UnlockContext(unlockCtx)
+	ok, err := release(unlockCtx)
 	h.UnlockDone = monoNow()
 	cancel()
-	atomic.AddInt64(&c.sum.Unlocks, 1)
-	if !ok {
-		atomic.AddInt64(&c.sum.UnlockFailed, 1)
-	}
 	if err != nil {
 		h.UnlockErr = err.Error()
 		if errors.Is(err, redsync.ErrInvalidArgument) || errors.Is(err, redsync.ErrNotHeld) {
@@ -373,14 +404,21 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 		c.unexpected("Unlock %s returned with the KeepAlive context still live", p.name)
 	}
 	c.holdings.write(h)
-	return true
+	return ok, err
+}
+
+// heldLock is what watch needs of a held lock: *redsync.Mutex and
+// *redsync.MultiMutex have it, and adapters give it to the others.
+type heldLock interface {
+	Until() time.Time
+	ExtendContext(ctx context.Context) (bool, error)
 }
 
 // watch is the holder's work: it runs for p.hold (or until ctx ends),
 // checking every p.step that the lock is still valid (Until not passed,
 // the KeepAlive context live), extending it in ModeExtend, and noting every
 // new Until.
-func (c *client) watch(ctx context.Context, m *redsync.Mutex, h *Holding, held context.Context, until time.Time, p plan) {
+func (c *client) watch(ctx context.Context, m heldLock, h *Holding, held context.Context, until time.Time, p plan) {
 	var heldDone <-chan struct{}
 	if held != nil {
 		heldDone = held.Done()

@@ -32,6 +32,24 @@
 // its Lock call and Lock's return (a client process stopped in between
 // makes the return late), so the records cannot order such a pair.
 //
+// Beside the Mutex holders, each client runs holders of the other
+// primitives (Config.Prims, Config.PrimWorkers), each time one drawn
+// from the seed: Semaphore leases of a weight (Acquire, Extend or
+// KeepAlive, Release), MultiMutex holders of two or three names, one of
+// them at times a name that Mutex holders lock too, RWMutex readers and
+// writers, and Election leaders (Campaign, lead, Resign). Their windows
+// are what each may rely on, as for the Mutex: from the acquisition's
+// return to its Until, moved by the extensions it saw, ended by the
+// release or a KeepAlive context's end; a leader's Until is that of its
+// term's lock, as the Election's Mutex reports it to the client's
+// Observer. The checker verifies, by a sweep over the windows' starts and
+// ends, that a Semaphore never held more weight than its permits, that
+// no two holders of overlapping name sets held at once (a Mutex holder of
+// one of the names included), that no RWMutex writer held with a reader
+// or another writer, that an Election had one leader at a time, and that
+// each leadership's term is larger than that of every leadership of its
+// election that began before (see checkPrims).
+//
 // The checker also measures what a holder may not expect: Lock returning
 // after its own Until, Unlock taking longer than the per-server deadline,
 // and KeepAlive contexts ending after Until.

@@ -132,6 +132,51 @@ func TestShortProfile(t *testing.T) {
 	if c.PausedKeepAliveCancelled != c.PausedKeepAlive {
 		t.Errorf("%d KeepAlive holders paused past their validity, %d had their context cancelled with ErrLockLost", c.PausedKeepAlive, c.PausedKeepAliveCancelled)
 	}
+	checkPrimsOfProfile(t, &rep)
+}
+
+// checkPrimsOfProfile asserts that every other primitive held in the
+// short profile, in the ways its rule is about, and that none broke it:
+// no Semaphore over its permits, no two MultiMutex holders of shared
+// names (nor one and a Mutex holder) at once, no RWMutex writer with
+// anyone, one Election leader at a time with growing terms.
+func checkPrimsOfProfile(t *testing.T, rep *Report) {
+	t.Helper()
+	checks := map[string]*PrimCheck{}
+	for i := range rep.Check.Prims {
+		checks[rep.Check.Prims[i].Kind] = &rep.Check.Prims[i]
+	}
+	for _, kind := range AllPrims {
+		p := checks[kind]
+		if p == nil || p.Holdings < 20 {
+			t.Errorf("%s: too few holdings to check: %+v", kind, p)
+			continue
+		}
+		if ops := rep.Ops.Prims[kind]; ops == nil || ops.Acquired != int64(p.Holdings) {
+			t.Errorf("%s: %d holdings recorded for the acquisitions %+v", kind, p.Holdings, ops)
+		}
+		for _, o := range p.Overlaps {
+			t.Errorf("%s overlap on %s for %v: %s and %s; faults around: %v", kind, o.Name, o.Duration(), o.A, o.B, o.Faults)
+		}
+		for _, e := range p.Excesses {
+			t.Errorf("%s %s: weight %d of %d permits for %v by %v; faults around: %v", kind, e.Name, e.Weight, e.Permits, e.Duration(), e.Holders, e.Faults)
+		}
+		for _, v := range p.TermViolations {
+			t.Errorf("%s %s: term out of order: %s, then %s", kind, v.Name, v.Earlier, v.Later)
+		}
+		for _, h := range p.KeepAliveNotCancelled {
+			t.Errorf("%s: KeepAlive context still live after the lock was lost: %s", kind, h)
+		}
+	}
+	if p := checks[KindMulti]; p != nil && p.WithMutex == 0 {
+		t.Error("no MultiMutex holding included a name that Mutex holders lock")
+	}
+	if p := checks[KindRWMutex]; p != nil && p.SharedOverlaps == 0 {
+		t.Error("no two RWMutex readers held at once")
+	}
+	if p := checks[KindElection]; p != nil && p.Terms == 0 {
+		t.Error("no Election term was compared with an earlier leader's")
+	}
 }
 
 // buildSuite builds cmd/faultsuite into a temporary directory.

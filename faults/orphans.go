@@ -36,6 +36,14 @@ const (
 // an expiry, or with a longer one, is an orphan.
 var queueSuffixes = []string{":redsync:queue", ":redsync:waiters"}
 
+// leaderRecordSuffix ends the key of an Election's leader record, which
+// lives leaderRecordLife after its last write (the proclaimed value of
+// the last leader, kept beside the lock, as the fencing counter is).
+const (
+	leaderRecordSuffix = ":redsync:leader"
+	leaderRecordLife   = 24 * time.Hour
+)
+
 const queueLife = 6 * time.Second
 
 // An Orphan is a key left on a server after every client had unlocked what
@@ -76,6 +84,9 @@ func findOrphans(ctx context.Context, servers []*redistest.Server, byValue map[s
 				}
 			}
 			if strings.HasSuffix(key, fenceCounterSuffix) && o.PTTL > 0 && o.PTTL <= fenceCounterLife.Milliseconds() {
+				continue
+			}
+			if strings.HasSuffix(key, leaderRecordSuffix) && o.PTTL > 0 && o.PTTL <= leaderRecordLife.Milliseconds() {
 				continue
 			}
 			if hasAnySuffix(key, queueSuffixes) && o.PTTL > 0 && o.PTTL <= queueLife.Milliseconds() {

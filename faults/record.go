@@ -20,6 +20,19 @@ type Holding struct {
 	Seq    int    `json:"seq"`    // the worker's acquisitions, counted from 1
 	Value  string `json:"value"`  // the lock value (Mutex.Value)
 	Mode   string `json:"mode"`   // how it held: ModePlain, ModeExtend or ModeKeepAlive
+	// Kind is the primitive that held: "" (KindMutex) for a Mutex, or
+	// one of the other Kind constants (see prims.go).
+	Kind string `json:"kind,omitempty"`
+	// Names are the names a MultiMutex held, in the order it gave them
+	// (Name is then their first).
+	Names []string `json:"names,omitempty"`
+	// Weight and Permits are a Semaphore lease's weight and its
+	// semaphore's permits.
+	Weight  int `json:"weight,omitempty"`
+	Permits int `json:"permits,omitempty"`
+	// Shared is set for an RWMutex read lock (RLock), unset for its write
+	// lock.
+	Shared bool `json:"shared,omitempty"`
 
 	ExpiryMS int64 `json:"expiry_ms"`
 	// LockStart is when the holder called Lock, and Acquired when Lock
@@ -40,8 +53,9 @@ type Holding struct {
 	// Lost tells how the holder found out it no longer held the lock
 	// before it unlocked; nil when it held until Unlock.
 	Lost *Loss `json:"lost,omitempty"`
-	// Token is the fencing token of the acquisition (Mutex.Token); nil
-	// when the holder did not use fencing.
+	// Token is the fencing token of the acquisition (Mutex.Token), and
+	// an Election leader's term (Election.Term); nil when the holder did
+	// not use fencing.
 	Token *uint64 `json:"token,omitempty"`
 	// HandedOver is set when the acquisition was a hand-over: a release
 	// set the key to this holder's value (redsync.AttemptEvent.HandedOver).
@@ -157,6 +171,9 @@ type ClientSummary struct {
 	// NotSent counts the requests not sent to a backlogged server
 	// (redsync.ErrBacklogged).
 	NotSent int64 `json:"not_sent"`
+	// Prims counts the operations of the other primitives, by Kind; the
+	// counters above are the Mutex holders'.
+	Prims map[string]*PrimOps `json:"prims,omitempty"`
 
 	// WaitSeconds is how long Redsync.Wait took at exit.
 	WaitSeconds float64 `json:"wait_seconds"`

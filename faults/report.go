@@ -35,6 +35,7 @@ func (r *Report) Failures() []string {
 	if n := len(r.Check.FencingViolations); n > 0 {
 		out = append(out, fmt.Sprintf("%d fencing tokens not larger than a definitely earlier holder's", n))
 	}
+	out = append(out, r.Check.primViolations(r.breakingFaults() != "")...)
 	for _, p := range r.Problems {
 		out = append(out, "run problem: "+p)
 	}
@@ -93,6 +94,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("paused past validity", c.PausedPastValidity, fmt.Sprintf("noticed on resume: %d; lock taken by another meanwhile: %d", c.PausedNoticed, c.Superseded))
 	row("  with KeepAlive", c.PausedKeepAlive, fmt.Sprintf("context cancelled with ErrLockLost: %d", c.PausedKeepAliveCancelled))
 	row("fencing violations", len(c.FencingViolations), c.Fencing)
+	r.writePrims(w, row)
 
 	if len(c.Overlaps) > 0 {
 		fmt.Fprintf(w, "\noverlaps (%d):\n", len(c.Overlaps))

@@ -41,6 +41,11 @@ type Config struct {
 	// names (held for a few milliseconds) and on the slow names (held for
 	// one to three expiries); defaults 16 and 4.
 	FastWorkers, SlowWorkers int
+	// PrimWorkers is each client's goroutines on the other primitives
+	// (default 8), Prims the primitives they use (default AllPrims; an
+	// empty list after "none" turns them off: see NoPrims).
+	PrimWorkers int
+	Prims       []string
 	// FastNames and SlowNames are how many names of each kind are locked
 	// (defaults 4 and 2).
 	FastNames, SlowNames int
@@ -76,6 +81,20 @@ func (c *Config) setDefaults() error {
 	if c.FastWorkers == 0 && c.SlowWorkers == 0 {
 		c.FastWorkers, c.SlowWorkers = 16, 4
 	}
+	if c.Prims == nil {
+		c.Prims = AllPrims
+	}
+	if c.PrimWorkers == 0 && len(c.Prims) > 0 {
+		c.PrimWorkers = 8
+	}
+	if len(c.Prims) == 0 {
+		c.PrimWorkers = 0
+	}
+	for _, kind := range c.Prims {
+		if !contains(AllPrims, kind) {
+			return fmt.Errorf("faults: unknown primitive %q (known: %s)", kind, strings.Join(AllPrims, ", "))
+		}
+	}
 	if c.FastNames == 0 {
 		c.FastNames = 4
 	}
@@ -101,7 +120,7 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("faults: negative duration %v", c.Duration)
 	case c.Servers < 3:
 		return fmt.Errorf("faults: %d servers; a partition of two needs at least 3", c.Servers)
-	case c.Clients < 1, c.FastWorkers < 0, c.SlowWorkers < 0:
+	case c.Clients < 1, c.FastWorkers < 0, c.SlowWorkers < 0, c.PrimWorkers < 0:
 		return errors.New("faults: no clients or a negative number of workers")
 	case len(c.ClientCommand) == 0:
 		return errors.New("faults: Config.ClientCommand is empty: say how to start a client process")
@@ -127,6 +146,8 @@ type Report struct {
 	Clients     int             `json:"clients"`
 	FastWorkers int             `json:"fast_workers"`
 	SlowWorkers int             `json:"slow_workers"`
+	PrimWorkers int             `json:"prim_workers,omitempty"`
+	Prims       []string        `json:"prims,omitempty"`
 	Names       int             `json:"names"`
 	Expiries    []time.Duration `json:"expiries"`
 	FaultKinds  []string        `json:"fault_kinds"`
@@ -181,6 +202,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{
 		Seed: cfg.Seed, Duration: cfg.Duration, Servers: cfg.Servers, Clients: cfg.Clients,
 		FastWorkers: cfg.FastWorkers, SlowWorkers: cfg.SlowWorkers, Names: cfg.FastNames + cfg.SlowNames,
+		PrimWorkers: cfg.PrimWorkers, Prims: cfg.Prims,
 		Expiries: cfg.Expiries, FaultKinds: cfg.Faults, Dir: cfg.Dir, Faults: map[string]int{},
 	}
 	fmt.Fprintf(cfg.Log, "faultsuite: seed %d (replay with -seed %d); records in %s\n", cfg.Seed, cfg.Seed, cfg.Dir)
@@ -214,6 +236,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cc := &clientConfig{
 			id: id, addrs: proxies.addrs(), fastNames: fastNames, slowNames: slowNames,
 			fastWorkers: cfg.FastWorkers, slowWorkers: cfg.SlowWorkers,
+			primWorkers: cfg.PrimWorkers, prims: cfg.Prims,
 			expiries: cfg.Expiries, seed: rng.Int63(), dir: cfg.Dir,
 		}
 		p, err := startClient(cfg.ClientCommand, cc)
@@ -331,6 +354,7 @@ func (c *ClientSummary) add(s *ClientSummary) {
 	c.KeepAlives += s.KeepAlives
 	c.HandedOver += s.HandedOver
 	c.NotSent += s.NotSent
+	c.addPrims(s)
 	if s.WaitSeconds > c.WaitSeconds {
 		c.WaitSeconds = s.WaitSeconds
 	}

@@ -10,6 +10,7 @@
 //	faultsuite                       # the short profile: faults for 100s, about 2 minutes
 //	faultsuite -duration 10m         # the long profile
 //	faultsuite -seed 42              # replay the fault schedule of seed 42
+//	faultsuite -prims none           # Mutex holders only (no Semaphore, MultiMutex, RWMutex, Election)
 //	faultsuite -faults all           # also restart servers empty at once and evict keys (expect overlaps)
 //	faultsuite -faults eviction      # only evicting servers (expect overlaps)
 //	faultsuite -scenario both        # the deterministic restart scenarios, at once and delayed
@@ -47,12 +48,15 @@ func run() int {
 		jsonPath string
 		scenario string
 		recheck  string
+		prims    string
 	)
 	flag.DurationVar(&cfg.Duration, "duration", faults.ShortDuration, "how long faults are injected (the short profile is 100s; 10m is the long one)")
 	flag.Int64Var(&cfg.Seed, "seed", 0, "seed of the fault schedule and of the clients (0: from the clock; printed)")
 	flag.IntVar(&cfg.Clients, "clients", 4, "client processes")
 	flag.IntVar(&cfg.FastWorkers, "fast-workers", 16, "goroutines per client on the names held briefly")
 	flag.IntVar(&cfg.SlowWorkers, "slow-workers", 4, "goroutines per client on the names held past the expiry")
+	flag.IntVar(&cfg.PrimWorkers, "prim-workers", 8, "goroutines per client on the other primitives (see -prims)")
+	flag.StringVar(&prims, "prims", "all", "the other primitives that hold beside the Mutex, comma-separated; \"all\": "+strings.Join(faults.AllPrims, ",")+"; \"none\": Mutex holders only")
 	flag.StringVar(&kinds, "faults", "safe", "fault kinds, comma-separated; \"safe\": all but restart-now and eviction; \"all\": "+strings.Join(faults.AllFaults, ","))
 	flag.StringVar(&expiries, "expiries", "800ms,2s", "lock expiries the holders use, comma-separated")
 	flag.StringVar(&cfg.Dir, "dir", "", "directory for the records (default: a new temporary directory)")
@@ -87,6 +91,14 @@ func run() int {
 		cfg.Faults = faults.AllFaults
 	default:
 		cfg.Faults = strings.Split(kinds, ",")
+	}
+	switch prims {
+	case "all":
+		cfg.Prims = faults.AllPrims
+	case "none":
+		cfg.Prims = faults.NoPrims
+	default:
+		cfg.Prims = strings.Split(prims, ",")
 	}
 	var err error
 	if cfg.Expiries, err = parseDurations(expiries); err != nil {
