@@ -374,3 +374,21 @@ func (r *CheckResult) primViolations(tolerate bool) []string {
 	}
 	return out
 }
+
+// primBroken counts the overlaps and excesses of the other primitives.
+func (r *CheckResult) primBroken() int {
+	n := 0
+	for i := range r.Prims {
+		n += len(r.Prims[i].Overlaps) + len(r.Prims[i].Excesses)
+	}
+	return n
+}
+
+// primBrokenNote says how many of the other primitives' holders held
+// together what they must not, "" when none did.
+func (r *CheckResult) primBrokenNote() string {
+	if n := r.primBroken(); n > 0 {
+		return fmt.Sprintf(" and %d of the other primitives' (overlaps, semaphores over their permits)", n)
+	}
+	return ""
+}

@@ -33,9 +33,9 @@ var AllPrims = []string{KindSemaphore, KindMulti, KindRWMutex, KindElection}
 var NoPrims = []string{}
 
 // The names of the other primitives. The MultiMutex locks two or three
-// of multiNames and, with them, sometimes a fast name of the Mutex
-// holders (see multiPool), so that Mutex and MultiMutex exclude each
-// other on it.
+// of multiNames, one of them replaced one time in three by a fast name of
+// the Mutex holders (see mutexName), so that Mutex and MultiMutex
+// exclude each other on it.
 var (
 	semaphores = []struct {
 		name    string
@@ -94,18 +94,17 @@ func (c *ClientSummary) addPrims(s *ClientSummary) {
 	}
 }
 
-// multiPool is what a MultiMutex chooses its names from: multiNames and
-// the first fast name whose Mutex holders lock without fencing (a
-// MultiMutex has no tokens, and a fenced name's holdings must all have
-// one).
-func (cfg *clientConfig) multiPool() []string {
-	pool := slices.Clone(multiNames)
+// mutexName is the name that MultiMutex holders share with the Mutex
+// holders: the first fast name whose Mutex holders lock without fencing
+// (a MultiMutex has no tokens, and a fenced name's holdings must all
+// have one); "" when there is none.
+func (cfg *clientConfig) mutexName() string {
 	for _, name := range cfg.fastNames {
 		if !fencedName(name) {
-			return append(pool, name)
+			return name
 		}
 	}
-	return pool
+	return ""
 }
 
 // workPrims holds the other primitives until ctx ends: each time one of
@@ -262,12 +261,16 @@ type leaseLock struct{ *redsync.Lease }
 
 func (l leaseLock) ExtendContext(ctx context.Context) (bool, error) { return l.Extend(ctx) }
 
-// holdMulti locks two or three names of the multi pool, in an order of
-// their own, so that callers list shared names in different orders.
+// holdMulti locks two or three of multiNames in an order of their own,
+// so that callers list shared names in different orders, one of them
+// replaced one time in three by the name of Mutex holders.
 func (c *client) holdMulti(ctx context.Context, rng *rand.Rand, h *Holding, p plan) bool {
-	pool := c.cfg.multiPool()
+	pool := slices.Clone(multiNames)
 	rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
 	h.Names = pool[:2+rng.Intn(2)]
+	if name := c.cfg.mutexName(); name != "" && rng.Intn(3) == 0 {
+		h.Names[rng.Intn(len(h.Names))] = name
+	}
 	h.Name = h.Names[0]
 	p.name = h.Name
 	l := c.newPrimLock(h, p.mode)
@@ -340,6 +343,13 @@ func (c *client) holdLeader(ctx context.Context, rng *rand.Rand, h *Holding, p p
 		c.unexpected("Campaign %s: no Until reported for the term's lock", h.Name)
 	}
 	l.hold(ctx, until, e.Context(), p, func(ctx context.Context) (bool, error) {
+		// A lost leadership ends when the Election's Mutex reports it
+		// lost, just before the Election's context ends: the Election
+		// then releases the lock itself, and the next leader may be in
+		// before this holder noticed.
+		if at := until.lostAt(); at != 0 && at < h.Released {
+			h.Released = at
+		}
 		err := e.Resign(ctx)
 		return err == nil, err
 	})
@@ -352,8 +362,9 @@ func (c *client) holdLeader(ctx context.Context, rng *rand.Rand, h *Holding, p p
 // carries it under leaderUntilKey. As watch sees it, it is a lock that
 // the holder does not extend itself.
 type leaderUntil struct {
-	mu    sync.Mutex // guards until
+	mu    sync.Mutex // guards until and lost
 	until time.Time
+	lost  int64 // when the lock was reported lost (CLOCK_MONOTONIC), 0 if not
 }
 
 type leaderUntilKey struct{}
@@ -366,6 +377,12 @@ func (u *leaderUntil) set(t time.Time) {
 	}
 }
 
+func (u *leaderUntil) lostAt() int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.lost
+}
+
 // Until returns the last Until reported.
 func (u *leaderUntil) Until() time.Time {
 	u.mu.Lock()
@@ -375,6 +392,19 @@ func (u *leaderUntil) Until() time.Time {
 
 func (u *leaderUntil) ExtendContext(context.Context) (bool, error) {
 	return false, errors.New("faults: an Election leader does not extend")
+}
+
+// Lost notes when an Election leader's lock was found lost: the
+// Election's context is cancelled right after.
+func (o opCounter) Lost(ctx context.Context, _ redsync.LostEvent) {
+	if u, ok := ctx.Value(leaderUntilKey{}).(*leaderUntil); ok {
+		at := monoNow()
+		u.mu.Lock()
+		if u.lost == 0 {
+			u.lost = at
+		}
+		u.mu.Unlock()
+	}
 }
 
 // Done notes the Until of a successful Lock or extension of an Election

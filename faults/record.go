@@ -46,7 +46,9 @@ type Holding struct {
 	// Extensions are the Untils that extensions set later, in order.
 	Extensions []Extension `json:"ext,omitempty"`
 	// Released is when Unlock was called, UnlockDone when it returned;
-	// 0 if it was not called.
+	// 0 if it was not called. For an Election leader, Released is when
+	// Resign was called or, if earlier, when the Election's Mutex reported
+	// the leadership lost (the Election then releases the lock itself).
 	Released   int64  `json:"released,omitempty"`
 	UnlockDone int64  `json:"unlock_done,omitempty"`
 	UnlockErr  string `json:"unlock_err,omitempty"`

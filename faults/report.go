@@ -144,8 +144,8 @@ func (r *Report) WriteTable(w io.Writer) {
 	switch f := r.Failures(); {
 	case len(f) > 0:
 		fmt.Fprintf(w, "\nFAIL: %s\n", strings.Join(f, "; "))
-	case len(c.Overlaps) > 0:
-		fmt.Fprintf(w, "\nPASS: no orphan, no leak%s; %d overlaps, as expected with %s\n", r.fencingPass(), len(c.Overlaps), r.breakingFaults())
+	case len(c.Overlaps)+c.primBroken() > 0:
+		fmt.Fprintf(w, "\nPASS: no orphan, no leak%s; %d overlaps%s, as expected with %s\n", r.fencingPass(), len(c.Overlaps), c.primBrokenNote(), r.breakingFaults())
 	default:
 		fmt.Fprintf(w, "\nPASS: no overlap, no orphan, no leak%s\n", r.fencingPass())
 	}
