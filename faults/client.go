@@ -45,7 +45,8 @@ type clientConfig struct {
 	slowWorkers int
 	expiries    []time.Duration
 	seed        int64
-	dir         string // where the records go
+	dir         string  // where the records go
+	clockSlow   float64 // FaultClientClockSlow: how slow the holders' clock runs (see clientClock)
 }
 
 func (c *clientConfig) args() []string {
@@ -60,6 +61,7 @@ func (c *clientConfig) args() []string {
 		"-expiries", joinDurations(c.expiries),
 		"-seed", fmt.Sprint(c.seed),
 		"-dir", c.dir,
+		"-clock-slow", strconv.FormatFloat(c.clockSlow, 'g', -1, 64),
 	}
 }
 
@@ -115,6 +117,7 @@ func parseClientArgs(args []string) (*clientConfig, error) {
 	fs.StringVar(&expiries, "expiries", "", "lock expiries, comma-separated")
 	fs.Int64Var(&cfg.seed, "seed", 0, "random seed")
 	fs.StringVar(&cfg.dir, "dir", "", "directory of the records")
+	fs.Float64Var(&cfg.clockSlow, "clock-slow", 0, "how slow the holders' clock runs, a fraction")
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, err
 	}
@@ -143,6 +146,7 @@ type client struct {
 	cfg      *clientConfig
 	rs       *redsync.Redsync
 	holdings *jsonLines
+	clock    clientClock // the holders' clock
 
 	sum ClientSummary // counters updated atomically
 
@@ -170,7 +174,7 @@ func runClient(ctx context.Context, cfg *clientConfig, baseline goleak.Option) e
 		rclients[i] = newRedisClient(addr, 4*(cfg.fastWorkers+cfg.slowWorkers))
 		pools[i] = goredis.NewPool(rclients[i])
 	}
-	c := &client{cfg: cfg, rs: redsync.New(pools...), holdings: holdings}
+	c := &client{cfg: cfg, rs: redsync.New(pools...), holdings: holdings, clock: clientClock{slow: cfg.clockSlow}}
 	c.rs.SetObserver(opCounter{handedOver: &c.sum.HandedOver, notSent: &c.sum.NotSent})
 	c.sum.Client = cfg.id
 	c.sum.Pid = os.Getpid()
@@ -316,8 +320,11 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 	until := m.Until()
 	h := &Holding{
 		Name: p.name, Client: c.cfg.id, Worker: worker, Seq: seq, Value: m.Value(), Mode: p.mode,
-		ExpiryMS: p.expiry.Milliseconds(), LockStart: lockStart, Acquired: acquired, Until: monoOf(until),
-		HandedOver: handed.Load(),
+		ExpiryMS: p.expiry.Milliseconds(), LockStart: lockStart, Acquired: acquired,
+		Until: monoOf(c.clock.believed(until, p.expiry)), HandedOver: handed.Load(),
+	}
+	if c.clock.slow != 0 {
+		h.HostUntil = monoOf(until)
 	}
 	if fencedName(p.name) {
 		h.Token = fencingToken(m)
@@ -407,9 +414,9 @@ func (c *client) watch(ctx context.Context, m *redsync.Mutex, h *Holding, held c
 		}
 		if u := m.Until(); !u.Equal(until) {
 			until = u
-			h.Extensions = append(h.Extensions, Extension{At: monoNow(), Until: monoOf(u)})
+			h.Extensions = append(h.Extensions, Extension{At: monoNow(), Until: monoOf(c.clock.believed(u, p.expiry))})
 		}
-		if !time.Now().Before(until) {
+		if !time.Now().Before(c.clock.believed(until, p.expiry)) {
 			// Past Until (the process was stopped, or an extension came
 			// too late): the KeepAlive context must end at once, if it
 			// did not before.
@@ -423,7 +430,7 @@ func (c *client) watch(ctx context.Context, m *redsync.Mutex, h *Holding, held c
 			cancel()
 			if ok {
 				until = m.Until()
-				h.Extensions = append(h.Extensions, Extension{At: monoNow(), Until: monoOf(until)})
+				h.Extensions = append(h.Extensions, Extension{At: monoNow(), Until: monoOf(c.clock.believed(until, p.expiry))})
 			} else {
 				atomic.AddInt64(&c.sum.ExtendFailed, 1)
 				if errors.Is(err, redsync.ErrInvalidArgument) || errors.Is(err, redsync.ErrNotHeld) {
@@ -436,7 +443,7 @@ func (c *client) watch(ctx context.Context, m *redsync.Mutex, h *Holding, held c
 			// The work is done; whether it ended in time tells how it
 			// went (an Extend that returned after a stop may have let
 			// Until pass).
-			if !time.Now().Before(m.Until()) {
+			if !time.Now().Before(c.clock.believed(m.Until(), p.expiry)) {
 				h.Lost = noticeExpiry(held)
 			}
 			return

@@ -93,6 +93,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("paused past validity", c.PausedPastValidity, fmt.Sprintf("noticed on resume: %d; lock taken by another meanwhile: %d", c.PausedNoticed, c.Superseded))
 	row("  with KeepAlive", c.PausedKeepAlive, fmt.Sprintf("context cancelled with ErrLockLost: %d", c.PausedKeepAliveCancelled))
 	row("fencing violations", len(c.FencingViolations), c.Fencing)
+	r.writeClock(row)
 
 	if len(c.Overlaps) > 0 {
 		fmt.Fprintf(w, "\noverlaps (%d):\n", len(c.Overlaps))
@@ -158,6 +159,9 @@ func (r *Report) breakingFaults() string {
 			kinds = append(kinds, kind)
 		}
 	}
+	if r.Clock != nil && r.Clock.Beyond {
+		kinds = append(kinds, "clock faults beyond the drift allowance")
+	}
 	return strings.Join(kinds, " and ")
 }
 
@@ -190,7 +194,7 @@ func faultNote(kind string) string {
 	case FaultEviction:
 		return "a majority of servers evict keys (tiny maxmemory, other writes)"
 	}
-	return ""
+	return clockFaultNote(kind)
 }
 
 func firstLines(s string, n int) string {
