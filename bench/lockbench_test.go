@@ -103,6 +103,12 @@ func checkFleetTables(t *testing.T, report string) {
 	if rows := table(t, report, "7c."); len(rows) != 3 {
 		t.Errorf("table 7c has %d rows, want 3", len(rows))
 	}
+	failover := table(t, report, "10.")
+	for _, n := range []string{"1", "3", "5"} {
+		if got := countRows(failover, n, ""); got != 1 {
+			t.Errorf("table 10: %d rows for N=%s, want 1", got, n)
+		}
+	}
 }
 
 func TestParseScenarios(t *testing.T) {
@@ -116,7 +122,8 @@ func TestParseScenarios(t *testing.T) {
 		{in: "1,3", want: []Scenario{Uncontended, Contention}},
 		{in: "stalled, Robustness,5", want: []Scenario{Stalled, Robustness}},
 		{in: "7,fleet-slow,9", want: []Scenario{Fleet, FleetSlow, FleetFlashSale}},
-		{in: "10", wantErr: true},
+		{in: "10,failover", want: []Scenario{Failover}},
+		{in: "11", wantErr: true},
 		{in: "1,fast", wantErr: true},
 	} {
 		got, err := ParseScenarios(tc.in)

@@ -9,7 +9,7 @@
 // BenchmarkLockUnlock is the uncontended scenario as a standard Go
 // benchmark, for benchstat.
 //
-// Scenarios 7-9 measure across processes: they start the running program
+// Scenarios 7-10 measure across processes: they start the running program
 // again as worker processes, which must call RunWorkerIfAsked first in
 // main (cmd/lockbench does, and this package's TestMain).
 package bench
@@ -42,10 +42,11 @@ const (
 	Fleet                              // processes on one name: hand-off across processes; a mixed fleet
 	FleetSlow                          // Fleet behind proxies that delay every byte
 	FleetFlashSale                     // 100 buyers over processes, one name, stock in Redis
+	Failover                           // leader election across processes: a killed leader's successor
 )
 
 // AllScenarios lists every scenario in report order.
-var AllScenarios = []Scenario{Uncontended, Throughput, Contention, FlashSale, Stalled, Robustness, Fleet, FleetSlow, FleetFlashSale}
+var AllScenarios = []Scenario{Uncontended, Throughput, Contention, FlashSale, Stalled, Robustness, Fleet, FleetSlow, FleetFlashSale, Failover}
 
 var scenarioNames = map[Scenario]string{
 	Uncontended:    "uncontended",
@@ -57,6 +58,7 @@ var scenarioNames = map[Scenario]string{
 	Fleet:          "fleet",
 	FleetSlow:      "fleet-slow",
 	FleetFlashSale: "fleet-flashsale",
+	Failover:       "failover",
 }
 
 func (s Scenario) String() string {
@@ -66,9 +68,9 @@ func (s Scenario) String() string {
 	return "scenario(" + strconv.Itoa(int(s)) + ")"
 }
 
-// ParseScenarios parses a comma-separated list of scenario numbers (1-9)
+// ParseScenarios parses a comma-separated list of scenario numbers (1-10)
 // or names (uncontended, throughput, contention, flashsale, stalled,
-// robustness, fleet, fleet-slow, fleet-flashsale); "all" or "" selects
+// robustness, fleet, fleet-slow, fleet-flashsale, failover); "all" or "" selects
 // every scenario.
 func ParseScenarios(list string) ([]Scenario, error) {
 	if list == "" || list == "all" {
@@ -182,12 +184,15 @@ type Config struct {
 	FleetSaleBuyers  int
 	FleetSaleStock   int
 	FleetSaleServers []int
+	// FailoverExpiry is the candidates' WithExpiry in scenario 10; zero
+	// keeps the default options (8 s), which the full run measures.
+	FailoverExpiry time.Duration
 
 	// Progress, when not nil, receives a line per step.
 	Progress io.Writer
 }
 
-// DefaultConfig is the full measurement: about 7-8 minutes on 2 cores
+// DefaultConfig is the full measurement: about 10 minutes on 2 cores
 // (scenarios 7-9 about 3 of them).
 func DefaultConfig() Config {
 	return Config{
@@ -252,6 +257,7 @@ func QuickConfig() Config {
 	c.FleetPings = 20
 	c.FleetSaleBuyers = 20
 	c.FleetSaleStock = 10
+	c.FailoverExpiry = 500 * time.Millisecond
 	return c
 }
 
@@ -378,6 +384,8 @@ func runScenario(ctx context.Context, e *env, s Scenario) ([]section, error) {
 		return runFleetSlow(ctx, e)
 	case FleetFlashSale:
 		return runFleetSale(ctx, e)
+	case Failover:
+		return runFailover(ctx, e)
 	}
 	return nil, fmt.Errorf("unknown scenario %d", s)
 }

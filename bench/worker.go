@@ -28,7 +28,7 @@ const workerEnv = "LOCKBENCH_WORKER"
 // RunWorkerIfAsked makes this process a worker of the multi-process
 // scenarios and exits when its parent asked for one (the environment
 // variable LOCKBENCH_WORKER is "1"); otherwise it returns at once. A
-// program that runs Run with the scenarios 7-9 calls it first in main (and
+// program that runs Run with the scenarios 7-10 calls it first in main (and
 // a test binary in TestMain), since those scenarios start the program's
 // own executable again as their workers.
 //
@@ -79,6 +79,11 @@ type workerJob struct {
 	// that often during a contention job, on a client of its own: the
 	// round trip under the job's load.
 	PingEvery time.Duration `json:"ping_every,omitempty"`
+	// Elect makes it a candidate of scenario 10 instead: it campaigns on
+	// Name with default options (see electInWorker).
+	Elect bool `json:"elect,omitempty"`
+	// Expiry, when not zero, is the candidates' WithExpiry.
+	Expiry time.Duration `json:"expiry,omitempty"`
 }
 
 // workerStart tells the workers when to begin (Unix nanoseconds, wall
@@ -153,6 +158,9 @@ func runWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		clients[i] = redis.NewClient(&redis.Options{Addr: a})
 	}
 	defer closeClients(clients)
+	if job.Elect {
+		return electInWorker(ctx, lines, enc, clients, job)
+	}
 	obs := &callObserver{}
 	opts := lockOptions{}
 	if job.Library == libQuorumlock {

@@ -7,7 +7,7 @@
 //	go run ./cmd/lockbench -scenarios 1,3 -rounds 5
 //
 // Progress goes to standard error, the report to standard output.
-// Scenarios 7-9 start this program again as their worker processes
+// Scenarios 7-10 start this program again as their worker processes
 // (LOCKBENCH_WORKER=1 in their environment).
 package main
 
@@ -24,10 +24,10 @@ import (
 )
 
 func main() {
-	// Scenarios 7-9 start this program again as their worker processes.
+	// Scenarios 7-10 start this program again as their worker processes.
 	bench.RunWorkerIfAsked()
 	quick := flag.Bool("quick", false, "smoke run: every scenario, briefly (seconds); the figures only show that the measurements work")
-	scenarios := flag.String("scenarios", "all", "comma-separated scenarios by number (1-9) or name: uncontended, throughput, contention, flashsale, stalled, robustness, fleet, fleet-slow, fleet-flashsale")
+	scenarios := flag.String("scenarios", "all", "comma-separated scenarios by number (1-10) or name: uncontended, throughput, contention, flashsale, stalled, robustness, fleet, fleet-slow, fleet-flashsale, failover")
 	rounds := flag.Int("rounds", 0, "rounds per scenario (default 3, or 1 with -quick); scenario 1 runs three times as many, half as long")
 	quiet := flag.Bool("q", false, "no progress on standard error")
 	servers := flag.String("servers", "", "comma-separated numbers of servers to lock on (default 1,3,5); the stalled, robustness and fleet-slow scenarios keep their own")
