@@ -47,7 +47,8 @@ type clientConfig struct {
 	prims       []string // the primitives they use (Kind constants)
 	expiries    []time.Duration
 	seed        int64
-	dir         string // where the records go
+	dir         string  // where the records go
+	clockSlow   float64 // FaultClientClockSlow: how slow the holders' clock runs (see clientClock)
 }
 
 func (c *clientConfig) args() []string {
@@ -64,6 +65,7 @@ func (c *clientConfig) args() []string {
 		"-expiries", joinDurations(c.expiries),
 		"-seed", fmt.Sprint(c.seed),
 		"-dir", c.dir,
+		"-clock-slow", strconv.FormatFloat(c.clockSlow, 'g', -1, 64),
 	}
 }
 
@@ -121,6 +123,7 @@ func parseClientArgs(args []string) (*clientConfig, error) {
 	fs.StringVar(&expiries, "expiries", "", "lock expiries, comma-separated")
 	fs.Int64Var(&cfg.seed, "seed", 0, "random seed")
 	fs.StringVar(&cfg.dir, "dir", "", "directory of the records")
+	fs.Float64Var(&cfg.clockSlow, "clock-slow", 0, "how slow the holders' clock runs, a fraction")
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, err
 	}
@@ -151,6 +154,7 @@ type client struct {
 	cfg      *clientConfig
 	rs       *redsync.Redsync
 	holdings *jsonLines
+	clock    clientClock // the holders' clock
 
 	sum ClientSummary // counters updated atomically
 
@@ -178,7 +182,7 @@ func runClient(ctx context.Context, cfg *clientConfig, baseline goleak.Option) e
 		rclients[i] = newRedisClient(addr, 4*(cfg.fastWorkers+cfg.slowWorkers+cfg.primWorkers))
 		pools[i] = goredis.NewPool(rclients[i])
 	}
-	c := &client{cfg: cfg, rs: redsync.New(pools...), holdings: holdings}
+	c := &client{cfg: cfg, rs: redsync.New(pools...), holdings: holdings, clock: clientClock{slow: cfg.clockSlow}}
 	c.rs.SetObserver(opCounter{handedOver: &c.sum.HandedOver, notSent: &c.sum.NotSent})
 	c.sum.Client = cfg.id
 	c.sum.Pid = os.Getpid()
@@ -329,8 +333,11 @@ func (c *client) holdOnce(ctx context.Context, worker, seq int, p plan) bool {
 	until := m.Until()
 	h := &Holding{
 		Name: p.name, Client: c.cfg.id, Worker: worker, Seq: seq, Value: m.Value(), Mode: p.mode,
-		ExpiryMS: p.expiry.Milliseconds(), LockStart: lockStart, Acquired: acquired, Until: monoOf(until),
-		HandedOver: handed.Load(),
+		ExpiryMS: p.expiry.Milliseconds(), LockStart: lockStart, Acquired: acquired,
+		Until: monoOf(c.clock.believed(until, p.expiry)), HandedOver: handed.Load(),
+	}
+	if c.clock.slow != 0 {
+		h.HostUntil = monoOf(until)
 	}
 	if fencedName(p.name) {
 		h.Token = fencingToken(m)
@@ -445,9 +452,9 @@ func (c *client) watch(ctx context.Context, m heldLock, h *Holding, held context
 		}
 		if u := m.Until(); !u.Equal(until) {
 			until = u
-			h.Extensions = append(h.Extensions, Extension{At: monoNow(), Until: monoOf(u)})
+			h.Extensions = append(h.Extensions, Extension{At: monoNow(), Until: monoOf(c.clock.believed(u, p.expiry))})
 		}
-		if !time.Now().Before(until) {
+		if !time.Now().Before(c.clock.believed(until, p.expiry)) {
 			// Past Until (the process was stopped, or an extension came
 			// too late): the KeepAlive context must end at once, if it
 			// did not before.
@@ -461,7 +468,7 @@ func (c *client) watch(ctx context.Context, m heldLock, h *Holding, held context
 			cancel()
 			if ok {
 				until = m.Until()
-				h.Extensions = append(h.Extensions, Extension{At: monoNow(), Until: monoOf(until)})
+				h.Extensions = append(h.Extensions, Extension{At: monoNow(), Until: monoOf(c.clock.believed(until, p.expiry))})
 			} else {
 				atomic.AddInt64(&c.sum.ExtendFailed, 1)
 				if errors.Is(err, redsync.ErrInvalidArgument) || errors.Is(err, redsync.ErrNotHeld) {
@@ -474,7 +481,7 @@ func (c *client) watch(ctx context.Context, m heldLock, h *Holding, held context
 			// The work is done; whether it ended in time tells how it
 			// went (an Extend that returned after a stop may have let
 			// Until pass).
-			if !time.Now().Before(m.Until()) {
+			if !time.Now().Before(c.clock.believed(m.Until(), p.expiry)) {
 				h.Lost = noticeExpiry(held)
 			}
 			return

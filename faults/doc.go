@@ -14,6 +14,18 @@
 // two of the five servers, and a client process paused past the validity
 // of the locks it holds.
 //
+// Clock faults (ClockFaults, -faults clock) bend the clocks Redlock
+// assumes to run at about one rate: a majority of the servers' clocks
+// fast or slow for the whole run (FaultClockRate), their wall clocks
+// stepped forward while they hold keys (FaultClockJump), every client's
+// clock slow as its holders read Until (FaultClientClockSlow). The
+// servers' clocks are bent by a small library of the suite's own,
+// preloaded into each redis-server (clockfault_shim.go); a Go client
+// cannot be bent that way, since Go reads the clock through the vDSO,
+// not libc. The checker is not bent: it judges on the host's
+// CLOCK_MONOTONIC, read by the runner and the Go clients, which the
+// preloaded library in the servers cannot reach.
+//
 // Every holder records, on CLOCK_MONOTONIC (comparable across processes on
 // one host), when Lock returned, its Until, every extension and when it
 // called Unlock (a Holding). After the run the checker (Check) reports

@@ -53,6 +53,7 @@ const (
 var AllFaults = []string{
 	FaultPauseShort, FaultPauseLong, FaultRestartNow, FaultRestartDelayed,
 	FaultLatency, FaultTimeout, FaultPartition, FaultClientPause, FaultEviction,
+	FaultClockRate, FaultClockJump, FaultClientClockSlow, // clockfault.go
 }
 
 // SafeFaults are the fault kinds under which Redlock promises mutual
@@ -94,6 +95,7 @@ type injector struct {
 	names   []string // the lock names, slow ones first
 	minTTL  time.Duration
 	maxTTL  time.Duration
+	clock   *clockFaults
 
 	mu     sync.Mutex // guards events
 	events []FaultEvent
@@ -198,6 +200,8 @@ func (in *injector) inject(ctx context.Context, seq int, kind string) FaultEvent
 		}
 		e.fill = newFiller(e.servers, fmt.Sprintf("faults:filler:%d:", seq))
 		apply, heal = e.apply, e.heal
+	case FaultClockJump:
+		apply, heal = in.clock.jump(in, &ev), func() error { return nil }
 	case FaultClientPause:
 		// The client that holds a lock, so that the pause outlasts a
 		// validity; a random one when nobody holds any.

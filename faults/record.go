@@ -41,9 +41,13 @@ type Holding struct {
 	// predate it.
 	LockStart int64 `json:"lock_start,omitempty"`
 	Acquired  int64 `json:"acquired"`
-	// Until is the Until that Lock set.
-	Until int64 `json:"until"`
-	// Extensions are the Untils that extensions set later, in order.
+	// Until is the Until that Lock set, as the holder believes it: under
+	// FaultClientClockSlow, when its slow clock passes it (see
+	// clientClock), and HostUntil is then the library's Until.
+	Until     int64 `json:"until"`
+	HostUntil int64 `json:"host_until,omitempty"`
+	// Extensions are the Untils that extensions set later, in order, as
+	// the holder believes them.
 	Extensions []Extension `json:"ext,omitempty"`
 	// Released is when Unlock was called, UnlockDone when it returned;
 	// 0 if it was not called. For an Election leader, Released is when

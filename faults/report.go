@@ -95,6 +95,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("  with KeepAlive", c.PausedKeepAlive, fmt.Sprintf("context cancelled with ErrLockLost: %d", c.PausedKeepAliveCancelled))
 	row("fencing violations", len(c.FencingViolations), c.Fencing)
 	r.writePrims(w, row)
+	r.writeClock(row)
 
 	if len(c.Overlaps) > 0 {
 		fmt.Fprintf(w, "\noverlaps (%d):\n", len(c.Overlaps))
@@ -160,6 +161,9 @@ func (r *Report) breakingFaults() string {
 			kinds = append(kinds, kind)
 		}
 	}
+	if r.Clock != nil && r.Clock.Beyond {
+		kinds = append(kinds, "clock faults beyond the drift allowance")
+	}
 	return strings.Join(kinds, " and ")
 }
 
@@ -192,7 +196,7 @@ func faultNote(kind string) string {
 	case FaultEviction:
 		return "a majority of servers evict keys (tiny maxmemory, other writes)"
 	}
-	return ""
+	return clockFaultNote(kind)
 }
 
 func firstLines(s string, n int) string {

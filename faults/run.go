@@ -54,6 +54,8 @@ type Config struct {
 	Expiries []time.Duration
 	// Faults are the fault kinds to inject (default SafeFaults).
 	Faults []string
+	// Clock sets the clock faults among Faults (see ClockFaults).
+	Clock ClockConfig
 	// Dir receives the records (holdings, client summaries, fault log,
 	// client output); default a new temporary directory, kept.
 	Dir string
@@ -152,6 +154,8 @@ type Report struct {
 	Expiries    []time.Duration `json:"expiries"`
 	FaultKinds  []string        `json:"fault_kinds"`
 	Dir         string          `json:"dir"`
+	// Clock sums up the clock faults; nil without any.
+	Clock *ClockReport `json:"clock,omitempty"`
 
 	// Ops sums the clients' counters.
 	Ops ClientSummary `json:"ops"`
@@ -207,7 +211,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	fmt.Fprintf(cfg.Log, "faultsuite: seed %d (replay with -seed %d); records in %s\n", cfg.Seed, cfg.Seed, cfg.Dir)
 
-	servers, stopServers, err := redistest.StartServers(cfg.Servers)
+	clock, err := newClockFaults(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer clock.close()
+	servers, stopServers, err := clock.startServers(cfg.Servers)
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +248,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			primWorkers: cfg.PrimWorkers, prims: cfg.Prims,
 			expiries: cfg.Expiries, seed: rng.Int63(), dir: cfg.Dir,
 		}
+		if clock.has(FaultClientClockSlow) {
+			cc.clockSlow = clock.cfg.ClientSlow
+		}
 		p, err := startClient(cfg.ClientCommand, cc)
 		if err != nil {
 			return nil, err
@@ -254,8 +266,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i, p := range procs {
 		pids[i] = p.cmd.Process.Pid
 	}
+	var kinds []string // those that come one at a time
+	for _, kind := range cfg.Faults {
+		if !backgroundFault(kind) {
+			kinds = append(kinds, kind)
+		}
+	}
 	in := &injector{
-		rng: rng, kinds: cfg.Faults, servers: servers, proxies: proxies, clients: pids,
+		rng: rng, kinds: kinds, servers: servers, proxies: proxies, clients: pids, clock: clock,
 		names:  append(append([]string(nil), slowNames...), fastNames...),
 		minTTL: slices.Min(cfg.Expiries), maxTTL: slices.Max(cfg.Expiries),
 	}
@@ -270,6 +288,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	sleepCtx(ctx, time.Second) // the clients get going first
 	for seq := 1; ctx.Err() == nil && time.Since(phaseStart) < cfg.Duration; seq++ {
+		if len(in.kinds) == 0 { // background faults only
+			sleepCtx(ctx, cfg.Duration-time.Since(phaseStart))
+			break
+		}
 		ev := in.inject(ctx, seq, in.next())
 		faultLog.write(ev)
 		rep.Faults[ev.Kind]++
@@ -305,6 +327,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Every client has unlocked and waited for its requests; a hand-off
 	// placeholder lives 50 ms.
 	time.Sleep(2 * placeholderLife)
+	background, err := clock.finish(cfg.Dir)
+	if err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+	}
+	for _, ev := range background {
+		rep.Faults[ev.Kind]++
+	}
+	rep.FaultLog = append(rep.FaultLog, background...)
 
 	var holdings []Holding
 	byValue := map[string]*Holding{}
@@ -335,6 +365,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Problems = append(rep.Problems, err.Error())
 	}
 	rep.Check = Check(holdings, rep.FaultLog, in.maxTTL)
+	rep.Clock = clockReport(clock.kinds, clock.cfg, clock.rated, in.minTTL, rep.Check.Overlaps)
 	rep.Wall = time.Since(began)
 	if err := writeJSON(filepath.Join(cfg.Dir, "report.json"), rep); err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
@@ -478,5 +509,8 @@ func Recheck(dir string) (*Report, error) {
 	rep.Dir = dir
 	rep.FaultLog = faults
 	rep.Check = Check(holdings, faults, slices.Max(rep.Expiries))
+	if rep.Clock != nil {
+		rep.Clock = clockReport(rep.Clock.Kinds, rep.Clock.Config, rep.Clock.RatedServer, slices.Min(rep.Expiries), rep.Check.Overlaps)
+	}
 	return rep, nil
 }

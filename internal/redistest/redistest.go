@@ -128,6 +128,7 @@ type Server struct {
 	// Set before the first start and never changed (see topology.go).
 	conf      string   // when not empty, written to a config file that is the first argument
 	extraArgs []string // given after the default arguments
+	env       []string // added to the process's environment (see env.go)
 }
 
 // process is one redis-server child process.
@@ -221,6 +222,12 @@ func StartServers(n int) ([]*Server, func(), error) {
 // "--maxmemory", "1mb") after the default options, which they override.
 // A restarted server gets them again.
 func StartServersWithArgs(n int, args ...string) ([]*Server, func(), error) {
+	return startServers(n, func(int) []func(*Server) { return []func(*Server){withArgs(args...)} })
+}
+
+// startServers starts n servers concurrently, server i with the options
+// options(i) gives (see StartServersWithArgs).
+func startServers(n int, options func(i int) []func(*Server)) ([]*Server, func(), error) {
 	if n < 0 {
 		return nil, nil, fmt.Errorf("redistest: negative number of servers %d", n)
 	}
@@ -235,7 +242,7 @@ func StartServersWithArgs(n int, args ...string) ([]*Server, func(), error) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			servers[i], errs[i] = newServer(bin, withArgs(args...))
+			servers[i], errs[i] = newServer(bin, options(i)...)
 		}(i)
 	}
 	wg.Wait()

@@ -31,7 +31,7 @@ const (
 // redis-server looks for one), and s.extraArgs follow the defaults. The
 // config file is written anew at every start, so that a restarted server
 // starts from the same configuration even where redis-server rewrote it (a
-// sentinel does).
+// sentinel does). s.env, when set, is added to the caller's environment.
 func (s *Server) configure(cmd *exec.Cmd) error {
 	if s.conf != "" {
 		path := filepath.Join(s.dir, "redis.conf")
@@ -41,6 +41,9 @@ func (s *Server) configure(cmd *exec.Cmd) error {
 		cmd.Args = append([]string{cmd.Args[0], path}, cmd.Args[1:]...)
 	}
 	cmd.Args = append(cmd.Args, s.extraArgs...)
+	if len(s.env) > 0 {
+		cmd.Env = append(os.Environ(), s.env...)
+	}
 	return nil
 }
 

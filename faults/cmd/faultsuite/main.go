@@ -13,6 +13,8 @@
 //	faultsuite -prims none           # Mutex holders only (no Semaphore, MultiMutex, RWMutex, Election)
 //	faultsuite -faults all           # also restart servers empty at once and evict keys (expect overlaps)
 //	faultsuite -faults eviction      # only evicting servers (expect overlaps)
+//	faultsuite -faults safe,clock-rate -clock-rate +2%   # a majority of servers' clocks 2 % fast
+//	faultsuite -faults clock-jump -clock-jump 3s         # servers' wall clocks jump forward
 //	faultsuite -scenario both        # the deterministic restart scenarios, at once and delayed
 //	faultsuite -scenario partitioned-listener  # how long Lock and Unlock take with one server cut off
 //	faultsuite -scenario eviction    # the deterministic eviction scenarios, allkeys-lru and volatile-ttl
@@ -49,6 +51,8 @@ func run() int {
 		scenario string
 		recheck  string
 		prims    string
+		rate     string
+		slow     string
 	)
 	flag.DurationVar(&cfg.Duration, "duration", faults.ShortDuration, "how long faults are injected (the short profile is 100s; 10m is the long one)")
 	flag.Int64Var(&cfg.Seed, "seed", 0, "seed of the fault schedule and of the clients (0: from the clock; printed)")
@@ -57,7 +61,10 @@ func run() int {
 	flag.IntVar(&cfg.SlowWorkers, "slow-workers", 4, "goroutines per client on the names held past the expiry")
 	flag.IntVar(&cfg.PrimWorkers, "prim-workers", 8, "goroutines per client on the other primitives (see -prims)")
 	flag.StringVar(&prims, "prims", "all", "the other primitives that hold beside the Mutex, comma-separated; \"all\": "+strings.Join(faults.AllPrims, ",")+"; \"none\": Mutex holders only")
-	flag.StringVar(&kinds, "faults", "safe", "fault kinds, comma-separated; \"safe\": all but restart-now and eviction; \"all\": "+strings.Join(faults.AllFaults, ","))
+	flag.StringVar(&kinds, "faults", "safe", "fault kinds and groups, comma-separated; \"safe\": all but restart-now, eviction and the clock faults; \"clock\": "+strings.Join(faults.ClockFaults, ",")+"; \"all\": "+strings.Join(faults.AllFaults, ","))
+	flag.StringVar(&rate, "clock-rate", "+2%", "clock-rate: how much faster a majority of the servers' clocks run (-0.5% runs them slow)")
+	flag.DurationVar(&cfg.Clock.Jump, "clock-jump", faults.DefaultClockJump, "clock-jump: the step by which a majority of the servers' wall clocks jump forward")
+	flag.StringVar(&slow, "client-clock-slow", "2%", "client-clock-slow: how much slower the clients' clocks run, as their holders read Until")
 	flag.StringVar(&expiries, "expiries", "800ms,2s", "lock expiries the holders use, comma-separated")
 	flag.StringVar(&cfg.Dir, "dir", "", "directory for the records (default: a new temporary directory)")
 	flag.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
@@ -84,14 +91,7 @@ func run() int {
 		return 0
 	}
 
-	switch kinds {
-	case "safe":
-		cfg.Faults = faults.SafeFaults
-	case "all":
-		cfg.Faults = faults.AllFaults
-	default:
-		cfg.Faults = strings.Split(kinds, ",")
-	}
+	cfg.Faults = faults.ExpandFaultKinds(kinds)
 	switch prims {
 	case "all":
 		cfg.Prims = faults.AllPrims
@@ -101,6 +101,14 @@ func run() int {
 		cfg.Prims = strings.Split(prims, ",")
 	}
 	var err error
+	if cfg.Clock.Rate, err = faults.ParsePercent(rate); err != nil {
+		fmt.Fprintln(os.Stderr, "faultsuite: -clock-rate:", err)
+		return 2
+	}
+	if cfg.Clock.ClientSlow, err = faults.ParsePercent(slow); err != nil {
+		fmt.Fprintln(os.Stderr, "faultsuite: -client-clock-slow:", err)
+		return 2
+	}
 	if cfg.Expiries, err = parseDurations(expiries); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
