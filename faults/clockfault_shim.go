@@ -39,9 +39,13 @@ const clockShimSource = `/* clockshift: preloaded (LD_PRELOAD) into a redis-serv
  * bend its clocks.
  *
  * CLOCKSHIFT_RATE_PPB: how much faster than the host's the clocks run, in
- *   parts per billion (20000000: 2 % fast; -20000000: 2 % slow), counted
- *   from the moment the library was loaded. Bends CLOCK_REALTIME and
- *   CLOCK_MONOTONIC and their variants alike, as a fast oscillator would.
+ *   parts per billion (20000000: 2 % fast; -20000000: 2 % slow). Bends
+ *   CLOCK_REALTIME and CLOCK_MONOTONIC and their variants alike, as a
+ *   fast oscillator would. The monotonic clock's gain is counted from
+ *   the moment the library was loaded, the wall clock's from
+ *   CLOCKSHIFT_ANCHOR_NS (host CLOCK_REALTIME, in nanoseconds) when set:
+ *   a restarted server then keeps the gain its clock had, as a machine's
+ *   clock does when a process on it restarts.
  * CLOCKSHIFT_FILE: a file whose first 8 bytes are a signed offset in
  *   nanoseconds (host byte order) added to CLOCK_REALTIME only, as a step
  *   of the wall clock (NTP, an operator) would be; the suite keeps it
@@ -124,8 +128,9 @@ time_t time(time_t *out) {
 __attribute__((constructor)) static void clockshift_init(void) {
 	const char *rate = getenv("CLOCKSHIFT_RATE_PPB");
 	const char *path = getenv("CLOCKSHIFT_FILE");
+	const char *anchor = getenv("CLOCKSHIFT_ANCHOR_NS");
 	rate_ppb = rate != NULL ? strtoll(rate, NULL, 10) : 0;
-	anchor_real = host_ns(CLOCK_REALTIME);
+	anchor_real = anchor != NULL && *anchor != '\0' ? strtoll(anchor, NULL, 10) : host_ns(CLOCK_REALTIME);
 	anchor_mono = host_ns(CLOCK_MONOTONIC);
 	if (path != NULL && *path != '\0') {
 		int fd = open(path, O_RDONLY | O_CLOEXEC);

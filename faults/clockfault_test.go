@@ -201,3 +201,48 @@ func TestClockFaults(t *testing.T) {
 			rep.Clock.Overlaps, rep.Clock.Ordered, rep.Clock.Inverted, rep.Clock.Undetermined, rep.Clock.Unfenced)
 	})
 }
+
+// A server whose clock runs fast keeps the gain its clock has when it is
+// restarted, as a machine's clock does when a process on it restarts:
+// counted from each start, a restart would step its wall clock back.
+func TestRatedServerKeepsItsGainAcrossARestart(t *testing.T) {
+	if err := ClockFaultsAvailable(); err != nil {
+		if os.Getenv(redistest.EnvRequire) == "1" {
+			t.Fatalf("%v (and %s=1)", err, redistest.EnvRequire)
+		}
+		t.Skip(err)
+	}
+	cfg := &Config{Servers: 1, Dir: t.TempDir(), Faults: []string{FaultClockRate}, Clock: ClockConfig{Rate: 0.1}}
+	cf, err := newClockFaults(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cf.close()
+	servers, stop, err := cf.startServers(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	gain := func() time.Duration {
+		t.Helper()
+		client := servers[0].NewClient()
+		defer func() { _ = client.Close() }()
+		before := time.Now()
+		at, err := client.Time(context.Background()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at.Sub(before)
+	}
+	time.Sleep(time.Second)
+	first := gain()
+	if first < 50*time.Millisecond {
+		t.Fatalf("a server 10 %% fast gained %v in a second", first)
+	}
+	if err := servers[0].RestartErr(); err != nil {
+		t.Fatal(err)
+	}
+	if again := gain(); again < first {
+		t.Errorf("the restarted server's clock gains %v, it gained %v before the restart: the restart stepped it back", again, first)
+	}
+}
