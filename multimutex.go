@@ -2,11 +2,13 @@ package redsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/fencing"
 	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
@@ -44,9 +46,12 @@ import (
 // stands for one holder, like a Mutex. WithFencing, WithValue and
 // WithSetNXOnExtend are not supported (an *ArgumentError).
 type MultiMutex struct {
-	names   []string
-	invalid error
-	lease   keyLease
+	names []string
+	// counters are the names' fencing counter keys (fencing.Key), with
+	// WithFencing; nil without.
+	counters []string
+	invalid  error
+	lease    keyLease
 }
 
 // NewMultiMutex returns a MultiMutex for names, configured by options (the
@@ -64,7 +69,13 @@ func (r *Redsync) NewMultiMutex(names []string, options ...Option) *MultiMutex {
 	if mm.invalid == nil {
 		mm.invalid = keySetOptions(t, "a MultiMutex")
 	}
-	mm.lease = keyLease{s: keyServers{t: t, split: make([]atomic.Bool, len(t.nodes.pools))}, name: strings.Join(names, ","), keys: names}
+	mm.lease = keyLease{s: keyServers{t: t, split: make([]atomic.Bool, len(t.nodes.pools))}, name: strings.Join(names, ","), keys: names, releaseOp: OpMultiUnlock}
+	if t.cfg.fencing {
+		mm.counters = make([]string, len(names))
+		for i, name := range names {
+			mm.counters[i] = fencing.Key(name)
+		}
+	}
 	return mm
 }
 
@@ -96,6 +107,13 @@ func (mm *MultiMutex) Value() string {
 	defer mm.lease.mu.Unlock()
 	return mm.lease.value
 }
+
+// Token returns the fencing token of the MultiMutex's last successful
+// Lock or TryLock with WithFencing: larger than the token of every
+// earlier holder, fenced MultiMutex or fenced Mutex, of any of its names
+// (see the type's comment); 0 before the first and without fencing. It
+// keeps its value after Unlock, as Value does.
+func (mm *MultiMutex) Token() uint64 { return mm.lease.tokenOf() }
 
 // Until returns the time until which every name is held for sure (see
 // Mutex.Until); the zero time until locked.
@@ -155,12 +173,12 @@ func (mm *MultiMutex) tryLock(ctx context.Context, tries int) error {
 		if err := ctx.Err(); err != nil {
 			return failedAfter(last, err)
 		}
-		held, err := mm.attempt(ctx)
+		held, err := mm.attempt(ctx, try)
 		if held {
 			return nil
 		}
 		last = err
-		if try >= tries {
+		if try >= tries || errors.Is(err, ErrFenceKeyInUse) {
 			return failedAfter(last, nil)
 		}
 		if err := waitRetry(ctx, cfg.delayFunc(try), nil); err != nil {
@@ -171,7 +189,7 @@ func (mm *MultiMutex) tryLock(ctx context.Context, tries int) error {
 
 // attempt is one try on every server; it reports whether it holds the
 // names, or the try's error.
-func (mm *MultiMutex) attempt(ctx context.Context) (bool, error) {
+func (mm *MultiMutex) attempt(ctx context.Context, n int) (bool, error) {
 	s := mm.lease.s
 	value, err := s.t.cfg.genValueFunc()
 	if err != nil {
@@ -179,11 +197,15 @@ func (mm *MultiMutex) attempt(ctx context.Context) (bool, error) {
 	}
 	hold := &keyHold{}
 	replies := newPendingReplies(len(s.t.nodes.pools))
+	var reads *fencing.Reads
+	if mm.counters != nil {
+		reads = &fencing.Reads{}
+	}
 	args := []any{value, s.t.args.expiryMillis}
 	start := time.Now()
 	res := s.t.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		defer replies.done(node)
-		ok, err := mm.acquireOn(ctx, node, pool, args)
+		ok, err := mm.acquireOn(ctx, node, pool, args, reads)
 		if ok || (err != nil && !neverSent(err)) {
 			if !hold.record(node, nil) {
 				// The attempt gave up before this reply came.
@@ -191,11 +213,24 @@ func (mm *MultiMutex) attempt(ctx context.Context) (bool, error) {
 			}
 		}
 		return ok, err
-	}, nil, nil)
+	}, s.watch(ctx, OpMultiLock, mm.lease.name, n), nil)
 	until := s.validUntil(start)
-	if res.n >= s.quorum() && res.ctxErr == nil && time.Now().Before(until) {
+	granted := res.n >= s.quorum() && res.ctxErr == nil && time.Now().Before(until)
+	var token uint64
+	if granted && reads != nil {
+		token, _ = reads.Token()
+		wb := s.writeBackToken(ctx, mm.names, mm.counters, true, value, token, replies, mm.lease.name)
+		switch {
+		case wb.ctxErr != nil:
+			res.ctxErr = wb.ctxErr
+		case wb.n < s.quorum():
+			res.err = errors.Join(ErrTokenNotStored, wb.err)
+		}
+		granted = wb.ctxErr == nil && wb.n >= s.quorum() && time.Now().Before(until)
+	}
+	if granted {
 		mm.lease.mu.Lock()
-		mm.lease.value, mm.lease.until, mm.lease.released = value, until, false
+		mm.lease.value, mm.lease.token, mm.lease.until, mm.lease.released = value, token, until, false
 		mm.lease.replies = replies
 		mm.lease.mu.Unlock()
 		return true, nil
@@ -205,19 +240,45 @@ func (mm *MultiMutex) attempt(ctx context.Context) (bool, error) {
 	if res.ctxErr != nil {
 		err = nil // failedAfter joins it
 	}
+	if reads != nil && reads.Failure() != nil {
+		err = reads.Failure()
+	}
 	return false, err
 }
 
-// acquireOn runs MultiAcquire on pool: every name set, or none.
-func (mm *MultiMutex) acquireOn(ctx context.Context, node int, pool redis.Pool, args []any) (bool, error) {
+// acquireOn runs MultiAcquire (FencedMultiAcquire with fencing, adding
+// what the server read to reads) on pool: every name set, or none.
+func (mm *MultiMutex) acquireOn(ctx context.Context, node int, pool redis.Pool, args []any, reads *fencing.Reads) (bool, error) {
 	s := mm.lease.s
 	var set [][]int // the groups set so far, on a Redis Cluster
 	ok := true
-	err := s.eval(ctx, node, pool, scripts.MultiAcquire, mm.names, args, func(group []int, reply any) (bool, error) {
-		n, err := scripts.ParseMultiIndex(reply, len(group), "multi-key acquire")
-		if err != nil || n != 0 {
-			ok = false
-			return false, err
+	script := scripts.MultiAcquire
+	if reads != nil {
+		script = scripts.FencedMultiAcquire
+	}
+	err := s.evalPaired(ctx, node, pool, script, mm.names, mm.counters, args, func(group []int, reply any) (bool, error) {
+		if reads == nil {
+			n, err := scripts.ParseMultiIndex(reply, len(group), "multi-key acquire")
+			if err != nil || n != 0 {
+				ok = false
+				return false, err
+			}
+		} else {
+			r, err := scripts.ParseFencedMultiAcquire(reply, len(group))
+			switch {
+			case err != nil:
+				ok = false
+				return false, err
+			case r.NotCounter:
+				ok = false
+				err = s.fenceKeyInUse(node, mm.lease.name)
+				reads.Fail(fencing.KeyInUse, err)
+				return false, err
+			case !r.Acquired:
+				ok = false
+				return false, nil
+			}
+			addFenceRead(reads, r)
 		}
 		set = append(set, group)
 		return true, nil

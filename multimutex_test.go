@@ -184,7 +184,6 @@ func TestMultiMutexReportsBadArguments(t *testing.T) {
 		{"NoNames", nil, nil, "names"},
 		{"EmptyName", []string{"a", ""}, nil, "names"},
 		{"NameTwice", []string{"a", "b", "a"}, nil, "names"},
-		{"Fencing", []string{"a"}, []Option{WithFencing(true)}, "WithFencing"},
 		{"BadExpiry", []string{"a"}, []Option{WithExpiry(0)}, "WithExpiry"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,12 +3,14 @@ package redsync
 import (
 	"context"
 	"fmt"
+	"errors"
 	"math/rand"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/fencing"
 	"github.com/quorumlock/redsync/internal/handoff"
 	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
@@ -59,6 +61,10 @@ type Semaphore struct {
 	invalid error
 	s       keyServers
 	slots   []string // the permit slots' keys
+	// fenced are, with WithFencing, the slots' keys and then the
+	// semaphore's fencing counter (fenceKey); nil without fencing.
+	fenced   []string
+	fenceKey string
 	// announce is the name whose release channel announces the releases
 	// of permits, and under which this process's waiters queue.
 	announce string
@@ -89,6 +95,10 @@ func (r *Redsync) NewSemaphore(name string, permits int, options ...Option) *Sem
 	}
 	sem.announce = "{" + name + "}:permits"
 	sem.spec = handoff.Spec{Name: sem.announce, Owner: sem}
+	if t.cfg.fencing {
+		sem.fenceKey = fencing.Key(sem.announce)
+		sem.fenced = append(slices.Clone(sem.slots), sem.fenceKey)
+	}
 	return sem
 }
 
@@ -112,6 +122,12 @@ type Lease struct {
 	slots  []int // the permit slots held, 0-based
 	lease  keyLease
 }
+
+// Token returns the lease's fencing token, with WithFencing (0 without):
+// larger than the token of every lease of the semaphore whose Acquire
+// returned before this lease's began, and of every earlier holder of a
+// permit slot this lease holds (see Semaphore).
+func (l *Lease) Token() uint64 { return l.lease.tokenOf() }
 
 // Weight returns the number of permits the lease holds.
 func (l *Lease) Weight() int { return l.weight }
@@ -190,7 +206,7 @@ func (sem *Semaphore) TryAcquire(ctx context.Context, weight int) (*Lease, error
 	var lease *Lease
 	err := sem.s.observed(ctx, OpAcquire, sem.name, 1, func(ctx context.Context) (time.Time, error) {
 		var err error
-		if lease, err = sem.attempt(ctx, weight); lease != nil {
+		if lease, err = sem.attempt(ctx, weight, 1); lease != nil {
 			return lease.Until(), nil
 		}
 		return time.Time{}, failedAfter(err, ctx.Err())
@@ -233,13 +249,16 @@ func (sem *Semaphore) acquire(ctx context.Context, weight int) (*Lease, error) {
 		if w != nil {
 			w.attempting(start)
 		}
-		lease, err := sem.attempt(ctx, weight)
+		lease, err := sem.attempt(ctx, weight, try)
 		if lease != nil {
 			return lease, nil
 		}
 		last = err
 		if ctx.Err() != nil {
 			return nil, failedAfter(last, ctx.Err())
+		}
+		if errors.Is(err, ErrFenceKeyInUse) {
+			return nil, failedAfter(last, nil)
 		}
 		var wake <-chan struct{}
 		if listen {
@@ -325,6 +344,20 @@ func without(slots, kept []int) []int {
 	return out
 }
 
+// abandon gives up a hold that was decided (its token was not stored):
+// it returns the servers that may hold the kept slots, which the caller
+// releases; replies from now on release what they set themselves.
+func (h *permitHold) abandon() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.givenUp, h.decided = true, false
+	nodes := make([]int, 0, len(h.set))
+	for node := range h.set {
+		nodes = append(nodes, node)
+	}
+	return nodes
+}
+
 // decide picks the slots that a quorum of servers set, the same weight
 // slots on each (a server sets as many as asked, or none), and returns
 // them with, per server, what it set beyond them. ok is false when no set
@@ -367,9 +400,9 @@ func (h *permitHold) decide(quorum, all int, inTime bool) (kept []int, release m
 	return kept, release, ok
 }
 
-// attempt is one acquisition of weight permits on every server: the Lease,
-// or nil and the attempt's error.
-func (sem *Semaphore) attempt(ctx context.Context, weight int) (*Lease, error) {
+// attempt is one acquisition of weight permits on every server (the
+// n-th of its Acquire): the Lease, or nil and the attempt's error.
+func (sem *Semaphore) attempt(ctx context.Context, weight, n int) (*Lease, error) {
 	s := sem.s
 	value, err := s.t.cfg.genValueFunc()
 	if err != nil {
@@ -377,11 +410,15 @@ func (sem *Semaphore) attempt(ctx context.Context, weight int) (*Lease, error) {
 	}
 	hold := &permitHold{}
 	replies := newPendingReplies(len(s.t.nodes.pools))
+	var reads *fencing.Reads
+	if sem.fenced != nil {
+		reads = &fencing.Reads{}
+	}
 	args := []any{value, s.t.args.expiryMillis, weight, 1 + rand.Intn(sem.permits)}
 	start := time.Now()
 	res := s.t.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		defer replies.done(node)
-		slots, free, err := sem.acquireOn(ctx, node, pool, weight, args)
+		slots, free, err := sem.acquireOn(ctx, node, pool, weight, args, reads)
 		ok := err == nil && free >= weight
 		if ok || (err != nil && !neverSent(err)) {
 			// slots is nil after an error: any slot may be set.
@@ -390,33 +427,73 @@ func (sem *Semaphore) attempt(ctx context.Context, weight int) (*Lease, error) {
 			}
 		}
 		return ok, err
-	}, nil, nil)
+	}, s.watch(ctx, OpAcquire, sem.name, n), nil)
 	// Held only with a validity left, and when the caller still waits.
-	inTime := res.ctxErr == nil && time.Now().Before(s.validUntil(start))
+	until := s.validUntil(start)
+	inTime := res.ctxErr == nil && time.Now().Before(until)
 	kept, release, ok := hold.decide(s.quorum(), sem.permits, inTime)
 	for node, slots := range release {
 		// Not announced: these slots were never part of a lease.
 		s.releaseLater([]int{node}, sem.keysOf(slots), value, "")
 	}
+	var token uint64
+	if ok && reads != nil {
+		token, _ = reads.Token()
+		wb := s.writeBackToken(ctx, sem.keysOf(kept), []string{sem.fenceKey}, false, value, token, replies, "semaphore "+strconv.Quote(sem.name))
+		switch {
+		case wb.ctxErr != nil:
+			res.ctxErr = wb.ctxErr
+		case wb.n < s.quorum():
+			res.err = errors.Join(ErrTokenNotStored, wb.err)
+		}
+		if wb.ctxErr != nil || wb.n < s.quorum() || !time.Now().Before(until) {
+			ok = false
+			s.releaseLater(hold.abandon(), sem.keysOf(kept), value, "")
+		}
+	}
 	if !ok {
 		err = res.err
+		if reads != nil && reads.Failure() != nil {
+			err = reads.Failure()
+		}
 		if err == nil && res.ctxErr == nil {
 			err = fmt.Errorf("redsync: fewer than %d permit slots were set by a quorum of servers", weight)
 		}
 		return nil, err
 	}
 	l := &Lease{sem: sem, weight: weight, slots: kept}
-	l.lease = keyLease{s: s, name: sem.name, keys: sem.keysOf(kept), announce: sem.announce, value: value, until: s.validUntil(start), replies: replies, answered: true}
+	l.lease = keyLease{s: s, name: sem.name, releaseOp: OpRelease, keys: sem.keysOf(kept), announce: sem.announce, value: value, token: token, until: until, replies: replies, answered: true}
 	return l, nil
 }
 
-// acquireOn runs PermitAcquire on pool: the slots it set, or how many were
-// free when too few.
-func (sem *Semaphore) acquireOn(ctx context.Context, node int, pool redis.Pool, weight int, args []any) (slots []int, free int, err error) {
-	err = sem.s.eval(ctx, node, pool, scripts.PermitAcquire, sem.slots, args, func(_ []int, reply any) (bool, error) {
-		var err error
-		slots, free, err = scripts.ParsePermitAcquire(reply, sem.permits, weight, nil)
-		return true, err
+// acquireOn runs PermitAcquire (FencedPermitAcquire with fencing, adding
+// what the server read to reads) on pool: the slots it set, or how many
+// were free when too few.
+func (sem *Semaphore) acquireOn(ctx context.Context, node int, pool redis.Pool, weight int, args []any, reads *fencing.Reads) (slots []int, free int, err error) {
+	if reads == nil {
+		err = sem.s.eval(ctx, node, pool, scripts.PermitAcquire, sem.slots, args, func(_ []int, reply any) (bool, error) {
+			var err error
+			slots, free, err = scripts.ParsePermitAcquire(reply, sem.permits, weight, nil)
+			return true, err
+		})
+		return slots, free, err
+	}
+	err = sem.s.eval(ctx, node, pool, scripts.FencedPermitAcquire, sem.fenced, args, func(_ []int, reply any) (bool, error) {
+		r, set, err := scripts.ParseFencedPermitAcquire(reply, sem.permits, weight, nil)
+		switch {
+		case err != nil:
+			return false, err
+		case r.NotCounter:
+			err = sem.s.fenceKeyInUse(node, "semaphore "+strconv.Quote(sem.name))
+			reads.Fail(fencing.KeyInUse, err)
+			return false, err
+		case r.Acquired:
+			addFenceRead(reads, r)
+			slots, free = set, weight
+		default:
+			free = r.Refused
+		}
+		return true, nil
 	})
 	return slots, free, err
 }
