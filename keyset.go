@@ -320,8 +320,8 @@ type keyLease struct {
 	s         keyServers
 	name      string // what an Observer's events name
 	releaseOp Op     // the Op of its release (OpRelease, OpMultiUnlock)
-	keys     []string
-	announce string
+	keys      []string
+	announce  string
 	// replies are those of the acquire of value, which a release waits
 	// for; set with value, then only read.
 	replies *pendingReplies

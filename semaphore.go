@@ -2,8 +2,8 @@ package redsync
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"math/rand"
 	"slices"
 	"strconv"
