@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/quorumlock/redsync/internal/fencing"
+	"github.com/quorumlock/redsync/internal/handoff"
 	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
@@ -39,8 +40,13 @@ import (
 // of any slot releases the slots set before it on that cluster: the server
 // counts as refusing, so the attempt stays all or nothing.
 //
-// Waiting: Lock tries, as a Mutex without hand-off does, every retry delay
-// (WithRetryDelay, WithTries); a release does not wake it yet.
+// Waiting: Lock tries up to the tries of WithTries. A failed try waits for
+// the retry delay (WithRetryDelay), or less: with hand-off (the default)
+// and pools that can subscribe, a release of any of the names, announced
+// by a quorum of servers or made in this process, wakes it to try again
+// at once. It watches the names' release channels without taking a turn
+// among the names' other waiters: it holds none of them back, and gets no
+// hand-over (a Mutex's Unlock hands a name to a waiting Mutex first).
 //
 // Names, Value and Until may be called from any goroutine; a MultiMutex
 // stands for one holder, like a Mutex. WithFencing, WithValue and
@@ -166,12 +172,23 @@ func (mm *MultiMutex) lock(ctx context.Context, tries int) error {
 }
 
 // tryLock is lock's loop of tries.
-func (mm *MultiMutex) tryLock(ctx context.Context, tries int) error {
+func (mm *MultiMutex) tryLock(ctx context.Context, tries int) (err error) {
 	cfg := mm.lease.s.t.cfg
+	var w *multiWaiter
+	defer func() {
+		if w != nil {
+			w.leave(err == nil, mm.Until())
+		}
+	}()
+	listen := cfg.handoff && mm.lease.s.t.rs.canListen && tries > 1
 	var last error
 	for try := 1; ; try++ {
 		if err := ctx.Err(); err != nil {
 			return failedAfter(last, err)
+		}
+		start := time.Now()
+		if w != nil {
+			w.attempting(start)
 		}
 		held, err := mm.attempt(ctx, try)
 		if held {
@@ -181,9 +198,58 @@ func (mm *MultiMutex) tryLock(ctx context.Context, tries int) error {
 		if try >= tries || errors.Is(err, ErrFenceKeyInUse) {
 			return failedAfter(last, nil)
 		}
-		if err := waitRetry(ctx, cfg.delayFunc(try), nil); err != nil {
+		var wake <-chan struct{}
+		if listen {
+			if w == nil {
+				w = mm.join(start)
+			}
+			w.idle()
+			wake = w.wake
+		}
+		if err := waitRetry(ctx, cfg.delayFunc(try), wake); err != nil {
 			return failedAfter(last, err)
 		}
+	}
+}
+
+// A multiWaiter is a Lock of a MultiMutex waiting for its names: it
+// watches each name's releases (see handoff.Spec.Watch: it takes no turn
+// among the name's waiters), and any of them wakes it.
+type multiWaiter struct {
+	ws   []handoff.Waiter // one per name
+	wake chan struct{}    // signalled when a name was released; buffered
+}
+
+// join makes the waiter of a Lock whose failed attempt started at since.
+func (mm *MultiMutex) join(since time.Time) *multiWaiter {
+	rs := mm.lease.s.t.rs
+	q := rs.handoff.start(rs)
+	w := &multiWaiter{ws: make([]handoff.Waiter, len(mm.names)), wake: make(chan struct{}, 1)}
+	for i, name := range mm.names {
+		q.Join(&w.ws[i], handoff.Spec{Name: name, Owner: mm, Watch: true}, since, w.wake)
+	}
+	return w
+}
+
+// attempting records that w starts an attempt at start.
+func (w *multiWaiter) attempting(start time.Time) {
+	for i := range w.ws {
+		w.ws[i].Attempting(start)
+	}
+}
+
+// idle records that w waits.
+func (w *multiWaiter) idle() {
+	for i := range w.ws {
+		w.ws[i].Idle()
+	}
+}
+
+// leave ends w's watch; acquired (valid until until) tells the queues that
+// the releases heard so far were the one taken.
+func (w *multiWaiter) leave(acquired bool, until time.Time) {
+	for i := range w.ws {
+		w.ws[i].Leave(acquired, until)
 	}
 }
 
