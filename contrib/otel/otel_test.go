@@ -298,3 +298,73 @@ func TestAHandedOverAttemptIsMarked(t *testing.T) {
 		t.Errorf("plain attempt marked as handed over: %v", events[1].Attributes)
 	}
 }
+
+// A Semaphore's and a MultiMutex's operations have span names and op
+// attributes of their own (acquire, release, multilock, multiunlock).
+func TestSpansAndMetricsOfTheOtherPrimitives(t *testing.T) {
+	exporter := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	obs, err := redsyncotel.New(redsyncotel.WithTracerProvider(tp), redsyncotel.WithMeterProvider(mp))
+	must(t, err)
+	observertest.RunPrimitives(t, context.Background(), obs)
+
+	var got []string
+	for _, s := range exporter.GetSpans() {
+		line := s.Name
+		for _, a := range s.Attributes {
+			switch a.Key {
+			case redsyncotel.NameKey, redsyncotel.OpKey, redsyncotel.OutcomeKey:
+				line += " " + a.Value.String()
+			}
+		}
+		// At least the quorum's replies are on the span: a late one may
+		// come after it ended.
+		if countEvents(s, "redsync.node") < 2 {
+			line += " (too few node events)"
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		"redsync.acquire workers acquire ok",
+		"redsync.acquire workers acquire taken",
+		"redsync.extend workers extend ok",
+		"redsync.release workers release ok",
+		"redsync.multilock a,b multilock ok",
+		"redsync.multiunlock a,b multiunlock ok",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("spans:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	var rm metricdata.ResourceMetrics
+	must(t, reader.Collect(context.Background(), &rm))
+	sums := counterValues(t, rm)
+	for _, series := range []string{
+		"redsync.operations{redsync.op=acquire,redsync.outcome=ok}",
+		"redsync.operations{redsync.op=acquire,redsync.outcome=taken}",
+		"redsync.operations{redsync.op=release,redsync.outcome=ok}",
+		"redsync.operations{redsync.op=multilock,redsync.outcome=ok}",
+		"redsync.operations{redsync.op=multiunlock,redsync.outcome=ok}",
+		"redsync.node.replies{redsync.node=0,redsync.node.outcome=refused,redsync.op=acquire}",
+		"redsync.node.replies{redsync.node=2,redsync.node.outcome=error,redsync.op=multilock}",
+	} {
+		if sums[series] != 1 {
+			t.Errorf("%s = %d, want 1", series, sums[series])
+		}
+	}
+}
+
+// countEvents is the number of s's events named name.
+func countEvents(s tracetest.SpanStub, name string) int {
+	n := 0
+	for _, e := range s.Events {
+		if e.Name == name {
+			n++
+		}
+	}
+	return n
+}

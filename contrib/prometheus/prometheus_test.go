@@ -155,3 +155,44 @@ func TestNewRefusesABadRegisterer(t *testing.T) {
 		t.Errorf("%d metrics left registered (%v), want only the clashing one", n, err)
 	}
 }
+
+// A Semaphore's and a MultiMutex's operations have op labels of their own
+// (acquire, release, multilock, multiunlock); a Lease's Extend is extend.
+func TestObserverLabelsTheOtherPrimitives(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	obs, err := redsyncprom.New(reg)
+	must(t, err)
+	observertest.RunPrimitives(t, context.Background(), obs)
+
+	const want = `
+# HELP redsync_operations_total Lock, Unlock and Extend calls, and extensions by KeepAlive (op=keepalive), by outcome.
+# TYPE redsync_operations_total counter
+redsync_operations_total{op="acquire",outcome="ok"} 1
+redsync_operations_total{op="acquire",outcome="taken"} 1
+redsync_operations_total{op="extend",outcome="ok"} 1
+redsync_operations_total{op="multilock",outcome="ok"} 1
+redsync_operations_total{op="multiunlock",outcome="ok"} 1
+redsync_operations_total{op="release",outcome="ok"} 1
+`
+	must(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "redsync_operations_total"))
+	counts := sampleCounts(t, reg)
+	for series, n := range map[string]uint64{
+		`redsync_lock_validity_seconds{op="acquire"}`:             1,
+		`redsync_lock_validity_seconds{op="multilock"}`:           1,
+		`redsync_node_latency_seconds{node="0",op="acquire"}`:     2,
+		`redsync_node_latency_seconds{node="2",op="release"}`:     1,
+		`redsync_node_latency_seconds{node="1",op="multilock"}`:   1,
+		`redsync_node_latency_seconds{node="1",op="multiunlock"}`: 1,
+	} {
+		if counts[series] != n {
+			t.Errorf("%s has %d samples, want %d", series, counts[series], n)
+		}
+	}
+	replies, err := testutil.GatherAndCount(reg, "redsync_node_replies_total")
+	must(t, err)
+	// acquire: ok and refused on 0 and 1, error on 2; the four other
+	// ops: ok on 0 and 1, error on 2.
+	if replies != 5+4*3 {
+		t.Errorf("%d node reply series, want 17", replies)
+	}
+}
