@@ -243,22 +243,29 @@ func (sem *Semaphore) acquire(ctx context.Context, weight int) (*Lease, error) {
 		}
 	}()
 	listen := sem.s.t.cfg.handoff && sem.s.t.rs.canListen
+	if listen {
+		// Behind the waiters of this process, without a first attempt:
+		// permits freed now are theirs first.
+		w = sem.s.t.rs.handoff.joinBehind(sem.spec)
+	}
 	var last error
 	for try := 1; ; try++ {
 		start := time.Now()
 		if w != nil {
 			w.attempting(start)
 		}
-		lease, err := sem.attempt(ctx, weight, try)
-		if lease != nil {
-			return lease, nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			return nil, failedAfter(last, ctx.Err())
-		}
-		if errors.Is(err, ErrFenceKeyInUse) {
-			return nil, failedAfter(last, nil)
+		if try > 1 || w == nil {
+			lease, err := sem.attempt(ctx, weight, try)
+			if lease != nil {
+				return lease, nil
+			}
+			last = err
+			if ctx.Err() != nil {
+				return nil, failedAfter(last, ctx.Err())
+			}
+			if errors.Is(err, ErrFenceKeyInUse) {
+				return nil, failedAfter(last, nil)
+			}
 		}
 		var wake <-chan struct{}
 		if listen {
