@@ -10,16 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// multiLockUnlock locks mm, returns its token and unlocks it.
-func multiLockUnlock(t *testing.T, mm *MultiMutex) uint64 {
-	t.Helper()
-	require.NoError(t, mm.Lock())
-	token := mm.Token()
-	ok, err := mm.Unlock()
-	require.True(t, ok, err)
-	return token
-}
-
 // acquireRelease acquires weight permits of sem, returns the lease's token
 // and releases it.
 func acquireRelease(t *testing.T, sem *Semaphore, weight int) uint64 {
@@ -48,9 +38,9 @@ func TestMultiMutexTokensOrderAgainstTheMutexesOfItsNames(t *testing.T) {
 		fenced := WithFencing(true)
 		seq := &tokenSequence{t: t}
 		seq.next(lockUnlock(t, c.rs.NewMutex("a", fenced)), "a Mutex on a")
-		seq.next(multiLockUnlock(t, c.rs.NewMultiMutex([]string{"a", "b"}, fenced)), "a MultiMutex on a, b")
+		seq.next(lockUnlock(t, c.rs.NewMultiMutex([]string{"a", "b"}, fenced)), "a MultiMutex on a, b")
 		seq.next(lockUnlock(t, c.rs.NewMutex("b", fenced)), "a Mutex on b")
-		seq.next(multiLockUnlock(t, c.rs.NewMultiMutex([]string{"c", "b", "a"}, fenced)), "a MultiMutex on c, b, a")
+		seq.next(lockUnlock(t, c.rs.NewMultiMutex([]string{"c", "b", "a"}, fenced)), "a MultiMutex on c, b, a")
 		seq.next(lockUnlock(t, c.rs.NewMutex("c", fenced)), "a Mutex on c")
 
 		// The counters of every name hold the last token written back to
@@ -121,7 +111,7 @@ func TestTokensGrowPastAQuorumOfServersRestartedEmpty(t *testing.T) {
 			round := func(what string) {
 				t.Helper()
 				seq.next(lockUnlock(t, c.rs.NewMutex("r1", fenced...)), what+": Mutex")
-				seq.next(multiLockUnlock(t, c.rs.NewMultiMutex(names, fenced...)), what+": MultiMutex")
+				seq.next(lockUnlock(t, c.rs.NewMultiMutex(names, fenced...)), what+": MultiMutex")
 				semSeq.next(acquireRelease(t, sem, 1), what+": Semaphore")
 				semSeq.next(acquireRelease(t, sem, 2), what+": Semaphore")
 			}
@@ -173,7 +163,7 @@ func TestMultiKeyTokensAreAgreedThroughTheQuorum(t *testing.T) {
 	first := lockUnlock(t, rs.NewMutex("a", fenced))
 	assert.Equal(t, uint64(t0.UnixMicro()), first, "the first token is the clock")
 	only(2, 3, 4)
-	second := multiLockUnlock(t, rs.NewMultiMutex([]string{"b", "a"}, fenced))
+	second := lockUnlock(t, rs.NewMultiMutex([]string{"b", "a"}, fenced))
 	assert.Equal(t, first+1, second, "through server 2's counter of a")
 	only(0, 1, 4)
 	third := lockUnlock(t, rs.NewMutex("b", fenced))

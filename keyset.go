@@ -592,7 +592,8 @@ func (s keyServers) watch(ctx context.Context, op Op, name string, attempt int) 
 
 // observed runs fn as the operation op on name for the Observer of the
 // template Mutex, if any: Start before, Done after, with the validity
-// until returns (zero: none). The rounds' replies are not reported.
+// until returns (zero: none). The rounds report their replies themselves
+// (watch).
 func (s keyServers) observed(ctx context.Context, op Op, name string, tries int, fn func(ctx context.Context) (until time.Time, err error)) error {
 	obs := s.t.obs
 	if obs == nil {

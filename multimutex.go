@@ -48,9 +48,20 @@ import (
 // among the names' other waiters: it holds none of them back, and gets no
 // hand-over (a Mutex's Unlock hands a name to a waiting Mutex first).
 //
+// Fencing (WithFencing): each acquisition gets a token (Token), agreed as
+// the Mutex's is (docs/fencing.md) from the names' own fencing counters,
+// the keys a fenced Mutex of each name uses, and the servers' clocks: the
+// acquire script of each server reads every name's counter in the step
+// that sets the names, the token is one more than the highest counter
+// read (or the highest clock), and it is stored back into every name's
+// counter on a quorum, on each server only while all the names there still
+// hold the value, before Lock returns. The Mutex's argument, name by name,
+// makes the token larger than that of every earlier fenced holder, Mutex
+// or MultiMutex, of any of the names.
+//
 // Names, Value and Until may be called from any goroutine; a MultiMutex
-// stands for one holder, like a Mutex. WithFencing, WithValue and
-// WithSetNXOnExtend are not supported (an *ArgumentError).
+// stands for one holder, like a Mutex. WithValue and WithSetNXOnExtend are
+// not supported (an *ArgumentError).
 type MultiMutex struct {
 	names []string
 	// counters are the names' fencing counter keys (fencing.Key), with

@@ -46,15 +46,37 @@ import (
 //
 // Waiting: Acquire waits until ctx ends. A failed attempt waits for the
 // retry delay (WithRetryDelay), or less: with hand-off (the default) and
-// pools that can subscribe, a release announced by a quorum of servers
-// wakes the first waiter of this process, and each waiter that gets its
-// permits, or gives up, wakes the next at once. Waiters of one process are
-// woken in arrival order; across processes there is no order.
+// pools that can subscribe, every Release announces itself on the
+// servers' release channel of the semaphore, and an announcement by a
+// quorum of servers (or a Release in this process) wakes the first waiter
+// of each process at once; each waiter that gets its permits, or gives
+// up, wakes the next of its process. Within a process waiters take turns
+// in arrival order: an Acquire that comes while others wait queues behind
+// them without an attempt, even when the permits it asks for are free, as
+// golang.org/x/sync/semaphore's Weighted does (a waiter's retry delay
+// still ends its wait, so the order is not strict). Across processes there
+// is no queue: the first waiter of each process tries when woken, so the
+// permits are shared about evenly among the processes that wait, not among
+// their waiters (bench's BenchmarkSemaphoreClients measures both).
+//
+// Fencing (WithFencing): each lease gets a token (Lease.Token), agreed as
+// the Mutex's is (docs/fencing.md) from one counter for the whole
+// semaphore ("{name}:permits:redsync:fence") and the servers' clocks: the acquire
+// script of each server reads the counter in the step that sets the slots,
+// and the token is stored back to a quorum, on each server only while all
+// the lease's slots there still hold its value, before Acquire returns.
+// So a lease's token is larger than that of every lease whose Acquire
+// returned before this lease's attempt began (the two quorums share a
+// server, whose counter the earlier one raised first) and of every earlier
+// holder of one of its slots (the Mutex's argument, on that slot's key);
+// leases held at once may get their tokens in any order. An attempt whose
+// token a quorum did not store fails (ErrTokenNotStored) and releases its
+// slots.
 //
 // A failed or cancelled Acquire leaves nothing on the servers; a crashed
-// holder's permits come back when its keys expire. WithFencing, WithValue
-// and WithSetNXOnExtend are not supported (an *ArgumentError). A Semaphore
-// is safe for concurrent use by many goroutines; each Lease is one holder.
+// holder's permits come back when its keys expire. WithValue and
+// WithSetNXOnExtend are not supported (an *ArgumentError). A Semaphore is
+// safe for concurrent use by many goroutines; each Lease is one holder.
 type Semaphore struct {
 	name    string
 	permits int

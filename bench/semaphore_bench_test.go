@@ -87,27 +87,17 @@ func BenchmarkSemaphoreContended(b *testing.B) {
 	sem := rs.NewSemaphore("bench:sem:contended", 4)
 	ctx, cancel := requestContext()
 	defer cancel()
-	var held, highest atomic.Int32
+	var held heldWeight
 	b.ReportAllocs()
 	b.SetParallelism(8) // 16 goroutines on 2 cores
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			lease, err := sem.Acquire(ctx, 1)
-			if err != nil {
-				b.Errorf("Acquire: %v", err)
-				return
-			}
-			now := held.Add(1)
-			for h := highest.Load(); now > h && !highest.CompareAndSwap(h, now); h = highest.Load() {
-			}
-			held.Add(-1)
-			if err := lease.Release(ctx); err != nil {
-				b.Errorf("Release: %v", err)
+			if !held.acquireRelease(b, ctx, sem, 0) {
 				return
 			}
 		}
 	})
-	b.ReportMetric(float64(highest.Load()), "max-held")
+	b.ReportMetric(float64(held.highest.Load()), "max-held")
 }
 
 // BenchmarkSemaphoreClients measures how the Semaphore shares its permits
@@ -146,7 +136,8 @@ func semaphoreClients(b *testing.B, goroutines []int) {
 			client = append(client, i)
 		}
 	}
-	var left, held, highest atomic.Int64
+	var left atomic.Int64
+	var held heldWeight
 	left.Store(int64(b.N))
 	counts := make([]atomic.Int64, len(client))
 	b.ReportAllocs()
@@ -157,22 +148,8 @@ func semaphoreClients(b *testing.B, goroutines []int) {
 		go func() {
 			defer wg.Done()
 			sem := sems[client[g]]
-			for left.Add(-1) >= 0 {
-				lease, err := sem.Acquire(ctx, 1)
-				if err != nil {
-					b.Errorf("Acquire: %v", err)
-					return
-				}
-				now := held.Add(1)
-				for h := highest.Load(); now > h && !highest.CompareAndSwap(h, now); h = highest.Load() {
-				}
-				time.Sleep(2 * time.Millisecond) // the holder's work
-				held.Add(-1)
+			for left.Add(-1) >= 0 && held.acquireRelease(b, ctx, sem, 2*time.Millisecond) {
 				counts[g].Add(1)
-				if err := lease.Release(ctx); err != nil {
-					b.Errorf("Release: %v", err)
-					return
-				}
 			}
 		}()
 	}
@@ -190,7 +167,34 @@ func semaphoreClients(b *testing.B, goroutines []int) {
 	lo, hi = shares(perGoroutine)
 	b.ReportMetric(lo, "gor-min")
 	b.ReportMetric(hi, "gor-max")
-	b.ReportMetric(float64(highest.Load()), "max-held")
+	b.ReportMetric(float64(held.highest.Load()), "max-held")
+}
+
+// heldWeight counts the permits held at once, and the most seen.
+type heldWeight struct {
+	now, highest atomic.Int64
+}
+
+// acquireRelease acquires a weight of 1 of sem, holds it for work and
+// releases it; false after an error, which it reports.
+func (h *heldWeight) acquireRelease(b *testing.B, ctx context.Context, sem *redsync.Semaphore, work time.Duration) bool {
+	lease, err := sem.Acquire(ctx, 1)
+	if err != nil {
+		b.Errorf("Acquire: %v", err)
+		return false
+	}
+	now := h.now.Add(1)
+	for seen := h.highest.Load(); now > seen && !h.highest.CompareAndSwap(seen, now); seen = h.highest.Load() {
+	}
+	if work > 0 {
+		time.Sleep(work) // the holder's work
+	}
+	h.now.Add(-1)
+	if err := lease.Release(ctx); err != nil {
+		b.Errorf("Release: %v", err)
+		return false
+	}
+	return true
 }
 
 // shares returns the smallest and the largest of counts relative to their

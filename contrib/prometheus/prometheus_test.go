@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/quorumlock/redsync"
 	redsyncprom "github.com/quorumlock/redsync/contrib/prometheus"
 	"github.com/quorumlock/redsync/internal/observertest"
 )
@@ -24,12 +25,20 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// The counters of observertest.Run are known exactly.
-func TestObserverCountsAScriptedRun(t *testing.T) {
+// observedRun runs the script run with an Observer of a new registry, and
+// returns the registry.
+func observedRun(t *testing.T, run func(testing.TB, context.Context, redsync.Observer)) *prometheus.Registry {
+	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	obs, err := redsyncprom.New(reg)
 	must(t, err)
-	observertest.Run(t, context.Background(), obs)
+	run(t, context.Background(), obs)
+	return reg
+}
+
+// The counters of observertest.Run are known exactly.
+func TestObserverCountsAScriptedRun(t *testing.T) {
+	reg := observedRun(t, observertest.Run)
 
 	const want = `
 # HELP redsync_operations_total Lock, Unlock and Extend calls, and extensions by KeepAlive (op=keepalive), by outcome.
@@ -159,10 +168,7 @@ func TestNewRefusesABadRegisterer(t *testing.T) {
 // A Semaphore's and a MultiMutex's operations have op labels of their own
 // (acquire, release, multilock, multiunlock); a Lease's Extend is extend.
 func TestObserverLabelsTheOtherPrimitives(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
-	obs, err := redsyncprom.New(reg)
-	must(t, err)
-	observertest.RunPrimitives(t, context.Background(), obs)
+	reg := observedRun(t, observertest.RunPrimitives)
 
 	const want = `
 # HELP redsync_operations_total Lock, Unlock and Extend calls, and extensions by KeepAlive (op=keepalive), by outcome.
