@@ -3,6 +3,7 @@ package redsync
 import (
 	"context"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,4 +204,32 @@ func TestAFencingCounterKeyInUseFailsAtOnce(t *testing.T) {
 	for i, s := range servers {
 		assert.ElementsMatch(t, []string{fenceKey("b"), fenceKey("{s}:permits")}, s.Keys(), "server %d: only the keys in use are left", i)
 	}
+}
+
+// tokenOps records the Token of every successful Done, by Op.
+type tokenOps struct {
+	BaseObserver
+	mu     sync.Mutex
+	tokens map[Op]uint64
+}
+
+func (o *tokenOps) Done(_ context.Context, e DoneEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if e.Err == nil {
+		o.tokens[e.Op] = e.Token
+	}
+}
+
+func TestAFencedAcquisitionsTokenIsObserved(t *testing.T) {
+	c := newRealCluster(t, 3)
+	obs := &tokenOps{tokens: map[Op]uint64{}}
+	c.rs.SetObserver(obs)
+	lease := acquireRelease(t, c.rs.NewSemaphore("seen", 2, WithFencing(true)), 1)
+	mm := lockUnlock(t, c.rs.NewMultiMutex([]string{"p", "q"}, WithFencing(true)))
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	assert.Equal(t, map[Op]uint64{OpAcquire: lease, OpRelease: 0, OpMultiLock: mm, OpMultiUnlock: 0}, obs.tokens)
+	assert.NotZero(t, lease)
+	assert.NotZero(t, mm)
 }

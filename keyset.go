@@ -353,15 +353,15 @@ func (l *keyLease) untilTime() time.Time {
 
 // extendObserved is extendLease observed as op (OpExtend, OpKeepAlive).
 func (l *keyLease) extendObserved(ctx context.Context, op Op) (ok bool, res roundResult, err error) {
-	err = l.s.observed(ctx, op, l.name, 0, func(ctx context.Context) (time.Time, error) {
+	err = l.s.observed(ctx, op, l.name, 0, func(ctx context.Context) (time.Time, uint64, error) {
 		var err error
 		if ok, res, err = l.extendLease(ctx, op); ok {
-			return l.untilTime(), nil
+			return l.untilTime(), 0, nil
 		}
 		if err == nil {
 			err = res.err
 		}
-		return time.Time{}, err
+		return time.Time{}, 0, err
 	})
 	if ok {
 		err = nil
@@ -592,20 +592,20 @@ func (s keyServers) watch(ctx context.Context, op Op, name string, attempt int) 
 
 // observed runs fn as the operation op on name for the Observer of the
 // template Mutex, if any: Start before, Done after, with the validity
-// until returns (zero: none). The rounds report their replies themselves
-// (watch).
-func (s keyServers) observed(ctx context.Context, op Op, name string, tries int, fn func(ctx context.Context) (until time.Time, err error)) error {
+// until returns (zero: none) and the fencing token (0: none). The rounds
+// report their replies themselves (watch).
+func (s keyServers) observed(ctx context.Context, op Op, name string, tries int, fn func(ctx context.Context) (until time.Time, token uint64, err error)) error {
 	obs := s.t.obs
 	if obs == nil {
-		_, err := fn(ctx)
+		_, _, err := fn(ctx)
 		return err
 	}
 	start := time.Now()
 	if derived := obs.Start(ctx, StartEvent{Op: op, Name: name, Tries: tries}); derived != nil {
 		ctx = derived
 	}
-	until, err := fn(ctx)
-	e := DoneEvent{Op: op, Name: name, Duration: time.Since(start), Err: err, Canceled: canceledBy(ctx, err)}
+	until, token, err := fn(ctx)
+	e := DoneEvent{Op: op, Name: name, Duration: time.Since(start), Err: err, Canceled: canceledBy(ctx, err), Token: token}
 	if err == nil && !until.IsZero() {
 		e.Validity = time.Until(until)
 	}

@@ -173,12 +173,12 @@ func (mm *MultiMutex) lock(ctx context.Context, tries int) error {
 	if holding {
 		return &ArgumentError{Arg: "MultiMutex", Problem: "it holds its names already; Unlock it first, or use a MultiMutex per holder"}
 	}
-	return mm.lease.s.observed(ctx, OpMultiLock, mm.lease.name, tries, func(ctx context.Context) (time.Time, error) {
+	return mm.lease.s.observed(ctx, OpMultiLock, mm.lease.name, tries, func(ctx context.Context) (time.Time, uint64, error) {
 		err := mm.tryLock(ctx, tries)
 		if err != nil {
-			return time.Time{}, err
+			return time.Time{}, 0, err
 		}
-		return mm.Until(), nil
+		return mm.Until(), mm.Token(), nil
 	})
 }
 
@@ -390,10 +390,10 @@ func (mm *MultiMutex) UnlockContext(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	var ok bool
-	err := mm.lease.s.observed(ctx, OpMultiUnlock, mm.lease.name, 0, func(ctx context.Context) (time.Time, error) {
+	err := mm.lease.s.observed(ctx, OpMultiUnlock, mm.lease.name, 0, func(ctx context.Context) (time.Time, uint64, error) {
 		var err error
 		ok, err = mm.lease.releaseLease(ctx, mm.names)
-		return time.Time{}, err
+		return time.Time{}, 0, err
 	})
 	return ok, err
 }

@@ -191,9 +191,9 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 	// The lease's slots: what its attempt set beyond them was released
 	// when it decided, or by the late replies themselves.
-	return l.sem.s.observed(ctx, OpRelease, l.sem.name, 0, func(ctx context.Context) (time.Time, error) {
+	return l.sem.s.observed(ctx, OpRelease, l.sem.name, 0, func(ctx context.Context) (time.Time, uint64, error) {
 		_, err := l.lease.releaseLease(ctx, l.lease.keys)
-		return time.Time{}, err
+		return time.Time{}, 0, err
 	})
 }
 
@@ -226,12 +226,12 @@ func (sem *Semaphore) TryAcquire(ctx context.Context, weight int) (*Lease, error
 		return nil, err
 	}
 	var lease *Lease
-	err := sem.s.observed(ctx, OpAcquire, sem.name, 1, func(ctx context.Context) (time.Time, error) {
+	err := sem.s.observed(ctx, OpAcquire, sem.name, 1, func(ctx context.Context) (time.Time, uint64, error) {
 		var err error
 		if lease, err = sem.attempt(ctx, weight, 1); lease != nil {
-			return lease.Until(), nil
+			return lease.Until(), lease.Token(), nil
 		}
-		return time.Time{}, failedAfter(err, ctx.Err())
+		return time.Time{}, 0, failedAfter(err, ctx.Err())
 	})
 	return lease, err
 }
@@ -245,12 +245,12 @@ func (sem *Semaphore) Acquire(ctx context.Context, weight int) (*Lease, error) {
 		return nil, err
 	}
 	var lease *Lease
-	err := sem.s.observed(ctx, OpAcquire, sem.name, 0, func(ctx context.Context) (time.Time, error) {
+	err := sem.s.observed(ctx, OpAcquire, sem.name, 0, func(ctx context.Context) (time.Time, uint64, error) {
 		var err error
 		if lease, err = sem.acquire(ctx, weight); err != nil {
-			return time.Time{}, err
+			return time.Time{}, 0, err
 		}
-		return lease.Until(), nil
+		return lease.Until(), lease.Token(), nil
 	})
 	return lease, err
 }
