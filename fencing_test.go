@@ -16,8 +16,13 @@ import (
 	"github.com/quorumlock/redsync/internal/scripts"
 )
 
-// lockUnlock locks m, returns its token and unlocks it.
-func lockUnlock(t *testing.T, m *Mutex) uint64 {
+// lockUnlock locks m (a Mutex or a MultiMutex), returns its token and
+// unlocks it.
+func lockUnlock(t *testing.T, m interface {
+	Lock() error
+	Token() uint64
+	Unlock() (bool, error)
+}) uint64 {
 	t.Helper()
 	require.NoError(t, m.Lock())
 	token := m.Token()

@@ -92,7 +92,7 @@ func (q *acquirer) runQueued() error {
 	// is refused: an uncontended Lock costs no subscription. A hand-over
 	// announced before the listener confirms its subscription is caught
 	// by the attempt that the confirmation wakes.
-	q.w = q.m.rs.handoff.joinBehind(q.m)
+	q.w = q.m.rs.handoff.joinBehind(q.m.spec())
 	if err := q.newStint(time.Now().UnixMicro()); err != nil {
 		return err
 	}

@@ -93,16 +93,17 @@ func (h *handoffState) join(m *Mutex, since time.Time) *waiter {
 	return w
 }
 
-// joinBehind queues a waiter of m, without a try first, if other waiters
-// of this process already queue for its name: a first try would find the
-// lock held or reserved for them. It returns nil when nobody queues.
-func (h *handoffState) joinBehind(m *Mutex) *waiter {
+// joinBehind queues a waiter of spec, without a try first, if other
+// waiters of this process already queue for its name: a first try would
+// find the lock held or reserved for them (a Mutex's), or take permits
+// freed for them (a Semaphore's). It returns nil when nobody queues.
+func (h *handoffState) joinBehind(spec handoff.Spec) *waiter {
 	q := h.started()
 	if q == nil || !q.Waiting() {
 		return nil
 	}
 	w := &waiter{wake: make(chan struct{}, 1)}
-	if !q.JoinBehind(&w.w, m.spec(), w.wake) {
+	if !q.JoinBehind(&w.w, spec, w.wake) {
 		return nil
 	}
 	return w

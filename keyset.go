@@ -29,8 +29,6 @@ func keySetOptions(m *Mutex, what string) error {
 		return m.invalid
 	}
 	switch {
-	case m.cfg.fencing:
-		return &ArgumentError{Arg: "WithFencing", Problem: what + " does not support fencing tokens yet"}
 	case m.cfg.valueGiven:
 		return &ArgumentError{Arg: "WithValue", Problem: what + " makes a value of its own for every acquisition"}
 	case m.cfg.setNXOnExtend:
@@ -161,12 +159,20 @@ func (s keyServers) validUntil(start time.Time) time.Time {
 // folds, in slot order, and stops at its first false; with s.split, only
 // its first request refused so costs the round trip.
 func (s keyServers) eval(ctx context.Context, node int, pool redis.Pool, script *redis.Script, keys []string, args []any, combine func(keys []int, reply any) (bool, error)) (err error) {
+	return s.evalPaired(ctx, node, pool, script, keys, nil, args, combine)
+}
+
+// evalPaired is eval with, when counters is not nil, the fencing counter
+// counters[i] of each key keys[i] (in its hash slot): a request's KEYS are
+// its keys, then their counters, and its ARGV begin with the number of
+// keys (the form of the fenced multi-key scripts).
+func (s keyServers) evalPaired(ctx context.Context, node int, pool redis.Pool, script *redis.Script, keys, counters []string, args []any, combine func(keys []int, reply any) (bool, error)) (err error) {
 	if s.split == nil || !s.split[node].Load() {
 		all := make([]int, len(keys))
 		for i := range all {
 			all[i] = i
 		}
-		reply, err := s.evalOnce(ctx, pool, script, keys, all, args)
+		reply, err := s.evalOnce(ctx, pool, script, keys, counters, all, args)
 		if err == nil {
 			_, err = combine(all, reply)
 			return err
@@ -179,7 +185,7 @@ func (s keyServers) eval(ctx context.Context, node int, pool redis.Pool, script 
 		}
 	}
 	for _, group := range scriptkeys.BySlot(keys) {
-		reply, err := s.evalOnce(ctx, pool, script, keys, group, args)
+		reply, err := s.evalOnce(ctx, pool, script, keys, counters, group, args)
 		if err != nil {
 			return err
 		}
@@ -191,15 +197,32 @@ func (s keyServers) eval(ctx context.Context, node int, pool redis.Pool, script 
 	return nil
 }
 
-// evalOnce runs script on pool with the keys of indexes which, once more
-// on another connection when the first was found closed by the server.
-func (s keyServers) evalOnce(ctx context.Context, pool redis.Pool, script *redis.Script, keys []string, which []int, args []any) (any, error) {
-	keysAndArgs := make([]any, 0, 1+len(which)+len(args))
-	keysAndArgs = append(keysAndArgs, len(which))
+// evalOnce runs script on pool with the keys of indexes which (and their
+// counters, see evalPaired), once more on another connection when the
+// first was found closed by the server.
+func (s keyServers) evalOnce(ctx context.Context, pool redis.Pool, script *redis.Script, keys, counters []string, which []int, args []any) (any, error) {
+	nkeys := len(which)
+	if counters != nil {
+		nkeys *= 2
+	}
+	keysAndArgs := make([]any, 0, 2+nkeys+len(args))
+	keysAndArgs = append(keysAndArgs, nkeys)
 	for _, i := range which {
 		keysAndArgs = append(keysAndArgs, keys[i])
 	}
+	if counters != nil {
+		for _, i := range which {
+			keysAndArgs = append(keysAndArgs, counters[i])
+		}
+		keysAndArgs = append(keysAndArgs, len(which))
+	}
 	keysAndArgs = append(keysAndArgs, args...)
+	return evalRetried(ctx, pool, script, keysAndArgs)
+}
+
+// evalRetried is evalScript, once more on another connection when the
+// first was found closed by the server.
+func evalRetried(ctx context.Context, pool redis.Pool, script *redis.Script, keysAndArgs []any) (any, error) {
 	reply, err := evalScript(ctx, pool, script, keysAndArgs)
 	if brokenConnection(err) {
 		reply, err = evalScript(ctx, pool, script, keysAndArgs)
@@ -259,7 +282,7 @@ func (s keyServers) releaseLater(nodes []int, keys []string, value, announce str
 // once the acquire reply of replies (nil: none) for it is in.
 // With answered, a server counts as ok once it ran the release, whatever
 // it found.
-func (s keyServers) releaseRound(ctx context.Context, keys []string, value, announce string, replies *pendingReplies, answered bool) roundResult {
+func (s keyServers) releaseRound(ctx context.Context, keys []string, value, announce string, replies *pendingReplies, answered bool, w *roundWatch) roundResult {
 	return s.t.roundAtQuorum(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		replies.await(ctx, node)
 		ok, err := s.release(ctx, node, pool, keys, value, announce)
@@ -267,7 +290,7 @@ func (s keyServers) releaseRound(ctx context.Context, keys []string, value, anno
 			return true, nil
 		}
 		return ok, err
-	}, nil, nil)
+	}, w, nil)
 }
 
 // extend resets the expiry of keys on pool if all hold value.
@@ -294,10 +317,11 @@ func (s keyServers) extend(ctx context.Context, node int, pool redis.Pool, keys 
 // Semaphore's Lease. announce is the name whose channel announces its
 // release ("" for each key's own).
 type keyLease struct {
-	s        keyServers
-	name     string // what an Observer's events name
-	keys     []string
-	announce string
+	s         keyServers
+	name      string // what an Observer's events name
+	releaseOp Op     // the Op of its release (OpRelease, OpMultiUnlock)
+	keys      []string
+	announce  string
 	// replies are those of the acquire of value, which a release waits
 	// for; set with value, then only read.
 	replies *pendingReplies
@@ -307,9 +331,17 @@ type keyLease struct {
 
 	mu       sync.Mutex // guards the fields below
 	value    string
+	token    uint64 // the fencing token of value; 0 without fencing
 	until    time.Time
 	released bool
 	keeper   *keeper
+}
+
+// tokenOf returns the fencing token of the lease (0 without fencing).
+func (l *keyLease) tokenOf() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.token
 }
 
 // untilTime returns the validity of the lease.
@@ -321,15 +353,15 @@ func (l *keyLease) untilTime() time.Time {
 
 // extendObserved is extendLease observed as op (OpExtend, OpKeepAlive).
 func (l *keyLease) extendObserved(ctx context.Context, op Op) (ok bool, res roundResult, err error) {
-	err = l.s.observed(ctx, op, l.name, 0, func(ctx context.Context) (time.Time, error) {
+	err = l.s.observed(ctx, op, l.name, 0, func(ctx context.Context) (time.Time, uint64, error) {
 		var err error
-		if ok, res, err = l.extendLease(ctx); ok {
-			return l.untilTime(), nil
+		if ok, res, err = l.extendLease(ctx, op); ok {
+			return l.untilTime(), 0, nil
 		}
 		if err == nil {
 			err = res.err
 		}
-		return time.Time{}, err
+		return time.Time{}, 0, err
 	})
 	if ok {
 		err = nil
@@ -339,7 +371,7 @@ func (l *keyLease) extendObserved(ctx context.Context, op Op) (ok bool, res roun
 
 // extendLease extends the lease on a quorum of servers and reports whether
 // it is held, until a later Until; ErrNotHeld when it was released.
-func (l *keyLease) extendLease(ctx context.Context) (bool, roundResult, error) {
+func (l *keyLease) extendLease(ctx context.Context, op Op) (bool, roundResult, error) {
 	l.mu.Lock()
 	value, released := l.value, l.released
 	l.mu.Unlock()
@@ -349,7 +381,7 @@ func (l *keyLease) extendLease(ctx context.Context) (bool, roundResult, error) {
 	start := time.Now()
 	res := l.s.t.roundAtQuorum(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		return l.s.extend(ctx, node, pool, l.keys, value)
-	}, nil, nil)
+	}, l.s.watch(ctx, op, l.name, 0), nil)
 	if res.ctxErr != nil {
 		return false, res, errors.Join(res.err, res.ctxErr)
 	}
@@ -383,7 +415,7 @@ func (l *keyLease) releaseLease(ctx context.Context, releaseKeys []string) (bool
 	l.mu.Lock()
 	replies := l.replies
 	l.mu.Unlock()
-	res := l.s.releaseRound(ctx, releaseKeys, value, l.announce, replies, l.answered)
+	res := l.s.releaseRound(ctx, releaseKeys, value, l.announce, replies, l.answered, l.s.watch(ctx, l.releaseOp, l.name, 0))
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, fmt.Errorf("redsync: the context ended before a quorum confirmed the release; the releases sent complete in the background: %w", res.ctxErr))
 	}
@@ -548,21 +580,32 @@ func checkCtx(ctx context.Context) error {
 	return nil
 }
 
+// watch returns what reports the replies of a round of op on name (the
+// attempt-th of an acquisition, 0 for other operations) to the Observer of
+// the template Mutex, or nil when nobody observes it.
+func (s keyServers) watch(ctx context.Context, op Op, name string, attempt int) *roundWatch {
+	if s.t.obs == nil {
+		return nil
+	}
+	return &roundWatch{obs: s.t.obs, ctx: ctx, op: op, name: name, attempt: attempt}
+}
+
 // observed runs fn as the operation op on name for the Observer of the
 // template Mutex, if any: Start before, Done after, with the validity
-// until returns (zero: none). The rounds' replies are not reported.
-func (s keyServers) observed(ctx context.Context, op Op, name string, tries int, fn func(ctx context.Context) (until time.Time, err error)) error {
+// until returns (zero: none) and the fencing token (0: none). The rounds
+// report their replies themselves (watch).
+func (s keyServers) observed(ctx context.Context, op Op, name string, tries int, fn func(ctx context.Context) (until time.Time, token uint64, err error)) error {
 	obs := s.t.obs
 	if obs == nil {
-		_, err := fn(ctx)
+		_, _, err := fn(ctx)
 		return err
 	}
 	start := time.Now()
 	if derived := obs.Start(ctx, StartEvent{Op: op, Name: name, Tries: tries}); derived != nil {
 		ctx = derived
 	}
-	until, err := fn(ctx)
-	e := DoneEvent{Op: op, Name: name, Duration: time.Since(start), Err: err, Canceled: canceledBy(ctx, err)}
+	until, token, err := fn(ctx)
+	e := DoneEvent{Op: op, Name: name, Duration: time.Since(start), Err: err, Canceled: canceledBy(ctx, err), Token: token}
 	if err == nil && !until.IsZero() {
 		e.Validity = time.Until(until)
 	}

@@ -167,7 +167,7 @@ func (q *acquirer) run() error {
 // held or reserved for them.
 func (q *acquirer) firstTry() (lockAttempt, error) {
 	if q.tries > 1 && q.listens() {
-		q.w = q.m.rs.handoff.joinBehind(q.m)
+		q.w = q.m.rs.handoff.joinBehind(q.m.spec())
 	}
 	if q.w != nil {
 		return lockAttempt{freeIn: -1}, nil

@@ -2,11 +2,14 @@ package redsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/fencing"
+	"github.com/quorumlock/redsync/internal/handoff"
 	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
 )
@@ -37,16 +40,35 @@ import (
 // of any slot releases the slots set before it on that cluster: the server
 // counts as refusing, so the attempt stays all or nothing.
 //
-// Waiting: Lock tries, as a Mutex without hand-off does, every retry delay
-// (WithRetryDelay, WithTries); a release does not wake it yet.
+// Waiting: Lock tries up to the tries of WithTries. A failed try waits for
+// the retry delay (WithRetryDelay), or less: with hand-off (the default)
+// and pools that can subscribe, a release of any of the names, announced
+// by a quorum of servers or made in this process, wakes it to try again
+// at once. It watches the names' release channels without taking a turn
+// among the names' other waiters: it holds none of them back, and gets no
+// hand-over (a Mutex's Unlock hands a name to a waiting Mutex first).
+//
+// Fencing (WithFencing): each acquisition gets a token (Token), agreed as
+// the Mutex's is (docs/fencing.md) from the names' own fencing counters,
+// the keys a fenced Mutex of each name uses, and the servers' clocks: the
+// acquire script of each server reads every name's counter in the step
+// that sets the names, the token is one more than the highest counter
+// read (or the highest clock), and it is stored back into every name's
+// counter on a quorum, on each server only while all the names there still
+// hold the value, before Lock returns. The Mutex's argument, name by name,
+// makes the token larger than that of every earlier fenced holder, Mutex
+// or MultiMutex, of any of the names.
 //
 // Names, Value and Until may be called from any goroutine; a MultiMutex
-// stands for one holder, like a Mutex. WithFencing, WithValue and
-// WithSetNXOnExtend are not supported (an *ArgumentError).
+// stands for one holder, like a Mutex. WithValue and WithSetNXOnExtend are
+// not supported (an *ArgumentError).
 type MultiMutex struct {
-	names   []string
-	invalid error
-	lease   keyLease
+	names []string
+	// counters are the names' fencing counter keys (fencing.Key), with
+	// WithFencing; nil without.
+	counters []string
+	invalid  error
+	lease    keyLease
 }
 
 // NewMultiMutex returns a MultiMutex for names, configured by options (the
@@ -64,7 +86,13 @@ func (r *Redsync) NewMultiMutex(names []string, options ...Option) *MultiMutex {
 	if mm.invalid == nil {
 		mm.invalid = keySetOptions(t, "a MultiMutex")
 	}
-	mm.lease = keyLease{s: keyServers{t: t, split: make([]atomic.Bool, len(t.nodes.pools))}, name: strings.Join(names, ","), keys: names}
+	mm.lease = keyLease{s: keyServers{t: t, split: make([]atomic.Bool, len(t.nodes.pools))}, name: strings.Join(names, ","), keys: names, releaseOp: OpMultiUnlock}
+	if t.cfg.fencing {
+		mm.counters = make([]string, len(names))
+		for i, name := range names {
+			mm.counters[i] = fencing.Key(name)
+		}
+	}
 	return mm
 }
 
@@ -96,6 +124,13 @@ func (mm *MultiMutex) Value() string {
 	defer mm.lease.mu.Unlock()
 	return mm.lease.value
 }
+
+// Token returns the fencing token of the MultiMutex's last successful
+// Lock or TryLock with WithFencing: larger than the token of every
+// earlier holder, fenced MultiMutex or fenced Mutex, of any of its names
+// (see the type's comment); 0 before the first and without fencing. It
+// keeps its value after Unlock, as Value does.
+func (mm *MultiMutex) Token() uint64 { return mm.lease.tokenOf() }
 
 // Until returns the time until which every name is held for sure (see
 // Mutex.Until); the zero time until locked.
@@ -138,40 +173,100 @@ func (mm *MultiMutex) lock(ctx context.Context, tries int) error {
 	if holding {
 		return &ArgumentError{Arg: "MultiMutex", Problem: "it holds its names already; Unlock it first, or use a MultiMutex per holder"}
 	}
-	return mm.lease.s.observed(ctx, OpMultiLock, mm.lease.name, tries, func(ctx context.Context) (time.Time, error) {
+	return mm.lease.s.observed(ctx, OpMultiLock, mm.lease.name, tries, func(ctx context.Context) (time.Time, uint64, error) {
 		err := mm.tryLock(ctx, tries)
 		if err != nil {
-			return time.Time{}, err
+			return time.Time{}, 0, err
 		}
-		return mm.Until(), nil
+		return mm.Until(), mm.Token(), nil
 	})
 }
 
 // tryLock is lock's loop of tries.
-func (mm *MultiMutex) tryLock(ctx context.Context, tries int) error {
+func (mm *MultiMutex) tryLock(ctx context.Context, tries int) (err error) {
 	cfg := mm.lease.s.t.cfg
+	var w *multiWaiter
+	defer func() {
+		if w != nil {
+			w.leave(err == nil, mm.Until())
+		}
+	}()
+	listen := cfg.handoff && mm.lease.s.t.rs.canListen && tries > 1
 	var last error
 	for try := 1; ; try++ {
 		if err := ctx.Err(); err != nil {
 			return failedAfter(last, err)
 		}
-		held, err := mm.attempt(ctx)
+		start := time.Now()
+		if w != nil {
+			w.attempting(start)
+		}
+		held, err := mm.attempt(ctx, try)
 		if held {
 			return nil
 		}
 		last = err
-		if try >= tries {
+		if try >= tries || errors.Is(err, ErrFenceKeyInUse) {
 			return failedAfter(last, nil)
 		}
-		if err := waitRetry(ctx, cfg.delayFunc(try), nil); err != nil {
+		var wake <-chan struct{}
+		if listen {
+			if w == nil {
+				w = mm.join(start)
+			}
+			w.idle()
+			wake = w.wake
+		}
+		if err := waitRetry(ctx, cfg.delayFunc(try), wake); err != nil {
 			return failedAfter(last, err)
 		}
 	}
 }
 
+// A multiWaiter is a Lock of a MultiMutex waiting for its names: it
+// watches each name's releases (see handoff.Spec.Watch: it takes no turn
+// among the name's waiters), and any of them wakes it.
+type multiWaiter struct {
+	ws   []handoff.Waiter // one per name
+	wake chan struct{}    // signalled when a name was released; buffered
+}
+
+// join makes the waiter of a Lock whose failed attempt started at since.
+func (mm *MultiMutex) join(since time.Time) *multiWaiter {
+	rs := mm.lease.s.t.rs
+	q := rs.handoff.start(rs)
+	w := &multiWaiter{ws: make([]handoff.Waiter, len(mm.names)), wake: make(chan struct{}, 1)}
+	for i, name := range mm.names {
+		q.Join(&w.ws[i], handoff.Spec{Name: name, Owner: mm, Watch: true}, since, w.wake)
+	}
+	return w
+}
+
+// attempting records that w starts an attempt at start.
+func (w *multiWaiter) attempting(start time.Time) {
+	for i := range w.ws {
+		w.ws[i].Attempting(start)
+	}
+}
+
+// idle records that w waits.
+func (w *multiWaiter) idle() {
+	for i := range w.ws {
+		w.ws[i].Idle()
+	}
+}
+
+// leave ends w's watch; acquired (valid until until) tells the queues that
+// the releases heard so far were the one taken.
+func (w *multiWaiter) leave(acquired bool, until time.Time) {
+	for i := range w.ws {
+		w.ws[i].Leave(acquired, until)
+	}
+}
+
 // attempt is one try on every server; it reports whether it holds the
 // names, or the try's error.
-func (mm *MultiMutex) attempt(ctx context.Context) (bool, error) {
+func (mm *MultiMutex) attempt(ctx context.Context, n int) (bool, error) {
 	s := mm.lease.s
 	value, err := s.t.cfg.genValueFunc()
 	if err != nil {
@@ -179,11 +274,15 @@ func (mm *MultiMutex) attempt(ctx context.Context) (bool, error) {
 	}
 	hold := &keyHold{}
 	replies := newPendingReplies(len(s.t.nodes.pools))
+	var reads *fencing.Reads
+	if mm.counters != nil {
+		reads = &fencing.Reads{}
+	}
 	args := []any{value, s.t.args.expiryMillis}
 	start := time.Now()
 	res := s.t.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		defer replies.done(node)
-		ok, err := mm.acquireOn(ctx, node, pool, args)
+		ok, err := mm.acquireOn(ctx, node, pool, args, reads)
 		if ok || (err != nil && !neverSent(err)) {
 			if !hold.record(node, nil) {
 				// The attempt gave up before this reply came.
@@ -191,11 +290,24 @@ func (mm *MultiMutex) attempt(ctx context.Context) (bool, error) {
 			}
 		}
 		return ok, err
-	}, nil, nil)
+	}, s.watch(ctx, OpMultiLock, mm.lease.name, n), nil)
 	until := s.validUntil(start)
-	if res.n >= s.quorum() && res.ctxErr == nil && time.Now().Before(until) {
+	granted := res.n >= s.quorum() && res.ctxErr == nil && time.Now().Before(until)
+	var token uint64
+	if granted && reads != nil {
+		token, _ = reads.Token()
+		wb := s.writeBackToken(ctx, mm.names, mm.counters, true, value, token, replies, mm.lease.name)
+		switch {
+		case wb.ctxErr != nil:
+			res.ctxErr = wb.ctxErr
+		case wb.n < s.quorum():
+			res.err = errors.Join(ErrTokenNotStored, wb.err)
+		}
+		granted = wb.ctxErr == nil && wb.n >= s.quorum() && time.Now().Before(until)
+	}
+	if granted {
 		mm.lease.mu.Lock()
-		mm.lease.value, mm.lease.until, mm.lease.released = value, until, false
+		mm.lease.value, mm.lease.token, mm.lease.until, mm.lease.released = value, token, until, false
 		mm.lease.replies = replies
 		mm.lease.mu.Unlock()
 		return true, nil
@@ -205,19 +317,45 @@ func (mm *MultiMutex) attempt(ctx context.Context) (bool, error) {
 	if res.ctxErr != nil {
 		err = nil // failedAfter joins it
 	}
+	if reads != nil && reads.Failure() != nil {
+		err = reads.Failure()
+	}
 	return false, err
 }
 
-// acquireOn runs MultiAcquire on pool: every name set, or none.
-func (mm *MultiMutex) acquireOn(ctx context.Context, node int, pool redis.Pool, args []any) (bool, error) {
+// acquireOn runs MultiAcquire (FencedMultiAcquire with fencing, adding
+// what the server read to reads) on pool: every name set, or none.
+func (mm *MultiMutex) acquireOn(ctx context.Context, node int, pool redis.Pool, args []any, reads *fencing.Reads) (bool, error) {
 	s := mm.lease.s
 	var set [][]int // the groups set so far, on a Redis Cluster
 	ok := true
-	err := s.eval(ctx, node, pool, scripts.MultiAcquire, mm.names, args, func(group []int, reply any) (bool, error) {
-		n, err := scripts.ParseMultiIndex(reply, len(group), "multi-key acquire")
-		if err != nil || n != 0 {
-			ok = false
-			return false, err
+	script := scripts.MultiAcquire
+	if reads != nil {
+		script = scripts.FencedMultiAcquire
+	}
+	err := s.evalPaired(ctx, node, pool, script, mm.names, mm.counters, args, func(group []int, reply any) (bool, error) {
+		if reads == nil {
+			n, err := scripts.ParseMultiIndex(reply, len(group), "multi-key acquire")
+			if err != nil || n != 0 {
+				ok = false
+				return false, err
+			}
+		} else {
+			r, err := scripts.ParseFencedMultiAcquire(reply, len(group))
+			switch {
+			case err != nil:
+				ok = false
+				return false, err
+			case r.NotCounter:
+				ok = false
+				err = s.fenceKeyInUse(node, mm.lease.name)
+				reads.Fail(fencing.KeyInUse, err)
+				return false, err
+			case !r.Acquired:
+				ok = false
+				return false, nil
+			}
+			addFenceRead(reads, r)
 		}
 		set = append(set, group)
 		return true, nil
@@ -252,10 +390,10 @@ func (mm *MultiMutex) UnlockContext(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	var ok bool
-	err := mm.lease.s.observed(ctx, OpMultiUnlock, mm.lease.name, 0, func(ctx context.Context) (time.Time, error) {
+	err := mm.lease.s.observed(ctx, OpMultiUnlock, mm.lease.name, 0, func(ctx context.Context) (time.Time, uint64, error) {
 		var err error
 		ok, err = mm.lease.releaseLease(ctx, mm.names)
-		return time.Time{}, err
+		return time.Time{}, 0, err
 	})
 	return ok, err
 }

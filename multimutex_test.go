@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumlock/redsync/internal/handoff"
 	"github.com/quorumlock/redsync/internal/redistest"
 	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
@@ -184,7 +185,6 @@ func TestMultiMutexReportsBadArguments(t *testing.T) {
 		{"NoNames", nil, nil, "names"},
 		{"EmptyName", []string{"a", ""}, nil, "names"},
 		{"NameTwice", []string{"a", "b", "a"}, nil, "names"},
-		{"Fencing", []string{"a"}, []Option{WithFencing(true)}, "WithFencing"},
 		{"BadExpiry", []string{"a"}, []Option{WithExpiry(0)}, "WithExpiry"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,5 +233,93 @@ func TestMultiMutexOnARedisClusterIsAllOrNothingAcrossSlots(t *testing.T) {
 		assert.ErrorIs(t, err, goredislib.Nil, "%s was left set by a refused attempt", name)
 	}
 	ok, err = m.Unlock()
+	require.True(t, ok, err)
+}
+
+// TestAReleaseOfAnyNameWakesAWaitingMultiMutex: the waiter's retry delay
+// (5 s) is longer than its context (4 s), so only a wake-up explains a
+// Lock that returns nil: by a release in this process, by one in another
+// (a Redsync of its own on the same servers: the announcements), and by
+// another MultiMutex's Unlock.
+func TestAReleaseOfAnyNameWakesAWaitingMultiMutex(t *testing.T) {
+	forEachSize(t, func(t *testing.T, c *realCluster) {
+		other := New(c.rs.pools...)
+		t.Cleanup(other.Wait)
+		for _, tc := range []struct {
+			name   string
+			holder func(name string) func() error // locks name, returns the unlock
+		}{
+			{"MutexHere", func(name string) func() error { return lockedMutex(t, c.rs, name) }},
+			{"MutexElsewhere", func(name string) func() error { return lockedMutex(t, other, name) }},
+			{"MultiMutexElsewhere", func(name string) func() error {
+				mm := other.NewMultiMutex([]string{name, "unrelated"})
+				require.NoError(t, mm.Lock())
+				return func() error { _, err := mm.Unlock(); return err }
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				unlock := tc.holder("b")
+				mm := c.rs.NewMultiMutex([]string{"a", "b", "c"}, WithRetryDelay(5*time.Second))
+				got := make(chan error, 1)
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+					defer cancel()
+					got <- mm.LockContext(ctx)
+				}()
+				require.Eventually(t, func() bool {
+					s := c.rs.handoff.state("b")
+					return s.Watching == 1 && s.Confirmed == len(c.servers)
+				}, 3*time.Second, time.Millisecond, "the MultiMutex never waited")
+				require.NoError(t, unlock())
+				require.NoError(t, <-got, "not woken by the release of b")
+				ok, err := mm.Unlock()
+				require.True(t, ok, err)
+				assert.Equal(t, handoff.NameState{}, c.rs.handoff.state("b"), "it stopped watching")
+			})
+		}
+	})
+}
+
+// lockedMutex locks a Mutex on name through rs and returns its unlock.
+func lockedMutex(t *testing.T, rs *Redsync, name string) func() error {
+	t.Helper()
+	m := rs.NewMutex(name)
+	require.NoError(t, m.Lock())
+	return func() error {
+		_, err := m.Unlock()
+		return err
+	}
+}
+
+// TestAWaitingMultiMutexHoldsNoMutexWaiterBack: the MultiMutex watches b
+// without a turn among b's waiters; a Mutex of this process waiting for b
+// gets it when b is released, while the MultiMutex still waits for c.
+func TestAWaitingMultiMutexHoldsNoMutexWaiterBack(t *testing.T) {
+	c := newRealCluster(t, 3)
+	unlockB := lockedMutex(t, c.rs, "b")
+	unlockC := lockedMutex(t, c.rs, "c")
+	mm := c.rs.NewMultiMutex([]string{"b", "c"}, WithRetryDelay(5*time.Second))
+	mmDone := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		mmDone <- mm.LockContext(ctx)
+	}()
+	require.Eventually(t, func() bool { return c.rs.handoff.state("b").Watching == 1 }, 3*time.Second, time.Millisecond)
+	waiter := c.rs.NewMutex("b", WithRetryDelay(5*time.Second))
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		got <- waiter.LockContext(ctx)
+	}()
+	require.Eventually(t, func() bool { return c.rs.handoff.state("b").HeadWaiting }, 3*time.Second, time.Millisecond)
+	require.NoError(t, unlockB())
+	require.NoError(t, <-got, "the Mutex waiter was held back")
+	require.NoError(t, unlockC())
+	ok, err := waiter.Unlock()
+	require.True(t, ok, err)
+	require.NoError(t, <-mmDone)
+	ok, err = mm.Unlock()
 	require.True(t, ok, err)
 }

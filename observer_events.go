@@ -197,8 +197,9 @@ type DoneEvent struct {
 	// was called, from the start of the attempt that acquired it; 0 when
 	// unknown (a value given with WithValue).
 	Held time.Duration
-	// Token is, for a successful OpLock with fencing, the acquisition's
-	// fencing token (see WithFencing); 0 otherwise.
+	// Token is, for a successful OpLock, OpAcquire or OpMultiLock with
+	// fencing, the acquisition's fencing token (see WithFencing); 0
+	// otherwise.
 	Token uint64
 }
 

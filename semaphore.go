@@ -2,6 +2,7 @@ package redsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumlock/redsync/internal/fencing"
 	"github.com/quorumlock/redsync/internal/handoff"
 	"github.com/quorumlock/redsync/internal/scripts"
 	"github.com/quorumlock/redsync/redis"
@@ -44,21 +46,47 @@ import (
 //
 // Waiting: Acquire waits until ctx ends. A failed attempt waits for the
 // retry delay (WithRetryDelay), or less: with hand-off (the default) and
-// pools that can subscribe, a release announced by a quorum of servers
-// wakes the first waiter of this process, and each waiter that gets its
-// permits, or gives up, wakes the next at once. Waiters of one process are
-// woken in arrival order; across processes there is no order.
+// pools that can subscribe, every Release announces itself on the
+// servers' release channel of the semaphore, and an announcement by a
+// quorum of servers (or a Release in this process) wakes the first waiter
+// of each process at once; each waiter that gets its permits, or gives
+// up, wakes the next of its process. Within a process waiters take turns
+// in arrival order: an Acquire that comes while others wait queues behind
+// them without an attempt, even when the permits it asks for are free, as
+// golang.org/x/sync/semaphore's Weighted does (a waiter's retry delay
+// still ends its wait, so the order is not strict). Across processes there
+// is no queue: the first waiter of each process tries when woken, so the
+// permits are shared about evenly among the processes that wait, not among
+// their waiters (bench's BenchmarkSemaphoreClients measures both).
+//
+// Fencing (WithFencing): each lease gets a token (Lease.Token), agreed as
+// the Mutex's is (docs/fencing.md) from one counter for the whole
+// semaphore ("{name}:permits:redsync:fence") and the servers' clocks: the acquire
+// script of each server reads the counter in the step that sets the slots,
+// and the token is stored back to a quorum, on each server only while all
+// the lease's slots there still hold its value, before Acquire returns.
+// So a lease's token is larger than that of every lease whose Acquire
+// returned before this lease's attempt began (the two quorums share a
+// server, whose counter the earlier one raised first) and of every earlier
+// holder of one of its slots (the Mutex's argument, on that slot's key);
+// leases held at once may get their tokens in any order. An attempt whose
+// token a quorum did not store fails (ErrTokenNotStored) and releases its
+// slots.
 //
 // A failed or cancelled Acquire leaves nothing on the servers; a crashed
-// holder's permits come back when its keys expire. WithFencing, WithValue
-// and WithSetNXOnExtend are not supported (an *ArgumentError). A Semaphore
-// is safe for concurrent use by many goroutines; each Lease is one holder.
+// holder's permits come back when its keys expire. WithValue and
+// WithSetNXOnExtend are not supported (an *ArgumentError). A Semaphore is
+// safe for concurrent use by many goroutines; each Lease is one holder.
 type Semaphore struct {
 	name    string
 	permits int
 	invalid error
 	s       keyServers
 	slots   []string // the permit slots' keys
+	// fenced are, with WithFencing, the slots' keys and then the
+	// semaphore's fencing counter (fenceKey); nil without fencing.
+	fenced   []string
+	fenceKey string
 	// announce is the name whose release channel announces the releases
 	// of permits, and under which this process's waiters queue.
 	announce string
@@ -89,6 +117,10 @@ func (r *Redsync) NewSemaphore(name string, permits int, options ...Option) *Sem
 	}
 	sem.announce = "{" + name + "}:permits"
 	sem.spec = handoff.Spec{Name: sem.announce, Owner: sem}
+	if t.cfg.fencing {
+		sem.fenceKey = fencing.Key(sem.announce)
+		sem.fenced = append(slices.Clone(sem.slots), sem.fenceKey)
+	}
 	return sem
 }
 
@@ -112,6 +144,12 @@ type Lease struct {
 	slots  []int // the permit slots held, 0-based
 	lease  keyLease
 }
+
+// Token returns the lease's fencing token, with WithFencing (0 without):
+// larger than the token of every lease of the semaphore whose Acquire
+// returned before this lease's began, and of every earlier holder of a
+// permit slot this lease holds (see Semaphore).
+func (l *Lease) Token() uint64 { return l.lease.tokenOf() }
 
 // Weight returns the number of permits the lease holds.
 func (l *Lease) Weight() int { return l.weight }
@@ -153,9 +191,9 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 	// The lease's slots: what its attempt set beyond them was released
 	// when it decided, or by the late replies themselves.
-	return l.sem.s.observed(ctx, OpRelease, l.sem.name, 0, func(ctx context.Context) (time.Time, error) {
+	return l.sem.s.observed(ctx, OpRelease, l.sem.name, 0, func(ctx context.Context) (time.Time, uint64, error) {
 		_, err := l.lease.releaseLease(ctx, l.lease.keys)
-		return time.Time{}, err
+		return time.Time{}, 0, err
 	})
 }
 
@@ -188,12 +226,12 @@ func (sem *Semaphore) TryAcquire(ctx context.Context, weight int) (*Lease, error
 		return nil, err
 	}
 	var lease *Lease
-	err := sem.s.observed(ctx, OpAcquire, sem.name, 1, func(ctx context.Context) (time.Time, error) {
+	err := sem.s.observed(ctx, OpAcquire, sem.name, 1, func(ctx context.Context) (time.Time, uint64, error) {
 		var err error
-		if lease, err = sem.attempt(ctx, weight); lease != nil {
-			return lease.Until(), nil
+		if lease, err = sem.attempt(ctx, weight, 1); lease != nil {
+			return lease.Until(), lease.Token(), nil
 		}
-		return time.Time{}, failedAfter(err, ctx.Err())
+		return time.Time{}, 0, failedAfter(err, ctx.Err())
 	})
 	return lease, err
 }
@@ -207,12 +245,12 @@ func (sem *Semaphore) Acquire(ctx context.Context, weight int) (*Lease, error) {
 		return nil, err
 	}
 	var lease *Lease
-	err := sem.s.observed(ctx, OpAcquire, sem.name, 0, func(ctx context.Context) (time.Time, error) {
+	err := sem.s.observed(ctx, OpAcquire, sem.name, 0, func(ctx context.Context) (time.Time, uint64, error) {
 		var err error
 		if lease, err = sem.acquire(ctx, weight); err != nil {
-			return time.Time{}, err
+			return time.Time{}, 0, err
 		}
-		return lease.Until(), nil
+		return lease.Until(), lease.Token(), nil
 	})
 	return lease, err
 }
@@ -227,19 +265,29 @@ func (sem *Semaphore) acquire(ctx context.Context, weight int) (*Lease, error) {
 		}
 	}()
 	listen := sem.s.t.cfg.handoff && sem.s.t.rs.canListen
+	if listen {
+		// Behind the waiters of this process, without a first attempt:
+		// permits freed now are theirs first.
+		w = sem.s.t.rs.handoff.joinBehind(sem.spec)
+	}
 	var last error
 	for try := 1; ; try++ {
 		start := time.Now()
 		if w != nil {
 			w.attempting(start)
 		}
-		lease, err := sem.attempt(ctx, weight)
-		if lease != nil {
-			return lease, nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			return nil, failedAfter(last, ctx.Err())
+		if try > 1 || w == nil {
+			lease, err := sem.attempt(ctx, weight, try)
+			if lease != nil {
+				return lease, nil
+			}
+			last = err
+			if ctx.Err() != nil {
+				return nil, failedAfter(last, ctx.Err())
+			}
+			if errors.Is(err, ErrFenceKeyInUse) {
+				return nil, failedAfter(last, nil)
+			}
 		}
 		var wake <-chan struct{}
 		if listen {
@@ -325,6 +373,20 @@ func without(slots, kept []int) []int {
 	return out
 }
 
+// abandon gives up a hold that was decided (its token was not stored):
+// it returns the servers that may hold the kept slots, which the caller
+// releases; replies from now on release what they set themselves.
+func (h *permitHold) abandon() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.givenUp, h.decided = true, false
+	nodes := make([]int, 0, len(h.set))
+	for node := range h.set {
+		nodes = append(nodes, node)
+	}
+	return nodes
+}
+
 // decide picks the slots that a quorum of servers set, the same weight
 // slots on each (a server sets as many as asked, or none), and returns
 // them with, per server, what it set beyond them. ok is false when no set
@@ -367,9 +429,9 @@ func (h *permitHold) decide(quorum, all int, inTime bool) (kept []int, release m
 	return kept, release, ok
 }
 
-// attempt is one acquisition of weight permits on every server: the Lease,
-// or nil and the attempt's error.
-func (sem *Semaphore) attempt(ctx context.Context, weight int) (*Lease, error) {
+// attempt is one acquisition of weight permits on every server (the
+// n-th of its Acquire): the Lease, or nil and the attempt's error.
+func (sem *Semaphore) attempt(ctx context.Context, weight, n int) (*Lease, error) {
 	s := sem.s
 	value, err := s.t.cfg.genValueFunc()
 	if err != nil {
@@ -377,11 +439,15 @@ func (sem *Semaphore) attempt(ctx context.Context, weight int) (*Lease, error) {
 	}
 	hold := &permitHold{}
 	replies := newPendingReplies(len(s.t.nodes.pools))
+	var reads *fencing.Reads
+	if sem.fenced != nil {
+		reads = &fencing.Reads{}
+	}
 	args := []any{value, s.t.args.expiryMillis, weight, 1 + rand.Intn(sem.permits)}
 	start := time.Now()
 	res := s.t.round(ctx, func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
 		defer replies.done(node)
-		slots, free, err := sem.acquireOn(ctx, node, pool, weight, args)
+		slots, free, err := sem.acquireOn(ctx, node, pool, weight, args, reads)
 		ok := err == nil && free >= weight
 		if ok || (err != nil && !neverSent(err)) {
 			// slots is nil after an error: any slot may be set.
@@ -390,33 +456,73 @@ func (sem *Semaphore) attempt(ctx context.Context, weight int) (*Lease, error) {
 			}
 		}
 		return ok, err
-	}, nil, nil)
+	}, s.watch(ctx, OpAcquire, sem.name, n), nil)
 	// Held only with a validity left, and when the caller still waits.
-	inTime := res.ctxErr == nil && time.Now().Before(s.validUntil(start))
+	until := s.validUntil(start)
+	inTime := res.ctxErr == nil && time.Now().Before(until)
 	kept, release, ok := hold.decide(s.quorum(), sem.permits, inTime)
 	for node, slots := range release {
 		// Not announced: these slots were never part of a lease.
 		s.releaseLater([]int{node}, sem.keysOf(slots), value, "")
 	}
+	var token uint64
+	if ok && reads != nil {
+		token, _ = reads.Token()
+		wb := s.writeBackToken(ctx, sem.keysOf(kept), []string{sem.fenceKey}, false, value, token, replies, "semaphore "+strconv.Quote(sem.name))
+		switch {
+		case wb.ctxErr != nil:
+			res.ctxErr = wb.ctxErr
+		case wb.n < s.quorum():
+			res.err = errors.Join(ErrTokenNotStored, wb.err)
+		}
+		if wb.ctxErr != nil || wb.n < s.quorum() || !time.Now().Before(until) {
+			ok = false
+			s.releaseLater(hold.abandon(), sem.keysOf(kept), value, "")
+		}
+	}
 	if !ok {
 		err = res.err
+		if reads != nil && reads.Failure() != nil {
+			err = reads.Failure()
+		}
 		if err == nil && res.ctxErr == nil {
 			err = fmt.Errorf("redsync: fewer than %d permit slots were set by a quorum of servers", weight)
 		}
 		return nil, err
 	}
 	l := &Lease{sem: sem, weight: weight, slots: kept}
-	l.lease = keyLease{s: s, name: sem.name, keys: sem.keysOf(kept), announce: sem.announce, value: value, until: s.validUntil(start), replies: replies, answered: true}
+	l.lease = keyLease{s: s, name: sem.name, releaseOp: OpRelease, keys: sem.keysOf(kept), announce: sem.announce, value: value, token: token, until: until, replies: replies, answered: true}
 	return l, nil
 }
 
-// acquireOn runs PermitAcquire on pool: the slots it set, or how many were
-// free when too few.
-func (sem *Semaphore) acquireOn(ctx context.Context, node int, pool redis.Pool, weight int, args []any) (slots []int, free int, err error) {
-	err = sem.s.eval(ctx, node, pool, scripts.PermitAcquire, sem.slots, args, func(_ []int, reply any) (bool, error) {
-		var err error
-		slots, free, err = scripts.ParsePermitAcquire(reply, sem.permits, weight, nil)
-		return true, err
+// acquireOn runs PermitAcquire (FencedPermitAcquire with fencing, adding
+// what the server read to reads) on pool: the slots it set, or how many
+// were free when too few.
+func (sem *Semaphore) acquireOn(ctx context.Context, node int, pool redis.Pool, weight int, args []any, reads *fencing.Reads) (slots []int, free int, err error) {
+	if reads == nil {
+		err = sem.s.eval(ctx, node, pool, scripts.PermitAcquire, sem.slots, args, func(_ []int, reply any) (bool, error) {
+			var err error
+			slots, free, err = scripts.ParsePermitAcquire(reply, sem.permits, weight, nil)
+			return true, err
+		})
+		return slots, free, err
+	}
+	err = sem.s.eval(ctx, node, pool, scripts.FencedPermitAcquire, sem.fenced, args, func(_ []int, reply any) (bool, error) {
+		r, set, err := scripts.ParseFencedPermitAcquire(reply, sem.permits, weight, nil)
+		switch {
+		case err != nil:
+			return false, err
+		case r.NotCounter:
+			err = sem.s.fenceKeyInUse(node, "semaphore "+strconv.Quote(sem.name))
+			reads.Fail(fencing.KeyInUse, err)
+			return false, err
+		case r.Acquired:
+			addFenceRead(reads, r)
+			slots, free = set, weight
+		default:
+			free = r.Refused
+		}
+		return true, nil
 	})
 	return slots, free, err
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
 )
 
@@ -243,4 +244,86 @@ func TestSemaphoreAndMultiMutexOperationsAreObserved(t *testing.T) {
 		"acquire seen ok", "acquire seen taken", "extend seen ok", "release seen ok",
 		"multilock p,q ok", "multiunlock p,q ok",
 	}, obs.done)
+}
+
+// otherProcess returns a Redsync over c's servers with connections of its
+// own: its waiters queue apart from c.rs's, as another process's would.
+func otherProcess(t *testing.T, c *realCluster) *Redsync {
+	t.Helper()
+	var ps []redis.Pool
+	for _, s := range c.servers {
+		client := goredislib.NewClient(&goredislib.Options{Addr: s.Addr()})
+		t.Cleanup(func() { _ = client.Close() })
+		ps = append(ps, goredis.NewPool(client))
+	}
+	rs := New(ps...)
+	t.Cleanup(rs.Wait)
+	return rs
+}
+
+// acquireLater runs sem.Acquire(weight) on a goroutine, for up to 20
+// seconds; the lease, or the error, comes on the channel.
+func acquireLater(sem *Semaphore, weight int) <-chan *Lease {
+	got := make(chan *Lease, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		l, _ := sem.Acquire(ctx, weight)
+		got <- l
+	}()
+	return got
+}
+
+func TestAReleaseWakesAWaiterOfAnotherProcess(t *testing.T) {
+	forEachSize(t, func(t *testing.T, c *realCluster) {
+		holder := c.rs.NewSemaphore("wake", 1)
+		lease, err := holder.Acquire(context.Background(), 1)
+		require.NoError(t, err)
+		other := otherProcess(t, c)
+		// A retry delay longer than the test's deadline: only the servers'
+		// announcement of the release can wake the waiter in time.
+		sem := other.NewSemaphore("wake", 1, WithRetryDelay(time.Minute))
+		got := acquireLater(sem, 1)
+		require.Eventually(t, func() bool {
+			s := other.handoff.state(sem.announce)
+			return s.HeadWaiting && s.Confirmed == len(c.servers)
+		}, 5*time.Second, time.Millisecond, "the waiter never waited")
+		require.NoError(t, lease.Release(context.Background()))
+		l := <-got
+		require.NotNil(t, l, "the waiter of the other process was not woken")
+		require.NoError(t, l.Release(context.Background()))
+	})
+}
+
+// In a process, waiters take turns: an Acquire that comes while others
+// wait queues behind them, even when the permits it asks for are free
+// (as golang.org/x/sync/semaphore's Weighted does), and each release wakes
+// the first.
+func TestAcquiresOfOneProcessTakeTurns(t *testing.T) {
+	c := newRealCluster(t, 3)
+	sem := c.rs.NewSemaphore("turns", 2, WithRetryDelay(time.Minute))
+	lease, err := sem.Acquire(context.Background(), 1)
+	require.NoError(t, err)
+	first := acquireLater(sem, 2)
+	require.Eventually(t, func() bool {
+		s := c.rs.handoff.state(sem.announce)
+		return s.HeadWaiting && s.Confirmed == len(c.servers)
+	}, 5*time.Second, time.Millisecond, "the first waiter never waited")
+	// One permit is free, but the first waiter's turn comes first.
+	second := acquireLater(sem, 1)
+	require.Eventually(t, func() bool { return c.rs.handoff.state(sem.announce).Queued == 2 }, 5*time.Second, time.Millisecond)
+	held := 0 // c.permitKeysLeft would wait for the waiters' listeners
+	for _, client := range c.inspect {
+		keys, err := client.Keys(context.Background(), "{turns}:permit:*").Result()
+		require.NoError(t, err)
+		held += len(keys)
+	}
+	assert.Equal(t, len(c.servers), held, "the second waiter took the free permit")
+	require.NoError(t, lease.Release(context.Background()))
+	l := <-first
+	require.NotNil(t, l, "the first waiter did not get its permits")
+	require.NoError(t, l.Release(context.Background()))
+	l = <-second
+	require.NotNil(t, l, "the second waiter did not get its permit")
+	require.NoError(t, l.Release(context.Background()))
 }

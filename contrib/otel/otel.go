@@ -21,9 +21,13 @@
 // context given to the operation (LockContext and so on; for KeepAlive's
 // extensions, the context given to KeepAlive). It carries the lock name
 // (redsync.lock.name) and, when it ends, the outcome (redsync.outcome, see
-// redsync.DoneEvent.Outcome) and, for a Lock with fencing, its token
-// (redsync.fencing_token); a failed operation records its error and has
-// the status Error. Its events:
+// redsync.DoneEvent.Outcome) and, for a Lock, a Semaphore's Acquire or a
+// MultiMutex's Lock with fencing, its token (redsync.fencing_token); a
+// failed operation records its error and has
+// the status Error. (A Semaphore's Acquire and Release are
+// "redsync.acquire" and "redsync.release", a MultiMutex's Lock and Unlock
+// "redsync.multilock" and "redsync.multiunlock", with node events but no
+// attempts.) Its events:
 //
 //   - "redsync.node" per server reply: redsync.node (the server's index),
 //     redsync.node.outcome, redsync.node.latency (seconds), redsync.attempt

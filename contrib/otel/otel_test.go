@@ -3,6 +3,7 @@ package redsyncotel_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -35,6 +36,12 @@ func must(t testing.TB, err error) {
 // an Observer over an in-memory exporter and a manual metric reader.
 func observed(t *testing.T, options ...redsyncotel.Option) (tracetest.SpanStubs, metricdata.ResourceMetrics) {
 	t.Helper()
+	return observedRun(t, observertest.Run, options...)
+}
+
+// observedRun is observed with the script run.
+func observedRun(t *testing.T, run func(testing.TB, context.Context, redsync.Observer), options ...redsyncotel.Option) (tracetest.SpanStubs, metricdata.ResourceMetrics) {
+	t.Helper()
 	exporter := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
@@ -45,7 +52,7 @@ func observed(t *testing.T, options ...redsyncotel.Option) (tracetest.SpanStubs,
 	obs, err := redsyncotel.New(append([]redsyncotel.Option{redsyncotel.WithTracerProvider(tp), redsyncotel.WithMeterProvider(mp)}, options...)...)
 	must(t, err)
 	ctx, script := tp.Tracer("test").Start(context.Background(), "script")
-	observertest.Run(t, ctx, obs)
+	run(t, ctx, obs)
 	script.End()
 
 	var rm metricdata.ResourceMetrics
@@ -59,13 +66,7 @@ func TestSpansOfAScriptedRun(t *testing.T) {
 	// In the order they ended; the script's own span last.
 	var got []string
 	for _, s := range spans {
-		line := s.Name
-		for _, a := range s.Attributes {
-			switch a.Key {
-			case redsyncotel.NameKey, redsyncotel.OutcomeKey:
-				line += " " + a.Value.String()
-			}
-		}
+		line := spanLine(s, redsyncotel.NameKey, redsyncotel.OutcomeKey)
 		if s.Status.Code == codes.Error {
 			line += " (error)"
 		}
@@ -137,6 +138,18 @@ func TestSpansOfAScriptedRun(t *testing.T) {
 	if len(names) < 3 || names[len(names)-1] != "redsync.attempt" {
 		t.Errorf("Lock's events %v, want the quorum's replies then the attempt", names)
 	}
+}
+
+// spanLine is s's name and the values of its attributes keys, in the
+// span's order.
+func spanLine(s tracetest.SpanStub, keys ...attribute.Key) string {
+	line := s.Name
+	for _, a := range s.Attributes {
+		if slices.Contains(keys, a.Key) {
+			line += " " + a.Value.String()
+		}
+	}
+	return line
 }
 
 func eventNames(s tracetest.SpanStub) []string {
@@ -297,4 +310,57 @@ func TestAHandedOverAttemptIsMarked(t *testing.T) {
 	if _, ok := plain.Value(redsyncotel.HandedOverKey); ok {
 		t.Errorf("plain attempt marked as handed over: %v", events[1].Attributes)
 	}
+}
+
+// A Semaphore's and a MultiMutex's operations have span names and op
+// attributes of their own (acquire, release, multilock, multiunlock).
+func TestSpansAndMetricsOfTheOtherPrimitives(t *testing.T) {
+	spans, rm := observedRun(t, observertest.RunPrimitives)
+	var got []string
+	for _, s := range spans[:len(spans)-1] { // the script's own span last
+		line := spanLine(s, redsyncotel.NameKey, redsyncotel.OpKey, redsyncotel.OutcomeKey)
+		// At least the quorum's replies are on the span: a late one may
+		// come after it ended.
+		if countEvents(s, "redsync.node") < 2 {
+			line += " (too few node events)"
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		"redsync.acquire workers acquire ok",
+		"redsync.acquire workers acquire taken",
+		"redsync.extend workers extend ok",
+		"redsync.release workers release ok",
+		"redsync.multilock a,b multilock ok",
+		"redsync.multiunlock a,b multiunlock ok",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("spans:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	sums := counterValues(t, rm)
+	for _, series := range []string{
+		"redsync.operations{redsync.op=acquire,redsync.outcome=ok}",
+		"redsync.operations{redsync.op=acquire,redsync.outcome=taken}",
+		"redsync.operations{redsync.op=release,redsync.outcome=ok}",
+		"redsync.operations{redsync.op=multilock,redsync.outcome=ok}",
+		"redsync.operations{redsync.op=multiunlock,redsync.outcome=ok}",
+		"redsync.node.replies{redsync.node=0,redsync.node.outcome=refused,redsync.op=acquire}",
+		"redsync.node.replies{redsync.node=2,redsync.node.outcome=error,redsync.op=multilock}",
+	} {
+		if sums[series] != 1 {
+			t.Errorf("%s = %d, want 1", series, sums[series])
+		}
+	}
+}
+
+// countEvents is the number of s's events named name.
+func countEvents(s tracetest.SpanStub, name string) int {
+	n := 0
+	for _, e := range s.Events {
+		if e.Name == name {
+			n++
+		}
+	}
+	return n
 }

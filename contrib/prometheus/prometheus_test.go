@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/quorumlock/redsync"
 	redsyncprom "github.com/quorumlock/redsync/contrib/prometheus"
 	"github.com/quorumlock/redsync/internal/observertest"
 )
@@ -24,12 +25,20 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// The counters of observertest.Run are known exactly.
-func TestObserverCountsAScriptedRun(t *testing.T) {
+// observedRun runs the script run with an Observer of a new registry, and
+// returns the registry.
+func observedRun(t *testing.T, run func(testing.TB, context.Context, redsync.Observer)) *prometheus.Registry {
+	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	obs, err := redsyncprom.New(reg)
 	must(t, err)
-	observertest.Run(t, context.Background(), obs)
+	run(t, context.Background(), obs)
+	return reg
+}
+
+// The counters of observertest.Run are known exactly.
+func TestObserverCountsAScriptedRun(t *testing.T) {
+	reg := observedRun(t, observertest.Run)
 
 	const want = `
 # HELP redsync_operations_total Lock, Unlock and Extend calls, and extensions by KeepAlive (op=keepalive), by outcome.
@@ -153,5 +162,43 @@ func TestNewRefusesABadRegisterer(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(reg); err != nil || n != 1 {
 		t.Errorf("%d metrics left registered (%v), want only the clashing one", n, err)
+	}
+}
+
+// A Semaphore's and a MultiMutex's operations have op labels of their own
+// (acquire, release, multilock, multiunlock); a Lease's Extend is extend.
+func TestObserverLabelsTheOtherPrimitives(t *testing.T) {
+	reg := observedRun(t, observertest.RunPrimitives)
+
+	const want = `
+# HELP redsync_operations_total Lock, Unlock and Extend calls, and extensions by KeepAlive (op=keepalive), by outcome.
+# TYPE redsync_operations_total counter
+redsync_operations_total{op="acquire",outcome="ok"} 1
+redsync_operations_total{op="acquire",outcome="taken"} 1
+redsync_operations_total{op="extend",outcome="ok"} 1
+redsync_operations_total{op="multilock",outcome="ok"} 1
+redsync_operations_total{op="multiunlock",outcome="ok"} 1
+redsync_operations_total{op="release",outcome="ok"} 1
+`
+	must(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "redsync_operations_total"))
+	counts := sampleCounts(t, reg)
+	for series, n := range map[string]uint64{
+		`redsync_lock_validity_seconds{op="acquire"}`:             1,
+		`redsync_lock_validity_seconds{op="multilock"}`:           1,
+		`redsync_node_latency_seconds{node="0",op="acquire"}`:     2,
+		`redsync_node_latency_seconds{node="2",op="release"}`:     1,
+		`redsync_node_latency_seconds{node="1",op="multilock"}`:   1,
+		`redsync_node_latency_seconds{node="1",op="multiunlock"}`: 1,
+	} {
+		if counts[series] != n {
+			t.Errorf("%s has %d samples, want %d", series, counts[series], n)
+		}
+	}
+	replies, err := testutil.GatherAndCount(reg, "redsync_node_replies_total")
+	must(t, err)
+	// acquire: ok and refused on 0 and 1, error on 2; the four other
+	// ops: ok on 0 and 1, error on 2.
+	if replies != 5+4*3 {
+		t.Errorf("%d node reply series, want 17", replies)
 	}
 }

@@ -47,6 +47,8 @@ type nameWaiters struct {
 	q     *Queues
 	name  string
 	queue []*Waiter
+	// watchers are the waiters that take no turn (Spec.Watch).
+	watchers []*Waiter
 	// heardAt[node] is when server node last announced a release of the
 	// name, or confirmed a new subscription (a release may have gone
 	// unheard before it).
@@ -133,7 +135,12 @@ func (q *Queues) joinLocked(w *Waiter, spec Spec, since time.Time, wake chan<- s
 			}
 		}
 	}
-	*w = Waiter{nw: nw, owner: spec.Owner, wake: wake, since: since, busy: true}
+	*w = Waiter{nw: nw, owner: spec.Owner, wake: wake, since: since, busy: true, watch: spec.Watch}
+	if spec.Watch {
+		nw.watchers = append(nw.watchers, w)
+		q.wakeIfFree(nw, w)
+		return
+	}
 	nw.queue = append(nw.queue, w)
 	if len(nw.queue) == 1 {
 		// Released (or newly listened to) after the try started: the try
@@ -142,21 +149,29 @@ func (q *Queues) joinLocked(w *Waiter, spec Spec, since time.Time, wake chan<- s
 	}
 }
 
-// wakeHeadIfFree signals the head waiter of nw when enough servers
-// announced a release since its last attempt started. q.mu is held.
+// wakeHeadIfFree signals the head waiter of nw, and every watcher, when
+// enough servers announced a release since its last attempt started. q.mu
+// is held.
 func (q *Queues) wakeHeadIfFree(nw *nameWaiters) {
-	if len(nw.queue) == 0 {
-		return
+	if len(nw.queue) > 0 {
+		q.wakeIfFree(nw, nw.queue[0])
 	}
-	head := nw.queue[0]
+	for _, w := range nw.watchers {
+		q.wakeIfFree(nw, w)
+	}
+}
+
+// wakeIfFree signals w, a waiter of nw, when enough servers announced a
+// release since its last attempt started. q.mu is held.
+func (q *Queues) wakeIfFree(nw *nameWaiters, w *Waiter) {
 	heard := 0
 	for _, at := range nw.heardAt {
-		if at.After(head.since) {
+		if at.After(w.since) {
 			heard++
 		}
 	}
 	if heard >= q.enough {
-		head.Signal()
+		w.Signal()
 	}
 }
 

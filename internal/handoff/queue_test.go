@@ -257,3 +257,38 @@ func TestAHandOverHereEndsTheValidityTakenHereButWakesNobody(t *testing.T) {
 	b.Leave(false, time.Time{})
 	f.q.HandedOverHere("n") // nobody waits: nothing happens
 }
+
+// TestAWatcherIsWokenByEveryReleaseAndHoldsNobodyBack: a waiter that
+// watches (a MultiMutex's, for one of its names) takes no turn: the
+// queue's head is woken as if it were not there, and so is the watcher.
+func TestAWatcherIsWokenByEveryReleaseAndHoldsNobodyBack(t *testing.T) {
+	f := newFixture(t, 3)
+	watcher := &testWaiter{wake: make(chan struct{}, 1)}
+	f.q.Join(&watcher.Waiter, Spec{Name: "n", Owner: "m", Watch: true}, f.clock.Now(), watcher.wake)
+	assert.False(t, watcher.Head())
+	assert.Equal(t, 1, f.q.State("n").Watching)
+	assert.Zero(t, f.q.State("n").Queued)
+	w := &testWaiter{wake: make(chan struct{}, 1)}
+	assert.False(t, f.q.JoinBehind(&w.Waiter, spec("n", "a"), w.wake), "a watcher is nobody to queue behind")
+	a := f.join("n", "a")
+	assert.True(t, a.Head(), "the first waiter that takes turns heads the queue")
+
+	f.clock.advance(time.Millisecond)
+	f.q.heard(0, ReleaseChannel("n"), "")
+	assert.False(t, watcher.woken(), "one server of 3")
+	f.q.heard(1, ReleaseChannel("n"), "")
+	assert.True(t, a.woken())
+	assert.True(t, watcher.woken())
+
+	watcher.Attempting(f.clock.advance(time.Millisecond))
+	watcher.Idle()
+	f.clock.advance(time.Millisecond)
+	f.q.ReleasedHere("n")
+	assert.True(t, watcher.woken(), "a release here wakes it at once")
+	a.Leave(false, time.Time{})
+	assert.Equal(t, 1, f.q.State("n").Watching)
+	assert.True(t, f.q.Waiting())
+	watcher.Leave(false, time.Time{})
+	assert.False(t, f.q.Waiting())
+	assert.Equal(t, NameState{}, f.q.State("n"))
+}

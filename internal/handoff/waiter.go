@@ -1,12 +1,21 @@
 package handoff
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Spec describes a waiter to the Queues: what it waits for, and who it
 // is. It does not change while the waiter queues.
 type Spec struct {
 	Name  string // the lock's name; waiters queue per name
 	Owner any    // who waits, for the caller's own use
+	// Watch: the waiter takes no turn among the name's waiters (a
+	// MultiMutex, which waits for several names at once, must not hold
+	// back the waiters of one of them). It is woken whenever enough
+	// servers announced a release of the name since its last attempt
+	// started, or this process released it, and never heads the queue.
+	Watch bool
 }
 
 // A Waiter is one caller waiting for a name, from Join or JoinBehind until
@@ -17,6 +26,7 @@ type Waiter struct {
 	owner any          // Spec.Owner
 	wake  chan<- struct{}
 	since time.Time // when its last attempt started; guarded by q.mu
+	watch bool      // Spec.Watch
 
 	// Guarded by q.mu: busy is set while the waiter attempts; value is
 	// the value it queues with in the servers' fleet queues (see Queue),
@@ -110,6 +120,11 @@ func (w *Waiter) Leave(acquired bool, heldUntil time.Time) {
 		clear(nw.heardAt)
 		nw.heldUntil = heldUntil
 	}
+	if w.watch {
+		if i := slices.Index(nw.watchers, w); i >= 0 {
+			nw.watchers = slices.Delete(nw.watchers, i, i+1)
+		}
+	}
 	for i, other := range nw.queue {
 		if other != w {
 			continue
@@ -121,7 +136,7 @@ func (w *Waiter) Leave(acquired bool, heldUntil time.Time) {
 		}
 		break
 	}
-	if len(nw.queue) == 0 {
+	if len(nw.queue) == 0 && len(nw.watchers) == 0 {
 		delete(q.names, nw.name)
 		q.waited.Add(-1)
 		for _, l := range q.listeners {
@@ -143,7 +158,8 @@ func (w *Waiter) Signal() {
 // NameState is what the Queues know of the waiters of one name, for
 // tests that wait for a state (see State).
 type NameState struct {
-	Queued int // waiters queued
+	Queued   int // waiters queued
+	Watching int // waiters that watch (Spec.Watch)
 	// HeadWaiting: the head waits (does not attempt); HeadQueued: with a
 	// value in the fleet queues; HeadWoken: a wake-up is pending for it.
 	HeadWaiting, HeadQueued, HeadWoken bool
@@ -163,17 +179,20 @@ func (q *Queues) State(name string) NameState {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	nw := q.names[name]
-	if nw == nil || len(nw.queue) == 0 {
+	if nw == nil || len(nw.queue)+len(nw.watchers) == 0 {
 		return NameState{}
 	}
-	head := nw.queue[0]
-	s := NameState{Queued: len(nw.queue), HeadWaiting: !head.busy, HeadQueued: head.value != "",
-		HeadWoken: len(head.wake) > 0, Servers: len(nw.heardAt), Enough: q.enough}
+	s := NameState{Queued: len(nw.queue), Watching: len(nw.watchers), Servers: len(nw.heardAt), Enough: q.enough}
+	var since time.Time
+	if len(nw.queue) > 0 {
+		head := nw.queue[0]
+		s.HeadWaiting, s.HeadQueued, s.HeadWoken, since = !head.busy, head.value != "", len(head.wake) > 0, head.since
+	}
 	for _, at := range nw.heardAt {
 		if !at.IsZero() {
 			s.Confirmed++
 		}
-		if at.After(head.since) {
+		if len(nw.queue) > 0 && at.After(since) {
 			s.Heard++
 		}
 	}

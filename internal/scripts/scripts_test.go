@@ -44,6 +44,9 @@ var pinnedHashes = []struct {
 	{"MultiRelease", MultiRelease, -1, "78b8e4930fb29fdf790d3634f62d1a64f8fd4990"},
 	{"MultiExtend", MultiExtend, -1, "72f2f2f1e42cb0c1586b1ec54fe674253eaaffd7"},
 	{"PermitAcquire", PermitAcquire, -1, "0c932fd64ffbbed970d1f26e83fca29ea903281a"},
+	{"FencedMultiAcquire", FencedMultiAcquire, -1, "efd65d039165f70b8cd351df5a61789f291344bc"},
+	{"FencedPermitAcquire", FencedPermitAcquire, -1, "ddb6596ad23dbbe7b97e0d7108652bc0f6dc3a63"},
+	{"MultiFenceWriteBack", MultiFenceWriteBack, -1, "2e952a5fab6b8c3f7422d08cd5d7b46470b99d78"},
 	{"Proclaim", Proclaim, 2, "303aa9fcd1a4f070be2ec919290a13b5f39f0dc0"},
 	{"ReadLeader", ReadLeader, 2, "36e1e27753f7a82e15f932962804e933bb15e3cc"},
 	{"RWReadAcquire", RWReadAcquire, 2, "fc732a7d4b0acc2b87d019603b45fbc710716f77"},
@@ -63,7 +66,7 @@ func TestScriptsKeepTheirHashAndKeyCount(t *testing.T) {
 		if tt.script.KeyCount != tt.keys {
 			t.Errorf("%s: KeyCount %d, want %d", tt.name, tt.script.KeyCount, tt.keys)
 		}
-		for _, line := range []string{readCounterLine, publishLine} {
+		for _, line := range []string{readCounterLine, publishLine, countersLine} {
 			if strings.Contains(tt.script.Src, strings.TrimSpace(line)+"\n") {
 				t.Errorf("%s: the line %q was not replaced", tt.name, line)
 			}
