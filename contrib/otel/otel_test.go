@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -296,5 +297,44 @@ func TestAHandedOverAttemptIsMarked(t *testing.T) {
 	}
 	if _, ok := plain.Value(redsyncotel.HandedOverKey); ok {
 		t.Errorf("plain attempt marked as handed over: %v", events[1].Attributes)
+	}
+}
+
+// The operations of an RWMutex and an Election have spans of their own
+// names; the locks that acquire in attempts carry their tries, and a read
+// or write lock released tells how long it was held.
+func TestTheOpsOfAnRWMutexAndAnElectionHaveTheirOwnSpans(t *testing.T) {
+	exporter := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	obs, err := redsyncotel.New(redsyncotel.WithTracerProvider(tp), redsyncotel.WithMeterProvider(mp))
+	must(t, err)
+	ops := []redsync.Op{redsync.OpRLock, redsync.OpRUnlock, redsync.OpRExtend, redsync.OpRWLock,
+		redsync.OpRWUnlock, redsync.OpRWExtend, redsync.OpCampaign, redsync.OpResign, redsync.OpProclaim}
+	for _, op := range ops {
+		ctx := obs.Start(context.Background(), redsync.StartEvent{Op: op, Name: "catalog", Tries: 3})
+		obs.Done(ctx, redsync.DoneEvent{Op: op, Name: "catalog", Held: time.Second})
+	}
+	spans := exporter.GetSpans()
+	if len(spans) != len(ops) {
+		t.Fatalf("%d spans, want %d", len(spans), len(ops))
+	}
+	for i, op := range ops {
+		if want := "redsync." + op.String(); spans[i].Name != want {
+			t.Errorf("span %d: %q, want %q", i, spans[i].Name, want)
+		}
+		attrs := attribute.NewSet(spans[i].Attributes...)
+		_, hasTries := attrs.Value(redsyncotel.TriesKey)
+		if wantTries := op == redsync.OpRLock || op == redsync.OpRWLock || op == redsync.OpCampaign; hasTries != wantTries {
+			t.Errorf("%s: tries attribute %v, want %v", op, hasTries, wantTries)
+		}
+	}
+	var rm metricdata.ResourceMetrics
+	must(t, reader.Collect(context.Background(), &rm))
+	if n := histogramCounts(t, rm)["redsync.lock.held{}"]; n != 2 {
+		t.Errorf("held has %d samples, want 2 (RUnlock and the write lock's Unlock)", n)
 	}
 }
