@@ -129,9 +129,10 @@ func (rw *RWMutex) Valid() (bool, error) { return rw.ValidContext(context.Backgr
 // RWMutex holds, read or write: the writer's value in the key, or the
 // readers' mark with the reader's live entry. It may report true for a
 // lock that expires while the reply travels; Until tells the same without
-// a round trip. It returns false and ErrNotHeld, sending nothing, when
-// the RWMutex holds no lock, and with a ctx done already an error
-// matching ctx.Err().
+// a round trip. It returns true and no error when a quorum holds it (the
+// other servers' failures are not reported), false and ErrNotHeld,
+// sending nothing, when the RWMutex holds no lock, and with a ctx done
+// already an error matching ctx.Err().
 func (rw *RWMutex) ValidContext(ctx context.Context) (bool, error) {
 	m := rw.m
 	if err := m.checkActive(ctx, "check"); err != nil {
@@ -155,7 +156,10 @@ func (rw *RWMutex) ValidContext(ctx context.Context) (bool, error) {
 	if res.ctxErr != nil {
 		return false, errors.Join(res.err, res.ctxErr)
 	}
-	return res.n >= m.nodes.quorum, res.err
+	if res.n >= m.nodes.quorum {
+		return true, nil
+	}
+	return false, res.err
 }
 
 // KeepAlive keeps the lock the RWMutex holds, read or write, alive until
