@@ -32,14 +32,38 @@ func waitFor(t *testing.T, rs *Redsync, name string, lock func() error) <-chan e
 	return done
 }
 
+// rwLocker is one holder of a name for the wake-up tests: an RWMutex's
+// reader ("r") or writer ("w"), or a plain Mutex ("m").
+type rwLocker struct {
+	lock   func(ctx context.Context) error
+	unlock func() (bool, error)
+	until  func() time.Time
+}
+
+func newRWLocker(rs *Redsync, name, kind string, opts ...Option) rwLocker {
+	if kind == "m" {
+		m := rs.NewMutex(name, opts...)
+		return rwLocker{m.LockContext, m.Unlock, m.Until}
+	}
+	rw := rs.NewRWMutex(name, opts...)
+	if kind == "w" {
+		return rwLocker{rw.LockContext, rw.Unlock, rw.Until}
+	}
+	return rwLocker{rw.RLockContext, rw.RUnlock, rw.Until}
+}
+
 func TestRWMutexWaitersAreWokenByReleases(t *testing.T) {
 	tests := []struct {
 		name          string
-		holder, waits string // "r" a reader, "w" a writer
+		holder, waits string // "r" a reader, "w" a writer, "m" a plain Mutex
 	}{
 		{"reader behind a writer", "w", "r"},
 		{"writer behind a reader", "r", "w"},
 		{"writer behind a writer", "w", "w"},
+		{"reader behind a Mutex", "m", "r"},
+		{"writer behind a Mutex", "m", "w"},
+		{"Mutex behind a reader", "r", "m"},
+		{"Mutex behind a writer", "w", "m"},
 	}
 	for _, n := range electionSizes {
 		for _, tt := range tests {
@@ -47,30 +71,17 @@ func TestRWMutexWaitersAreWokenByReleases(t *testing.T) {
 				f := newElectionFleet(t, n)
 				name := "rw-wake"
 				holderRS, waiterRS := f.process(t).rs, f.process(t).rs
-				h := holderRS.NewRWMutex(name)
-				w := waiterRS.NewRWMutex(name, slowRetry(), WithTries(3))
-				lock := func(rw *RWMutex, kind string, ctx context.Context) error {
-					if kind == "w" {
-						return rw.LockContext(ctx)
-					}
-					return rw.RLockContext(ctx)
-				}
-				unlock := func(rw *RWMutex, kind string) {
-					var err error
-					if kind == "w" {
-						_, err = rw.Unlock()
-					} else {
-						_, err = rw.RUnlock()
-					}
-					require.NoError(t, err)
-				}
-				require.NoError(t, lock(h, tt.holder, context.Background()))
+				h := newRWLocker(holderRS, name, tt.holder)
+				w := newRWLocker(waiterRS, name, tt.waits, slowRetry(), WithTries(3))
+				require.NoError(t, h.lock(context.Background()))
 				ctx := wakeCtx(t)
-				done := waitFor(t, waiterRS, name, func() error { return lock(w, tt.waits, ctx) })
-				unlock(h, tt.holder)
+				done := waitFor(t, waiterRS, name, func() error { return w.lock(ctx) })
+				_, err := h.unlock()
+				require.NoError(t, err)
 				require.NoError(t, <-done, "woken by the release, not by the retry delay of a minute")
-				assert.True(t, w.Until().After(time.Now()))
-				unlock(w, tt.waits)
+				assert.True(t, w.until().After(time.Now()))
+				_, err = w.unlock()
+				require.NoError(t, err)
 				holderRS.Wait()
 				waiterRS.Wait()
 				assert.Zero(t, f.keyCount(t, name))
