@@ -57,6 +57,11 @@ import (
 // candidate; Observe reports leaders only (not "no leader"), and may
 // skip a leader that led for less time than a read takes.
 //
+// An Observer (WithObserver) sees OpCampaign (with the OpLock of the
+// leadership's Mutex within it), OpProclaim and OpResign (with its
+// OpUnlock); the leadership's extensions are OpKeepAlive, and its loss a
+// Lost event.
+//
 // An Election stands for one candidate: its methods are safe to call
 // from several goroutines, but Campaign while it campaigns or leads is
 // refused.

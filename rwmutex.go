@@ -73,6 +73,12 @@ import (
 // readers' mark) and by writers, and excludes both while it holds: to an
 // RWMutex it is a writer that does not wait its turn. It does not claim a
 // turn, and an RWMutex writer does not join the Mutex's fleet queue.
+// Releases wake both ways: a Mutex's Unlock wakes the RWMutex's waiters,
+// and the releases announced above wake a waiting Mutex.
+//
+// An Observer (WithObserver) sees OpRLock, OpRUnlock and OpRExtend for
+// the read lock, OpRWLock, OpRWUnlock and OpRWExtend for the write lock,
+// and OpKeepAlive for KeepAlive's extensions of either.
 //
 // Like a Mutex, an RWMutex stands for one holder: it holds a read lock or
 // the write lock at a time; use one per goroutine. Name, Until and Token
