@@ -192,83 +192,41 @@ func (rw *RWMutex) KeepAlive(ctx context.Context) (context.Context, error) {
 	held, cancel := context.WithCancelCause(ctx)
 	k := &keeper{ctx: held, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{})}
 	rw.held.keeper = k
-	go rw.keepExtending(k, rw.held.acquiredAt)
+	go k.keepExtending(rw.keptLock(k, rw.held.acquiredAt))
 	return held, nil
 }
 
 // stopKeepAlive stops the background extension, if any, with cause, and
 // waits until it has stopped.
-func (rw *RWMutex) stopKeepAlive(cause error) {
-	rw.mu.Lock()
-	k := rw.held.keeper
-	rw.held.keeper = nil
-	rw.mu.Unlock()
-	if k == nil {
-		return
-	}
-	k.cancel(cause)
-	close(k.stop)
-	<-k.done
-}
+func (rw *RWMutex) stopKeepAlive(cause error) { stopKeeper(&rw.mu, &rw.held.keeper, cause) }
 
-// keepExtending is the goroutine behind KeepAlive; stopKeepAlive stops
-// it. acquiredAt is when the lock kept was acquired, for the Observer.
-func (rw *RWMutex) keepExtending(k *keeper, acquiredAt time.Time) {
-	defer close(k.done)
+// keptLock is the lock held, kept alive by k; acquiredAt is when it was
+// acquired, for the Observer.
+func (rw *RWMutex) keptLock(k *keeper, acquiredAt time.Time) keptLock {
 	m := rw.m
 	every := m.keepAliveEvery()
-	retry := min(m.opTimeout(), every)
-	margin := m.keepAliveMargin()
-	next := time.Now().Add(every)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	lose := func(cause error) {
-		if m.obs != nil {
-			m.obs.Lost(k.ctx, LostEvent{Name: rw.name, Cause: cause, Held: time.Since(acquiredAt)})
-		}
-		k.cancel(cause)
-	}
-	for {
-		lost := rw.Until().Add(-margin)
-		timer.Reset(time.Until(minTime(next, lost)))
-		select {
-		case <-k.stop:
-			return
-		case <-k.ctx.Done():
-			return
-		case <-timer.C:
-		}
-		if !time.Now().Before(lost) {
-			lose(fmt.Errorf("%w: no extension succeeded before its validity ran out", ErrLockLost))
-			return
-		}
-		extendCtx, cancel := context.WithDeadline(k.ctx, lost)
-		var res roundResult
-		err := m.observeOp(extendCtx, OpKeepAlive, 0, func(ctx context.Context, e *DoneEvent) error {
-			var err error
-			res, err = rw.extendOnce(ctx, false, OpKeepAlive)
-			if err == nil {
-				e.Validity = time.Until(rw.Until())
+	return keptLock{
+		every: every, retry: min(m.opTimeout(), every), margin: m.keepAliveMargin(),
+		until: rw.Until,
+		extend: func(ctx context.Context) (bool, roundResult, error) {
+			var res roundResult
+			err := m.observeOp(ctx, OpKeepAlive, 0, func(ctx context.Context, e *DoneEvent) error {
+				var err error
+				res, err = rw.extendOnce(ctx, false, OpKeepAlive)
+				if err == nil {
+					e.Validity = time.Until(rw.Until())
+				}
+				return err
+			})
+			return err == nil, res, err
+		},
+		lose: func(cause error) {
+			if m.obs != nil {
+				m.obs.Lost(k.ctx, LostEvent{Name: rw.name, Cause: cause, Held: time.Since(acquiredAt)})
 			}
-			return err
-		})
-		cancel()
-		var taken *ErrTaken
-		switch {
-		case err == nil:
-			next = time.Now().Add(every)
-		case errors.As(res.err, &taken):
-			lose(fmt.Errorf("%w: a quorum of servers holds another value (nodes %v)", ErrLockLost, taken.Nodes))
-			return
-		case errors.Is(err, ErrNotHeld):
-			lose(fmt.Errorf("%w: the RWMutex no longer holds it", ErrLockLost))
-			return
-		case errors.Is(err, ErrLockLost):
-			lose(err)
-			return
-		default:
-			next = time.Now().Add(retry)
-		}
+			k.cancel(cause)
+		},
+		notHeld: "the RWMutex no longer holds it",
 	}
 }
 

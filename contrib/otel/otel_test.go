@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/quorumlock/redsync"
@@ -36,6 +37,17 @@ func must(t testing.TB, err error) {
 // an Observer over an in-memory exporter and a manual metric reader.
 func observed(t *testing.T, options ...redsyncotel.Option) (tracetest.SpanStubs, metricdata.ResourceMetrics) {
 	t.Helper()
+	return observing(t, func(tracer trace.Tracer, obs redsync.Observer) {
+		ctx, script := tracer.Start(context.Background(), "script")
+		observertest.Run(t, ctx, obs)
+		script.End()
+	}, options...)
+}
+
+// observing runs run with a tracer and an Observer over an in-memory
+// exporter and a manual metric reader, and returns what they recorded.
+func observing(t *testing.T, run func(tracer trace.Tracer, obs redsync.Observer), options ...redsyncotel.Option) (tracetest.SpanStubs, metricdata.ResourceMetrics) {
+	t.Helper()
 	exporter := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
@@ -45,9 +57,7 @@ func observed(t *testing.T, options ...redsyncotel.Option) (tracetest.SpanStubs,
 
 	obs, err := redsyncotel.New(append([]redsyncotel.Option{redsyncotel.WithTracerProvider(tp), redsyncotel.WithMeterProvider(mp)}, options...)...)
 	must(t, err)
-	ctx, script := tp.Tracer("test").Start(context.Background(), "script")
-	observertest.Run(t, ctx, obs)
-	script.End()
+	run(tp.Tracer("test"), obs)
 
 	var rm metricdata.ResourceMetrics
 	must(t, reader.Collect(context.Background(), &rm))
@@ -304,21 +314,14 @@ func TestAHandedOverAttemptIsMarked(t *testing.T) {
 // names; the locks that acquire in attempts carry their tries, and a read
 // or write lock released tells how long it was held.
 func TestTheOpsOfAnRWMutexAndAnElectionHaveTheirOwnSpans(t *testing.T) {
-	exporter := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
-	defer func() { _ = tp.Shutdown(context.Background()) }()
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer func() { _ = mp.Shutdown(context.Background()) }()
-	obs, err := redsyncotel.New(redsyncotel.WithTracerProvider(tp), redsyncotel.WithMeterProvider(mp))
-	must(t, err)
 	ops := []redsync.Op{redsync.OpRLock, redsync.OpRUnlock, redsync.OpRExtend, redsync.OpRWLock,
 		redsync.OpRWUnlock, redsync.OpRWExtend, redsync.OpCampaign, redsync.OpResign, redsync.OpProclaim}
-	for _, op := range ops {
-		ctx := obs.Start(context.Background(), redsync.StartEvent{Op: op, Name: "catalog", Tries: 3})
-		obs.Done(ctx, redsync.DoneEvent{Op: op, Name: "catalog", Held: time.Second})
-	}
-	spans := exporter.GetSpans()
+	spans, rm := observing(t, func(_ trace.Tracer, obs redsync.Observer) {
+		for _, op := range ops {
+			ctx := obs.Start(context.Background(), redsync.StartEvent{Op: op, Name: "catalog", Tries: 3})
+			obs.Done(ctx, redsync.DoneEvent{Op: op, Name: "catalog", Held: time.Second})
+		}
+	})
 	if len(spans) != len(ops) {
 		t.Fatalf("%d spans, want %d", len(spans), len(ops))
 	}
@@ -332,8 +335,6 @@ func TestTheOpsOfAnRWMutexAndAnElectionHaveTheirOwnSpans(t *testing.T) {
 			t.Errorf("%s: tries attribute %v, want %v", op, hasTries, wantTries)
 		}
 	}
-	var rm metricdata.ResourceMetrics
-	must(t, reader.Collect(context.Background(), &rm))
 	if n := histogramCounts(t, rm)["redsync.lock.held{}"]; n != 2 {
 		t.Errorf("held has %d samples, want 2 (RUnlock and the write lock's Unlock)", n)
 	}
