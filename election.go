@@ -57,6 +57,11 @@ import (
 // candidate; Observe reports leaders only (not "no leader"), and may
 // skip a leader that led for less time than a read takes.
 //
+// An Observer (WithObserver) sees OpCampaign (with the OpLock of the
+// leadership's Mutex within it), OpProclaim and OpResign (with its
+// OpUnlock); the leadership's extensions are OpKeepAlive, and its loss a
+// Lost event.
+//
 // An Election stands for one candidate: its methods are safe to call
 // from several goroutines, but Campaign while it campaigns or leads is
 // refused.
@@ -171,7 +176,14 @@ func (e *Election) Campaign(ctx context.Context, value string) error {
 	e.state = electionCampaigning
 	e.mu.Unlock()
 
-	lead, err := e.win(ctx, value)
+	var lead *leadership
+	err := e.reader.observeOp(ctx, OpCampaign, e.reader.cfg.tries, func(ctx context.Context, ev *DoneEvent) error {
+		var err error
+		if lead, err = e.win(ctx, value); err == nil {
+			ev.Token, ev.Validity = lead.term, time.Until(lead.m.Until())
+		}
+		return err
+	})
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -199,7 +211,7 @@ func (e *Election) win(ctx context.Context, value string) (*leadership, error) {
 	}
 	lead := &leadership{m: m, ctx: held, term: m.Token(), value: value, seq: 1,
 		stop: make(chan struct{}), done: make(chan struct{})}
-	if err := e.proclaim(ctx, lead, value, 1); err != nil {
+	if err := e.proclaim(ctx, lead, value, 1, m.watchRound(ctx, OpProclaim, 0)); err != nil {
 		giveUp()
 		return nil, err
 	}
@@ -230,7 +242,7 @@ func (e *Election) watch(lead *leadership) {
 			lead.mu.Lock()
 			value, seq := lead.value, lead.seq
 			lead.mu.Unlock()
-			_ = e.proclaim(lead.ctx, lead, value, seq)
+			_ = e.proclaim(lead.ctx, lead, value, seq, nil)
 		}
 	}
 }
@@ -255,7 +267,9 @@ func (e *Election) Proclaim(ctx context.Context, value string) error {
 	lead.value = value
 	seq := lead.seq
 	lead.mu.Unlock()
-	return e.proclaim(ctx, lead, value, seq)
+	return e.reader.observeOp(ctx, OpProclaim, 0, func(ctx context.Context, _ *DoneEvent) error {
+		return e.proclaim(ctx, lead, value, seq, lead.m.watchRound(ctx, OpProclaim, 0))
+	})
 }
 
 // leading returns the leadership, nil when the candidate does not lead.
@@ -269,8 +283,8 @@ func (e *Election) leading() *leadership {
 }
 
 // proclaim writes lead's record with value and seq on a quorum of
-// servers.
-func (e *Election) proclaim(ctx context.Context, lead *leadership, value string, seq uint64) error {
+// servers; watch, when not nil, reports the replies to the Observer.
+func (e *Election) proclaim(ctx context.Context, lead *leadership, value string, seq uint64, watch *roundWatch) error {
 	m := lead.m
 	lockValue := m.Value()
 	args := []any{m.name, e.recordKey, lockValue, strconv.FormatUint(lead.term, 10),
@@ -281,7 +295,7 @@ func (e *Election) proclaim(ctx context.Context, lead *leadership, value string,
 			return false, err
 		}
 		return scripts.ParseProclaim(reply)
-	}, nil, nil)
+	}, watch, nil)
 	if res.n >= m.nodes.quorum {
 		return nil
 	}
@@ -307,14 +321,16 @@ func (e *Election) Resign(ctx context.Context) error {
 	}
 	e.state = electionIdle
 	e.mu.Unlock()
-	close(lead.stop)
-	<-lead.done
-	if lead.ctx.Err() != nil {
-		// Lost before Resign: watch released what was left, or will.
-		return nil
-	}
-	_, err := lead.m.UnlockContext(ctx)
-	return err
+	return e.reader.observeOp(ctx, OpResign, 0, func(ctx context.Context, _ *DoneEvent) error {
+		close(lead.stop)
+		<-lead.done
+		if lead.ctx.Err() != nil {
+			// Lost before Resign: watch released what was left, or will.
+			return nil
+		}
+		_, err := lead.m.UnlockContext(ctx)
+		return err
+	})
 }
 
 // Term returns the term of the leadership this candidate won last (see

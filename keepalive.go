@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -64,7 +65,7 @@ func (m *Mutex) KeepAlive(ctx context.Context) (context.Context, error) {
 	held, cancel := context.WithCancelCause(ctx)
 	k := &keeper{ctx: held, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{})}
 	m.held.keeper = k
-	go m.keepAlive(k)
+	go k.keepExtending(m.keptLock(k))
 	return held, nil
 }
 
@@ -87,18 +88,7 @@ func (m *Mutex) extendGivenValue(ctx context.Context) error {
 
 // stopKeepAlive stops the background extension, if any, with cause, and
 // waits until it has stopped.
-func (m *Mutex) stopKeepAlive(cause error) {
-	m.mu.Lock()
-	k := m.held.keeper
-	m.held.keeper = nil
-	m.mu.Unlock()
-	if k == nil {
-		return
-	}
-	k.cancel(cause)
-	close(k.stop)
-	<-k.done
-}
+func (m *Mutex) stopKeepAlive(cause error) { stopKeeper(&m.mu, &m.held.keeper, cause) }
 
 // keepAliveMargin is how long before Until the holder's context is
 // cancelled when no extension succeeded: the drift allowance, and at least
@@ -123,60 +113,21 @@ func (m *Mutex) keepAliveEvery() time.Duration {
 	return m.cfg.expiry / 3
 }
 
-// keepAlive is the goroutine behind KeepAlive. It owns no lock state but
-// the keeper; Unlock stops it through stopKeepAlive.
-func (m *Mutex) keepAlive(k *keeper) {
-	defer close(k.done)
-	// A failed extension is retried after a short pause, as long as the
-	// lock is valid.
-	retry := m.opTimeout()
-	if every := m.keepAliveEvery(); retry > every {
-		retry = every
-	}
-	next := time.Now().Add(m.keepAliveEvery())
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	<-timer.C
-	for {
-		lost := m.Until().Add(-m.keepAliveMargin())
-		wakeAt := next
-		if lost.Before(wakeAt) {
-			wakeAt = lost
-		}
-		timer.Reset(time.Until(wakeAt))
-		select {
-		case <-k.stop:
-			return
-		case <-k.ctx.Done():
-			return
-		case <-timer.C:
-		}
-		if !time.Now().Before(lost) {
-			m.lose(k, fmt.Errorf("%w: no extension succeeded before its validity ran out", ErrLockLost))
-			return
-		}
-		// k.ctx ends the wait when Unlock or the caller stops us; the
-		// requests sent complete on their own either way.
-		// The extension gives up at the moment the lock would be lost.
-		extendCtx, cancel := context.WithDeadline(k.ctx, lost)
-		res, err := m.extend(extendCtx, OpKeepAlive, true)
-		cancel()
-		var taken *ErrTaken
-		switch {
-		case err == nil:
-			next = time.Now().Add(m.keepAliveEvery())
-		case errors.As(res.err, &taken):
-			m.lose(k, fmt.Errorf("%w: a quorum of servers holds another value (nodes %v)", ErrLockLost, taken.Nodes))
-			return
-		case errors.Is(err, ErrNotHeld):
-			m.lose(k, fmt.Errorf("%w: the Mutex no longer holds a value", ErrLockLost))
-			return
-		case errors.Is(err, ErrLockLost):
-			m.lose(k, err)
-			return
-		default:
-			next = time.Now().Add(retry)
-		}
+// keptLock is the lock held, kept alive by k: the goroutine behind
+// KeepAlive (k.keepExtending) owns no lock state but the keeper; Unlock
+// stops it through stopKeepAlive. Its extensions set the key again where
+// it is gone.
+func (m *Mutex) keptLock(k *keeper) keptLock {
+	every := m.keepAliveEvery()
+	return keptLock{
+		every: every, retry: min(m.opTimeout(), every), margin: m.keepAliveMargin(),
+		until: m.Until,
+		extend: func(ctx context.Context) (bool, roundResult, error) {
+			res, err := m.extend(ctx, OpKeepAlive, true)
+			return err == nil, res, err
+		},
+		lose:    func(cause error) { m.lose(k, cause) },
+		notHeld: "the Mutex no longer holds a value",
 	}
 }
 
@@ -226,4 +177,76 @@ func (m *Mutex) RunLocked(ctx context.Context, fn func(ctx context.Context) erro
 // under the lock on name, kept alive while fn runs, and always releases it.
 func (r *Redsync) RunLocked(ctx context.Context, name string, fn func(ctx context.Context) error, options ...Option) error {
 	return r.NewMutex(name, options...).RunLocked(ctx, fn)
+}
+
+// keptLock is what keepExtending needs of a lock kept alive: a Mutex's,
+// an RWMutex's, a MultiMutex's or a Lease's.
+type keptLock struct {
+	every, retry, margin time.Duration    // the pause, the retry pause, the margin before until
+	until                func() time.Time // the lock's validity
+	// extend runs one extension and reports whether it succeeded.
+	extend func(ctx context.Context) (ok bool, res roundResult, err error)
+	// lose tells of the loss with cause, cancelling the holder's context.
+	lose func(cause error)
+	// notHeld says why an extension that found no lock held lost it.
+	notHeld string
+}
+
+// keepExtending is the goroutine behind the KeepAlive of l: it extends l
+// every l.every, retries a failed extension every l.retry while l is
+// valid, and stops when k is stopped (stopKeeper) or l is lost.
+func (k *keeper) keepExtending(l keptLock) {
+	defer close(k.done)
+	next := time.Now().Add(l.every)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		lost := l.until().Add(-l.margin)
+		timer.Reset(time.Until(minTime(next, lost)))
+		select {
+		case <-k.stop:
+			return
+		case <-k.ctx.Done():
+			return
+		case <-timer.C:
+		}
+		if !time.Now().Before(lost) {
+			l.lose(fmt.Errorf("%w: no extension succeeded before its validity ran out", ErrLockLost))
+			return
+		}
+		extendCtx, cancel := context.WithDeadline(k.ctx, lost)
+		ok, res, err := l.extend(extendCtx)
+		cancel()
+		var taken *ErrTaken
+		switch {
+		case ok:
+			next = time.Now().Add(l.every)
+		case errors.As(res.err, &taken):
+			l.lose(fmt.Errorf("%w: a quorum of servers holds another value (nodes %v)", ErrLockLost, taken.Nodes))
+			return
+		case errors.Is(err, ErrNotHeld):
+			l.lose(fmt.Errorf("%w: %s", ErrLockLost, l.notHeld))
+			return
+		case errors.Is(err, ErrLockLost):
+			l.lose(err)
+			return
+		default:
+			next = time.Now().Add(l.retry)
+		}
+	}
+}
+
+// stopKeeper stops the keeper in *slot, guarded by mu, if any, with
+// cause, clears the slot, and waits until the keeper has stopped.
+func stopKeeper(mu *sync.Mutex, slot **keeper, cause error) {
+	mu.Lock()
+	k := *slot
+	*slot = nil
+	mu.Unlock()
+	if k == nil {
+		return
+	}
+	k.cancel(cause)
+	close(k.stop)
+	<-k.done
 }

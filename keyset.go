@@ -454,64 +454,23 @@ func (l *keyLease) keepAlive(ctx context.Context) (context.Context, error) {
 	held, cancel := context.WithCancelCause(ctx)
 	k := &keeper{ctx: held, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{})}
 	l.keeper = k
-	go l.keepExtending(k)
+	go k.keepExtending(l.keptLock(k))
 	return held, nil
 }
 
 // stopKeepAlive stops the background extension, if any, with cause, and
 // waits until it has stopped.
-func (l *keyLease) stopKeepAlive(cause error) {
-	l.mu.Lock()
-	k := l.keeper
-	l.keeper = nil
-	l.mu.Unlock()
-	if k == nil {
-		return
-	}
-	k.cancel(cause)
-	close(k.stop)
-	<-k.done
-}
+func (l *keyLease) stopKeepAlive(cause error) { stopKeeper(&l.mu, &l.keeper, cause) }
 
-// keepExtending is the goroutine behind keepAlive; stopKeepAlive stops it.
-func (l *keyLease) keepExtending(k *keeper) {
-	defer close(k.done)
+// keptLock is the lease, kept alive by k.
+func (l *keyLease) keptLock(k *keeper) keptLock {
 	every := l.s.t.keepAliveEvery()
-	retry := min(l.s.t.opTimeout(), every)
-	margin := l.s.t.keepAliveMargin()
-	next := time.Now().Add(every)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		lost := l.untilTime().Add(-margin)
-		timer.Reset(time.Until(minTime(next, lost)))
-		select {
-		case <-k.stop:
-			return
-		case <-k.ctx.Done():
-			return
-		case <-timer.C:
-		}
-		if !time.Now().Before(lost) {
-			k.cancel(fmt.Errorf("%w: no extension succeeded before its validity ran out", ErrLockLost))
-			return
-		}
-		extendCtx, cancel := context.WithDeadline(k.ctx, lost)
-		ok, res, err := l.extendObserved(extendCtx, OpKeepAlive)
-		cancel()
-		var taken *ErrTaken
-		switch {
-		case ok:
-			next = time.Now().Add(every)
-		case errors.As(res.err, &taken):
-			k.cancel(fmt.Errorf("%w: a quorum of servers holds another value (nodes %v)", ErrLockLost, taken.Nodes))
-			return
-		case errors.Is(err, ErrNotHeld):
-			k.cancel(fmt.Errorf("%w: released", ErrLockLost))
-			return
-		default:
-			next = time.Now().Add(retry)
-		}
+	return keptLock{
+		every: every, retry: min(l.s.t.opTimeout(), every), margin: l.s.t.keepAliveMargin(),
+		until:   l.untilTime,
+		extend:  func(ctx context.Context) (bool, roundResult, error) { return l.extendObserved(ctx, OpKeepAlive) },
+		lose:    func(cause error) { k.cancel(cause) },
+		notHeld: "released",
 	}
 }
 

@@ -27,12 +27,38 @@ const (
 	OpMultiLock
 	// OpMultiUnlock is a MultiMutex's Unlock or UnlockContext.
 	OpMultiUnlock
+	// OpRLock is an RWMutex's RLock, RLockContext, TryRLock or
+	// TryRLockContext; OpRUnlock its RUnlock or RUnlockContext; OpRExtend
+	// its RExtend or RExtendContext. Their Start, Attempt, Node and Done
+	// events are those of OpLock, OpUnlock and OpExtend; an extension of
+	// either lock by KeepAlive is OpKeepAlive.
+	OpRLock
+	OpRUnlock
+	OpRExtend
+	// OpRWLock, OpRWUnlock and OpRWExtend are the write lock's Lock (and
+	// its variants), Unlock and Extend of an RWMutex.
+	OpRWLock
+	OpRWUnlock
+	OpRWExtend
+	// OpCampaign is Election.Campaign: Start, then the events of the
+	// operations it runs (the Lock of the leadership's Mutex, OpLock, and
+	// the first OpProclaim's Node events), then Done, whose Token is the
+	// term won. The leadership's extensions are OpKeepAlive, and its loss
+	// is a Lost event, of the election's name.
+	OpCampaign
+	// OpResign is Election.Resign: Start, the Unlock of the leadership's
+	// Mutex (OpUnlock), Done.
+	OpResign
+	// OpProclaim is Election.Proclaim, with the Node events of the
+	// servers that stored the value.
+	OpProclaim
 )
 
 // String returns "lock", "unlock", "extend", "keepalive", "acquire",
-// "release", "multilock" or "multiunlock", for labels. (A Lease's or a
-// MultiMutex's Extend and background extensions are OpExtend and
-// OpKeepAlive.)
+// "release", "multilock", "multiunlock", "rlock", "runlock", "rextend",
+// "rwlock", "rwunlock", "rwextend", "campaign", "resign" or "proclaim",
+// for labels. (A Lease's or a MultiMutex's Extend and background
+// extensions are OpExtend and OpKeepAlive.)
 func (op Op) String() string {
 	switch op {
 	case OpLock:
@@ -51,6 +77,24 @@ func (op Op) String() string {
 		return "multilock"
 	case OpMultiUnlock:
 		return "multiunlock"
+	case OpRLock:
+		return "rlock"
+	case OpRUnlock:
+		return "runlock"
+	case OpRExtend:
+		return "rextend"
+	case OpRWLock:
+		return "rwlock"
+	case OpRWUnlock:
+		return "rwunlock"
+	case OpRWExtend:
+		return "rwextend"
+	case OpCampaign:
+		return "campaign"
+	case OpResign:
+		return "resign"
+	case OpProclaim:
+		return "proclaim"
 	}
 	return "unknown"
 }

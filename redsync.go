@@ -159,21 +159,11 @@ func (r *Redsync) NewElection(name string, options ...Option) *Election {
 
 // NewRWMutex returns the RWMutex on name, configured by options as a
 // Mutex is (WithExpiry, WithTries, WithRetryDelay, WithDriftFactor,
-// WithTimeoutFactor, WithGenValueFunc, ...). An empty name, a bad option,
-// WithValue or WithFencing(true) is reported by every operation as an
-// *ArgumentError.
+// WithTimeoutFactor, WithGenValueFunc, WithHandoff, WithFencing, ...). An
+// empty name, a bad option or WithValue is reported by every operation as
+// an *ArgumentError.
 func (r *Redsync) NewRWMutex(name string, options ...Option) *RWMutex {
-	rw := &RWMutex{name: name, m: r.NewMutex(name, options...)}
-	rw.readersKey = rwReadersKey(name)
-	if rw.m.invalid == nil {
-		switch {
-		case rw.m.cfg.valueGiven:
-			rw.m.invalid = &ArgumentError{Arg: "WithValue", Problem: "an RWMutex makes a new value for every lock"}
-		case rw.m.cfg.fencing:
-			rw.m.invalid = &ArgumentError{Arg: "WithFencing", Problem: "an RWMutex has no fencing tokens yet"}
-		}
-	}
-	return rw
+	return newRWMutex(name, r.NewMutex(name, options...))
 }
 
 // Wait blocks until no request sent by this Redsync's Mutexes is still in

@@ -2,16 +2,13 @@ package redsync
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/quorumlock/redsync/internal/fencing"
-	"github.com/quorumlock/redsync/internal/scripts"
-	"github.com/quorumlock/redsync/redis"
+	"github.com/quorumlock/redsync/internal/handoff"
 )
 
 // An RWMutex is a distributed reader/writer lock on one name: any number
@@ -37,46 +34,79 @@ import (
 // past R's validity, and s refuses to set W's key until then. If s set W's
 // key first, the key holds W's value until W's expiry, past W's validity,
 // and s refuses R until then. Two writers exclude each other as two
-// Mutexes do: one key, set only when free.
+// Mutexes do: one key, set only when free. Extensions keep this: a
+// reader's extension moves its entry and the mark together, on a server
+// that still has both, and a writer's only a key that holds its value.
 //
-// Turns: a waiting writer that claimed a quorum of servers stops new
-// readers from entering, so writers are not starved by a stream of
+// Turns: a waiting writer that claimed a quorum of servers keeps its
+// claims (renewing them at least every third of the expiry), which stops
+// new readers from entering, so writers are not starved by a stream of
 // readers; at most one writer can have such a quorum (two would share a
 // server, which keeps one claim). Readers waiting behind a writer are not
 // starved either: the writer's claim ends when it takes the lock, and
 // once it releases, waiting readers and writers try again alike; readers
 // then enter together. Other waiting writers give their servers up after
-// every try that found no such quorum and retry after the retry delay, as
-// Redlock does. Waiting is by polling at the retry delay (WithRetryDelay):
-// releases are announced on the name's release channel, but an RWMutex
-// does not listen to them yet.
+// every try that found no such quorum, as Redlock does, so that claims
+// never deadlock.
+//
+// Waiting: a failed try waits for the retry delay (WithRetryDelay), or
+// less: with hand-off (the default) and pools that can subscribe, the
+// releases that free the key (the last reader's, a writer's) and a
+// writer's claim given up are announced on the name's release channel,
+// and an announcement by a quorum of servers wakes the first waiter of
+// this process for the name, as it wakes a Mutex's; a reader that gets in
+// wakes the next waiter at once, so readers of a process enter one after
+// the other without waiting for another announcement. A wake-up does not
+// spend a try. Waiters of one process take turns in arrival order; across
+// processes there is no order but the writer's claim.
+//
+// With WithFencing(true) every write acquisition gets a token (Token)
+// larger than every earlier write's, agreed and stored through the quorum
+// as a Mutex's (the counter is the name's, shared with fenced Mutexes on
+// the name), and a read acquisition gets the largest counter its quorum
+// holds: the token of the last write it follows, at least every write
+// released before it was acquired and below every write acquired after
+// it was released (see docs/rwmutex.md).
 //
 // With a plain Mutex, or a redsync v4 process, on the same name: the key
 // is the name, so a Mutex is excluded by readers (the key holds the
 // readers' mark) and by writers, and excludes both while it holds: to an
 // RWMutex it is a writer that does not wait its turn. It does not claim a
 // turn, and an RWMutex writer does not join the Mutex's fleet queue.
+// Releases wake both ways: a Mutex's Unlock wakes the RWMutex's waiters,
+// and the releases announced above wake a waiting Mutex.
+//
+// An Observer (WithObserver) sees OpRLock, OpRUnlock and OpRExtend for
+// the read lock, OpRWLock, OpRWUnlock and OpRWExtend for the write lock,
+// and OpKeepAlive for KeepAlive's extensions of either.
 //
 // Like a Mutex, an RWMutex stands for one holder: it holds a read lock or
-// the write lock at a time; use one per goroutine. Fencing tokens,
-// Extend and KeepAlive are not offered for it yet.
+// the write lock at a time; use one per goroutine. Name, Until and Token
+// may be called from any goroutine at any time.
 type RWMutex struct {
 	name       string
 	readersKey string
 	// m carries the configuration (the options) and runs the rounds; it
 	// never locks.
 	m *Mutex
+	// spec describes this RWMutex's waiters to the process's queues.
+	spec handoff.Spec
+	// args are script arguments that do not change, boxed once.
+	args struct{ readersKey, mark, fenced any }
 
-	mu   sync.Mutex // guards held
-	held rwHeld
+	mu    sync.Mutex // guards held and token
+	held  rwHeld
+	token uint64 // the fencing token of the last acquisition; kept after unlock
 }
 
 // rwHeld is what an RWMutex holds, guarded by RWMutex.mu.
 type rwHeld struct {
-	value string
-	write bool
-	until time.Time
-	try   *rwTry // the try that acquired value
+	value      string
+	write      bool
+	until      time.Time
+	acquiredAt time.Time // the start of the attempt that acquired value
+	try        *rwTry    // the try that acquired value
+	keeper     *keeper   // the background extension, while KeepAlive runs
 }
 
 // rwReadersMark is what the key holds while readers hold; no lock value
@@ -92,6 +122,21 @@ func rwReadersKey(name string) string {
 	return strings.TrimSuffix(fencing.Key(name), fencing.Suffix) + rwSuffix
 }
 
+// newRWMutex returns the RWMutex on name whose configuration and rounds
+// are m's.
+func newRWMutex(name string, m *Mutex) *RWMutex {
+	rw := &RWMutex{name: name, m: m, readersKey: rwReadersKey(name)}
+	rw.spec = handoff.Spec{Name: name, Owner: rw}
+	rw.args.readersKey, rw.args.mark, rw.args.fenced = rw.readersKey, rwReadersMark, ""
+	if m.cfg.fencing {
+		rw.args.fenced = "1"
+	}
+	if m.invalid == nil && m.cfg.valueGiven {
+		m.invalid = &ArgumentError{Arg: "WithValue", Problem: "an RWMutex makes a new value for every lock"}
+	}
+	return rw
+}
+
 // Name returns the name, the key of the lock.
 func (rw *RWMutex) Name() string { return rw.name }
 
@@ -103,17 +148,36 @@ func (rw *RWMutex) Until() time.Time {
 	return rw.held.until
 }
 
+// Token returns the fencing token of the RWMutex's last acquisition, with
+// WithFencing(true): for the write lock, a number larger than every
+// earlier write acquisition's of the name (by an RWMutex or a fenced
+// Mutex); for a read lock, the token of the last write that a quorum of
+// servers showed it (0 when none did), which is at least every write
+// released before the read lock was acquired. It is 0 before the first
+// acquisition and without fencing, and keeps its value after the unlock.
+// Tokens are compared, never counted with (see Mutex.Token).
+func (rw *RWMutex) Token() uint64 {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	return rw.token
+}
+
 // RLock acquires a read lock: RLockContext with context.Background().
 func (rw *RWMutex) RLock() error { return rw.RLockContext(context.Background()) }
 
 // RLockContext acquires a read lock, shared with other readers, trying up
-// to WithTries times with the retry delay between tries; it gives up when
-// ctx ends (the error then matches ErrFailed and ctx.Err()). On failure it
-// leaves nothing on any server. An RWMutex that holds a lock already, a
-// nil ctx or a bad option is an *ArgumentError.
+// to WithTries times, waiting at most the retry delay between tries (less
+// when woken by a release, see RWMutex); it gives up when ctx ends (the
+// error then matches ErrFailed and ctx.Err()). On failure it leaves
+// nothing on any server. An RWMutex that holds a lock already, a nil ctx
+// or a bad option is an *ArgumentError.
 func (rw *RWMutex) RLockContext(ctx context.Context) error {
 	return rw.lock(ctx, false, rw.m.cfg.tries)
 }
+
+// TryRLock tries once to acquire a read lock: TryRLockContext with
+// context.Background().
+func (rw *RWMutex) TryRLock() error { return rw.TryRLockContext(context.Background()) }
 
 // TryRLockContext tries once to acquire a read lock.
 func (rw *RWMutex) TryRLockContext(ctx context.Context) error { return rw.lock(ctx, false, 1) }
@@ -122,9 +186,9 @@ func (rw *RWMutex) TryRLockContext(ctx context.Context) error { return rw.lock(c
 // context.Background().
 func (rw *RWMutex) RUnlock() (bool, error) { return rw.RUnlockContext(context.Background()) }
 
-// RUnlockContext releases the read lock and reports whether a quorum of
-// servers released it. It returns ErrNotHeld, sending nothing, when the
-// RWMutex holds no read lock.
+// RUnlockContext releases the read lock, stopping its KeepAlive first,
+// and reports whether a quorum of servers released it. It returns
+// ErrNotHeld, sending nothing, when the RWMutex holds no read lock.
 func (rw *RWMutex) RUnlockContext(ctx context.Context) (bool, error) {
 	return rw.unlock(ctx, false)
 }
@@ -141,6 +205,10 @@ func (rw *RWMutex) LockContext(ctx context.Context) error {
 	return rw.lock(ctx, true, rw.m.cfg.tries)
 }
 
+// TryLock tries once to acquire the write lock: TryLockContext with
+// context.Background().
+func (rw *RWMutex) TryLock() error { return rw.TryLockContext(context.Background()) }
+
 // TryLockContext tries once to acquire the write lock.
 func (rw *RWMutex) TryLockContext(ctx context.Context) error { return rw.lock(ctx, true, 1) }
 
@@ -148,176 +216,36 @@ func (rw *RWMutex) TryLockContext(ctx context.Context) error { return rw.lock(ct
 // context.Background().
 func (rw *RWMutex) Unlock() (bool, error) { return rw.UnlockContext(context.Background()) }
 
-// UnlockContext releases the write lock and reports whether a quorum of
-// servers released it. It returns ErrNotHeld, sending nothing, when the
-// RWMutex holds no write lock.
+// UnlockContext releases the write lock, stopping its KeepAlive first,
+// and reports whether a quorum of servers released it. It returns
+// ErrNotHeld, sending nothing, when the RWMutex holds no write lock.
 func (rw *RWMutex) UnlockContext(ctx context.Context) (bool, error) {
 	return rw.unlock(ctx, true)
 }
 
 // rwTry is one value's acquisition on the servers: what each server
 // replied, and whether the value was given up (after which a late reply
-// that admitted it is undone at once).
+// that admitted it is undone at once). A writer whose claims hold keeps
+// its try, and value, from one attempt to the next.
 type rwTry struct {
 	value     string
 	write     bool
 	abandoned atomic.Bool
+	// hold tracks the replies still on their way, which a write-back of
+	// the fencing token waits for.
+	hold *holding
 
-	mu    sync.Mutex // guards codes
-	codes []int64    // per server: the last reply code, -1 for none
-}
-
-// lock is RLockContext and LockContext.
-func (rw *RWMutex) lock(ctx context.Context, write bool, tries int) error {
-	m := rw.m
-	if err := m.check(ctx); err != nil {
-		return err
-	}
-	rw.mu.Lock()
-	busy := rw.held.value != ""
-	rw.mu.Unlock()
-	if busy {
-		return &ArgumentError{Arg: "RWMutex", Problem: "it holds a lock already; an RWMutex stands for one holder: unlock first, or use another RWMutex"}
-	}
-	value, err := m.cfg.genValueFunc()
-	if err != nil {
-		return err
-	}
-	try := rw.newTry(value, write)
-	var last error
-	for n := 1; ; n++ {
-		start := time.Now()
-		res := m.round(ctx, rw.acquireOn(try), nil, nil)
-		validity := m.cfg.expiry - time.Since(start) - m.drift()
-		if res.n >= m.nodes.quorum && validity > 0 {
-			rw.mu.Lock()
-			rw.held = rwHeld{value: value, write: write, until: start.Add(m.cfg.expiry - m.drift()), try: try}
-			rw.mu.Unlock()
-			return nil
-		}
-		last = res.err
-		if res.ctxErr != nil || n >= tries {
-			rw.giveUp(ctx, try)
-			return errors.Join(ErrFailed, last, res.ctxErr)
-		}
-		if !write || !try.claimsQuorum(m.nodes.quorum) {
-			// Not the writer whose turn it is: give the servers up, as
-			// a failed Redlock try does, so that no claims deadlock.
-			rw.giveUp(ctx, try)
-			try = rw.newTry(value, write)
-		}
-		timer := time.NewTimer(m.cfg.delayFunc(n))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			rw.giveUp(ctx, try)
-			return errors.Join(ErrFailed, last, ctx.Err())
-		case <-timer.C:
-		}
-	}
-}
-
-func (rw *RWMutex) newTry(value string, write bool) *rwTry {
-	t := &rwTry{value: value, write: write, codes: make([]int64, len(rw.m.nodes.pools))}
-	for i := range t.codes {
-		t.codes[i] = -1
-	}
-	return t
-}
-
-// claimsQuorum reports whether a quorum of servers set the writer's key
-// or keep its claim.
-func (t *rwTry) claimsQuorum(quorum int) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for _, c := range t.codes {
-		if c == 1 || c == 2 {
-			n++
-		}
-	}
-	return n >= quorum
-}
-
-// acquireOn is the acquire of try on one server.
-func (rw *RWMutex) acquireOn(try *rwTry) nodeOp {
-	m := rw.m
-	script, name := scripts.RWReadAcquire, "rw_read_acquire"
-	if try.write {
-		script, name = scripts.RWWriteAcquire, "rw_write_acquire"
-	}
-	args := []any{m.args.name, rw.readersKey, try.value, m.args.expiryMillis, rwReadersMark}
-	return func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
-		reply, err := m.eval(ctx, pool, script, args...)
-		if err != nil {
-			return false, err
-		}
-		code, err := scripts.ParseRW(name, reply)
-		if err != nil {
-			return false, err
-		}
-		try.mu.Lock()
-		try.codes[node] = code
-		try.mu.Unlock()
-		if code != 0 && try.abandoned.Load() {
-			// A late reply for a value given up: the release sent to
-			// this server may have run before this acquire did.
-			bounded, cancel := context.WithTimeout(context.Background(), m.opTimeout())
-			_, _ = rw.releaseOn(try)(bounded, node, pool)
-			cancel()
-		}
-		return code == 1, nil
-	}
-}
-
-// releaseOn is the release of try on one server.
-func (rw *RWMutex) releaseOn(try *rwTry) nodeOp {
-	m := rw.m
-	script, name := scripts.RWReadRelease, "rw_read_release"
-	if try.write {
-		script, name = scripts.RWWriteRelease, "rw_write_release"
-	}
-	args := []any{m.args.name, rw.readersKey, try.value, m.args.channel, rwReadersMark}
-	return func(ctx context.Context, node int, pool redis.Pool) (bool, error) {
-		reply, err := m.eval(ctx, pool, script, args...)
-		if err != nil {
-			return false, err
-		}
-		code, err := scripts.ParseRW(name, reply)
-		return code == 1, err
-	}
-}
-
-// giveUp releases try on every server, on a context detached from the
-// caller's cancellation: a failed or cancelled lock leaves nothing.
-func (rw *RWMutex) giveUp(ctx context.Context, try *rwTry) {
-	try.abandoned.Store(true)
-	rw.m.roundAtQuorum(context.WithoutCancel(ctx), rw.releaseOn(try), nil, nil)
-}
-
-// unlock is RUnlockContext and UnlockContext.
-func (rw *RWMutex) unlock(ctx context.Context, write bool) (bool, error) {
-	m := rw.m
-	if err := m.checkActive(ctx, "release"); err != nil {
-		return false, err
-	}
-	rw.mu.Lock()
-	held := rw.held
-	if held.value == "" || held.write != write {
-		rw.mu.Unlock()
-		return false, ErrNotHeld
-	}
-	rw.held = rwHeld{}
-	rw.mu.Unlock()
-	held.try.abandoned.Store(true)
-	res := m.roundAtQuorum(ctx, rw.releaseOn(held.try), nil, nil)
-	if res.n >= m.nodes.quorum {
-		return true, nil
-	}
-	kind := "read"
-	if write {
-		kind = "write"
-	}
-	return false, errors.Join(fmt.Errorf("redsync: the %s lock on %q was released on %d servers, %d needed (it expired on the others, or they failed)",
-		kind, rw.name, res.n, m.nodes.quorum), res.err, res.ctxErr)
+	mu    sync.Mutex // guards the fields below
+	start time.Time  // when the last attempt started; zero before the first
+	// codes[node] is the last reply code of the server, -1 for none;
+	// touched[node] reports that it replied with something else than a
+	// refusal at least once (or failed), so that it may hold the value.
+	codes   []int64
+	touched []bool
+	// With fencing, what the servers that admitted the current attempt
+	// read: reads for a writer, counter (the largest) for a reader; and
+	// keyInUse, the error of a counter key that holds something else.
+	reads    *fenceReads
+	counter  uint64
+	keyInUse error
 }

@@ -202,7 +202,6 @@ func TestRWMutexBadArguments(t *testing.T) {
 	}{
 		{"empty name", func() error { return rs.NewRWMutex("").Lock() }, "name"},
 		{"WithValue", func() error { return rs.NewRWMutex("n", WithValue("x")).RLock() }, "WithValue"},
-		{"WithFencing", func() error { return rs.NewRWMutex("n", WithFencing(true)).Lock() }, "WithFencing"},
 		{"nil ctx", func() error { return rs.NewRWMutex("n").RLockContext(nilCtx) }, "ctx"},
 		{"nil ctx unlock", func() error { _, err := rs.NewRWMutex("n").UnlockContext(nilCtx); return err }, "ctx"},
 	}

@@ -26,7 +26,8 @@ func newQuorumlock(clients []*redis.Client) *redsync.Redsync {
 
 // BenchmarkPrimitives compares, on 1, 3 and 5 servers, one goroutine's
 // Mutex Lock+Unlock with a Semaphore's Acquire+Release (weight 1 of 4
-// permits) and a MultiMutex's Lock+Unlock of 2 and 8 names:
+// permits), an RWMutex's RLock+RUnlock (RWMutexRead) and Lock+Unlock
+// (RWMutexWrite), and a MultiMutex's Lock+Unlock of 2 and 8 names:
 //
 //	go test -run '^$' -bench Primitives -benchmem -count 6 . | tee new.txt
 func BenchmarkPrimitives(b *testing.B) {
@@ -61,6 +62,14 @@ func BenchmarkPrimitives(b *testing.B) {
 			var lease *redsync.Lease
 			return func() (err error) { lease, err = sem.Acquire(ctx, 1); return err },
 				func() error { return lease.Release(ctx) }
+		})
+		run("RWMutexRead", func(ctx context.Context, rs *redsync.Redsync) (func() error, func() error) {
+			rw := rs.NewRWMutex(fmt.Sprintf("bench:prim:rw:N%d", n))
+			return func() error { return rw.RLockContext(ctx) }, func() error { _, err := rw.RUnlockContext(ctx); return err }
+		})
+		run("RWMutexWrite", func(ctx context.Context, rs *redsync.Redsync) (func() error, func() error) {
+			rw := rs.NewRWMutex(fmt.Sprintf("bench:prim:rw:N%d", n))
+			return func() error { return rw.LockContext(ctx) }, func() error { _, err := rw.UnlockContext(ctx); return err }
 		})
 		for _, names := range []int{2, 8} {
 			run(fmt.Sprintf("MultiMutex%d", names), func(ctx context.Context, rs *redsync.Redsync) (func() error, func() error) {

@@ -215,12 +215,37 @@ var spanNames = map[redsync.Op]string{
 	redsync.OpRelease:     "redsync.release",
 	redsync.OpMultiLock:   "redsync.multilock",
 	redsync.OpMultiUnlock: "redsync.multiunlock",
+	redsync.OpRLock:       "redsync.rlock",
+	redsync.OpRUnlock:     "redsync.runlock",
+	redsync.OpRExtend:     "redsync.rextend",
+	redsync.OpRWLock:      "redsync.rwlock",
+	redsync.OpRWUnlock:    "redsync.rwunlock",
+	redsync.OpRWExtend:    "redsync.rwextend",
+	redsync.OpCampaign:    "redsync.campaign",
+	redsync.OpResign:      "redsync.resign",
+	redsync.OpProclaim:    "redsync.proclaim",
+}
+
+// acquires reports whether op acquires a lock in attempts (its events
+// count tries and attempts).
+func acquires(op redsync.Op) bool {
+	switch op {
+	case redsync.OpLock, redsync.OpRLock, redsync.OpRWLock, redsync.OpCampaign:
+		return true
+	}
+	return false
+}
+
+// releases reports whether op releases a lock (its Done tells how long
+// the lock was held).
+func releases(op redsync.Op) bool {
+	return op == redsync.OpUnlock || op == redsync.OpRUnlock || op == redsync.OpRWUnlock
 }
 
 // Start starts the operation's span and returns the context carrying it.
 func (o *Observer) Start(ctx context.Context, e redsync.StartEvent) context.Context {
 	attrs := []attribute.KeyValue{NameKey.String(e.Name), OpKey.String(e.Op.String())}
-	if e.Op == redsync.OpLock {
+	if acquires(e.Op) {
 		attrs = append(attrs, TriesKey.Int(e.Tries))
 	}
 	ctx, _ = o.tracer.Start(ctx, spanNames[e.Op], trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
@@ -254,7 +279,7 @@ func (o *Observer) Node(ctx context.Context, e redsync.NodeEvent) {
 	op, outcome := e.Op.String(), e.Outcome.String()
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		attrs := []attribute.KeyValue{NodeKey.Int(e.Node), NodeOutcomeKey.String(outcome), NodeLatencyKey.Float64(e.Latency.Seconds())}
-		if e.Op == redsync.OpLock {
+		if acquires(e.Op) && e.Op != redsync.OpCampaign {
 			attrs = append(attrs, AttemptKey.Int(e.Attempt))
 		}
 		if e.Err != nil {
@@ -274,7 +299,7 @@ func (o *Observer) Done(ctx context.Context, e redsync.DoneEvent) {
 	span := trace.SpanFromContext(ctx)
 	if span.IsRecording() {
 		span.SetAttributes(OutcomeKey.String(outcome))
-		if e.Op == redsync.OpLock {
+		if acquires(e.Op) && e.Op != redsync.OpCampaign {
 			span.SetAttributes(TriesKey.Int(e.Tries), AttemptKey.Int(e.Attempts))
 		}
 		if e.Validity > 0 {
@@ -295,7 +320,7 @@ func (o *Observer) Done(ctx context.Context, e redsync.DoneEvent) {
 	if e.Validity > 0 {
 		o.validity.Record(ctx, e.Validity.Seconds(), o.lockAttributes(e.Name, OpKey.String(op)))
 	}
-	if e.Op == redsync.OpUnlock && e.Held > 0 {
+	if releases(e.Op) && e.Held > 0 {
 		o.held.Record(ctx, e.Held.Seconds(), o.lockAttributes(e.Name))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -14,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/quorumlock/redsync"
@@ -42,6 +44,17 @@ func observed(t *testing.T, options ...redsyncotel.Option) (tracetest.SpanStubs,
 // observedRun is observed with the script run.
 func observedRun(t *testing.T, run func(testing.TB, context.Context, redsync.Observer), options ...redsyncotel.Option) (tracetest.SpanStubs, metricdata.ResourceMetrics) {
 	t.Helper()
+	return observing(t, func(tracer trace.Tracer, obs redsync.Observer) {
+		ctx, script := tracer.Start(context.Background(), "script")
+		run(t, ctx, obs)
+		script.End()
+	}, options...)
+}
+
+// observing runs run with a tracer and an Observer over an in-memory
+// exporter and a manual metric reader, and returns what they recorded.
+func observing(t *testing.T, run func(tracer trace.Tracer, obs redsync.Observer), options ...redsyncotel.Option) (tracetest.SpanStubs, metricdata.ResourceMetrics) {
+	t.Helper()
 	exporter := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
@@ -51,9 +64,7 @@ func observedRun(t *testing.T, run func(testing.TB, context.Context, redsync.Obs
 
 	obs, err := redsyncotel.New(append([]redsyncotel.Option{redsyncotel.WithTracerProvider(tp), redsyncotel.WithMeterProvider(mp)}, options...)...)
 	must(t, err)
-	ctx, script := tp.Tracer("test").Start(context.Background(), "script")
-	run(t, ctx, obs)
-	script.End()
+	run(tp.Tracer("test"), obs)
 
 	var rm metricdata.ResourceMetrics
 	must(t, reader.Collect(context.Background(), &rm))
@@ -363,4 +374,34 @@ func countEvents(s tracetest.SpanStub, name string) int {
 		}
 	}
 	return n
+}
+
+// The operations of an RWMutex and an Election have spans of their own
+// names; the locks that acquire in attempts carry their tries, and a read
+// or write lock released tells how long it was held.
+func TestTheOpsOfAnRWMutexAndAnElectionHaveTheirOwnSpans(t *testing.T) {
+	ops := []redsync.Op{redsync.OpRLock, redsync.OpRUnlock, redsync.OpRExtend, redsync.OpRWLock,
+		redsync.OpRWUnlock, redsync.OpRWExtend, redsync.OpCampaign, redsync.OpResign, redsync.OpProclaim}
+	spans, rm := observing(t, func(_ trace.Tracer, obs redsync.Observer) {
+		for _, op := range ops {
+			ctx := obs.Start(context.Background(), redsync.StartEvent{Op: op, Name: "catalog", Tries: 3})
+			obs.Done(ctx, redsync.DoneEvent{Op: op, Name: "catalog", Held: time.Second})
+		}
+	})
+	if len(spans) != len(ops) {
+		t.Fatalf("%d spans, want %d", len(spans), len(ops))
+	}
+	for i, op := range ops {
+		if want := "redsync." + op.String(); spans[i].Name != want {
+			t.Errorf("span %d: %q, want %q", i, spans[i].Name, want)
+		}
+		attrs := attribute.NewSet(spans[i].Attributes...)
+		_, hasTries := attrs.Value(redsyncotel.TriesKey)
+		if wantTries := op == redsync.OpRLock || op == redsync.OpRWLock || op == redsync.OpCampaign; hasTries != wantTries {
+			t.Errorf("%s: tries attribute %v, want %v", op, hasTries, wantTries)
+		}
+	}
+	if n := histogramCounts(t, rm)["redsync.lock.held{}"]; n != 2 {
+		t.Errorf("held has %d samples, want 2 (RUnlock and the write lock's Unlock)", n)
+	}
 }

@@ -18,7 +18,7 @@
 //	redsync_operations_total{op,outcome}                   counter
 //	redsync_operation_duration_seconds{op,outcome}         histogram (op="lock": the wait for the lock)
 //	redsync_lock_attempts_total{outcome}                   counter
-//	redsync_lock_held_seconds                              histogram (observed at Unlock)
+//	redsync_lock_held_seconds                              histogram (observed at Unlock, RUnlock)
 //	redsync_lock_validity_seconds{op}                      histogram (after a successful lock or extension)
 //	redsync_locks_lost_total                               counter
 //	redsync_node_replies_total{op,node,outcome}            counter
@@ -212,7 +212,7 @@ func (o *Observer) Done(_ context.Context, e redsync.DoneEvent) {
 	if e.Validity > 0 {
 		o.validity.WithLabelValues(o.labels(e.Name, op)...).Observe(e.Validity.Seconds())
 	}
-	if e.Op == redsync.OpUnlock && e.Held > 0 {
+	if (e.Op == redsync.OpUnlock || e.Op == redsync.OpRUnlock || e.Op == redsync.OpRWUnlock) && e.Held > 0 {
 		o.held.WithLabelValues(o.labels(e.Name)...).Observe(e.Held.Seconds())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -200,5 +201,41 @@ redsync_operations_total{op="release",outcome="ok"} 1
 	// ops: ok on 0 and 1, error on 2.
 	if replies != 5+4*3 {
 		t.Errorf("%d node reply series, want 17", replies)
+	}
+}
+
+// The operations of an RWMutex and an Election are labelled by their own
+// op, and a read or write lock released tells how long it was held.
+func TestTheOpsOfAnRWMutexAndAnElectionHaveTheirOwnLabels(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	obs, err := redsyncprom.New(reg)
+	must(t, err)
+	ctx := context.Background()
+	for _, op := range []redsync.Op{redsync.OpRLock, redsync.OpRUnlock, redsync.OpRExtend, redsync.OpRWLock,
+		redsync.OpRWUnlock, redsync.OpRWExtend, redsync.OpCampaign, redsync.OpResign, redsync.OpProclaim} {
+		ctx := obs.Start(ctx, redsync.StartEvent{Op: op, Name: "catalog"})
+		obs.Node(ctx, redsync.NodeEvent{Op: op, Name: "catalog", Outcome: redsync.NodeOK, Latency: time.Millisecond})
+		obs.Done(ctx, redsync.DoneEvent{Op: op, Name: "catalog", Held: time.Second})
+	}
+	const want = `
+# HELP redsync_operations_total Lock, Unlock and Extend calls, and extensions by KeepAlive (op=keepalive), by outcome.
+# TYPE redsync_operations_total counter
+redsync_operations_total{op="campaign",outcome="ok"} 1
+redsync_operations_total{op="proclaim",outcome="ok"} 1
+redsync_operations_total{op="resign",outcome="ok"} 1
+redsync_operations_total{op="rextend",outcome="ok"} 1
+redsync_operations_total{op="rlock",outcome="ok"} 1
+redsync_operations_total{op="runlock",outcome="ok"} 1
+redsync_operations_total{op="rwextend",outcome="ok"} 1
+redsync_operations_total{op="rwlock",outcome="ok"} 1
+redsync_operations_total{op="rwunlock",outcome="ok"} 1
+`
+	must(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "redsync_operations_total"))
+	counts := sampleCounts(t, reg)
+	if n := counts[`redsync_lock_held_seconds{}`]; n != 2 {
+		t.Errorf("held has %d samples, want 2 (RUnlock and the write lock's Unlock)", n)
+	}
+	if n := counts[`redsync_node_latency_seconds{node="0",op="proclaim"}`]; n != 1 {
+		t.Errorf("node latency of proclaim has %d samples, want 1", n)
 	}
 }

@@ -3,6 +3,7 @@ if redis.replicate_commands then
 	redis.replicate_commands()
 end
 -- rw_prune.lua
+-- rw_counter.lua
 local current = redis.call("GET", KEYS[1])
 if current and current ~= ARGV[3] then
 	return 0
@@ -17,4 +18,4 @@ if now + expiry > latest then
 end
 redis.call("SET", KEYS[1], ARGV[3], "PX", latest - now)
 redis.call("PEXPIRE", KEYS[2], latest - now)
-return 1
+return admitted()

@@ -49,10 +49,12 @@ var pinnedHashes = []struct {
 	{"MultiFenceWriteBack", MultiFenceWriteBack, -1, "2e952a5fab6b8c3f7422d08cd5d7b46470b99d78"},
 	{"Proclaim", Proclaim, 2, "303aa9fcd1a4f070be2ec919290a13b5f39f0dc0"},
 	{"ReadLeader", ReadLeader, 2, "36e1e27753f7a82e15f932962804e933bb15e3cc"},
-	{"RWReadAcquire", RWReadAcquire, 2, "fc732a7d4b0acc2b87d019603b45fbc710716f77"},
-	{"RWReadRelease", RWReadRelease, 2, "5e7171d432a771ad81da7756f4aafed894cfd7fd"},
-	{"RWWriteAcquire", RWWriteAcquire, 2, "912ad1c9af503f10ecfad3f2744a8f8f269467b6"},
-	{"RWWriteRelease", RWWriteRelease, 2, "87008082e08d401d97f32b93d1eb286403f28e1c"},
+	{"RWReadAcquire", RWReadAcquire, 3, "42d1432d312458bbf182402d6091277cb967e215"},
+	{"RWReadRelease", RWReadRelease, 2, "43c5fabf1c8b27a68de787b8034391bf394bd2e0"},
+	{"RWWriteAcquire", RWWriteAcquire, 3, "38e49229f098f29a0eb6d6ec323ed5d6f5469426"},
+	{"RWWriteRelease", RWWriteRelease, 2, "8c246f8a4051e57e7c3fe865ba55a3671a4e9a37"},
+	{"RWReadExtend", RWReadExtend, 2, "b4423d70de1d2acd7d51e586daa762d795ff745a"},
+	{"RWValid", RWValid, 2, "8a00e688aca871654a68c01755afa93bc2d865e5"},
 }
 
 func TestScriptsKeepTheirHashAndKeyCount(t *testing.T) {
