@@ -193,16 +193,20 @@ func (s keyServers) eval(ctx context.Context, node int, pool redis.Pool, script 
 
 // evalOnce runs script on pool with the keys of indexes which, once more
 // on another connection when the first was found closed by the server.
+//
+// The script goes with the number of keys of the call rather than a
+// negative KeyCount: a user's Pool written as redsync's adapters are
+// (which make KeyCount keys) takes it, where a negative one makes it panic.
 func (s keyServers) evalOnce(ctx context.Context, pool redis.Pool, script *redis.Script, keys []string, which []int, args []any) (any, error) {
-	keysAndArgs := make([]any, 0, 1+len(which)+len(args))
-	keysAndArgs = append(keysAndArgs, len(which))
+	counted := redis.NewScript(len(which), script.Src, script.Hash)
+	keysAndArgs := make([]any, 0, len(which)+len(args))
 	for _, i := range which {
 		keysAndArgs = append(keysAndArgs, keys[i])
 	}
 	keysAndArgs = append(keysAndArgs, args...)
-	reply, err := evalScript(ctx, pool, script, keysAndArgs)
+	reply, err := evalScript(ctx, pool, counted, keysAndArgs)
 	if brokenConnection(err) {
-		reply, err = evalScript(ctx, pool, script, keysAndArgs)
+		reply, err = evalScript(ctx, pool, counted, keysAndArgs)
 	}
 	return reply, err
 }
