@@ -193,3 +193,79 @@ func testElectionObserveSeesEveryChangeInOrder(t *testing.T, c *cluster) {
 		assert.Fail(t, "a change after the last", "%+v", l)
 	}
 }
+
+// testElectionCampaignWhileLedFailsFastOrWaitsAndLeavesNothing: with one
+// try (WithTries(1)) a Campaign while another candidate leads fails at
+// once, and a waiting Campaign cancelled leaves the servers as they
+// were, its place in the queue included.
+func testElectionCampaignWhileLedFailsFastOrWaitsAndLeavesNothing(t *testing.T, c *cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := c.key("elect")
+	leader := c.rs.NewElection(name, electionRetry)
+	require.NoError(t, leader.Campaign(ctx, "a"))
+	before := c.snapshot(t)
+
+	// A retry delay that a Campaign that waited would show.
+	once := c.process(t).NewElection(name, redsync.WithTries(1), neverRetry)
+	err := once.Campaign(ctx, "b")
+	// Lock's error after its last try, as redsync's: ErrTaken.
+	var taken *redsync.ErrTaken
+	assert.ErrorAs(t, err, &taken, "a Campaign of one try while another leads")
+	assert.Zero(t, once.Term())
+	assert.Equal(t, before, c.snapshot(t), "the refused Campaign changed the servers")
+
+	waiting, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	waiter := c.process(t).NewElection(name, electionRetry)
+	go func() { done <- waiter.Campaign(waiting, "c") }()
+	if c.subscribes {
+		c.awaitQueued(t, name, 1)
+	} else {
+		time.Sleep(50 * time.Millisecond) // a few tries
+	}
+	stop()
+	err = receive(t, done, "the cancelled Campaign")
+	assert.ErrorIs(t, err, redsync.ErrFailed)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, before, c.snapshot(t), "the cancelled Campaign changed the servers")
+	assertLeader(t, waiter, "a", leader.Term())
+
+	require.NoError(t, leader.Resign(ctx))
+	c.wait()
+	assert.Equal(t, repeat("", len(c.servers)), c.values(t, name), "the lock stayed after the leader resigned")
+}
+
+func testElectionBadArgumentsAreArgumentErrors(t *testing.T, c *cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := c.key("elect")
+	for _, tt := range []struct {
+		what string
+		e    *redsync.Election
+		arg  string
+	}{
+		{"empty name", c.rs.NewElection(""), "name"},
+		{"bad option", c.rs.NewElection(name, redsync.WithExpiry(0)), "WithExpiry"},
+		{"WithValue", c.rs.NewElection(name, redsync.WithValue("v")), "WithValue"},
+	} {
+		assertArgumentError(t, tt.e.Campaign(ctx, "a"), tt.arg, "Campaign, "+tt.what)
+		assertArgumentError(t, tt.e.Proclaim(ctx, "a"), tt.arg, "Proclaim, "+tt.what)
+		assertArgumentError(t, tt.e.Resign(ctx), tt.arg, "Resign, "+tt.what)
+		_, err := tt.e.Leader(ctx)
+		assertArgumentError(t, err, tt.arg, "Leader, "+tt.what)
+	}
+	e := c.rs.NewElection(name)
+	assertArgumentError(t, e.Campaign(ctx, ""), "value", "Campaign, an empty value")
+	assertArgumentError(t, e.Campaign(nilContext, "a"), "ctx", "Campaign, nil ctx")
+	_, err := e.Leader(nilContext)
+	assertArgumentError(t, err, "ctx", "Leader, nil ctx")
+	assert.ErrorIs(t, e.Proclaim(ctx, "a"), redsync.ErrNotLeader, "Proclaim before leading")
+	require.NoError(t, e.Campaign(ctx, "a"))
+	assertArgumentError(t, e.Campaign(ctx, "a"), "Campaign", "Campaign while leading")
+	assertArgumentError(t, e.Proclaim(ctx, ""), "value", "Proclaim, an empty value")
+	assertArgumentError(t, e.Resign(nilContext), "ctx", "Resign, nil ctx")
+	require.NoError(t, e.Resign(ctx))
+	c.wait()
+	assert.Equal(t, repeat("", len(c.servers)), c.values(t, name), "the lock stayed after the leader resigned")
+}

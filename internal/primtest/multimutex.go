@@ -19,7 +19,9 @@ func testMultiMutexLocksAllNamesOrNone(t *testing.T, c *cluster) {
 	holder := c.rs.NewMutex(b)
 	require.NoError(t, holder.Lock())
 
-	mm := c.process(t).NewMultiMutex([]string{a, b, d})
+	// Tries and a retry delay that a TryLock that waited would show: it
+	// makes one try.
+	mm := c.process(t).NewMultiMutex([]string{a, b, d}, neverRetry, redsync.WithTries(1000))
 	err := mm.TryLock()
 	require.ErrorIs(t, err, redsync.ErrFailed, "the MultiMutex locked a name a Mutex holds")
 	var taken *redsync.ErrTaken
@@ -119,5 +121,57 @@ func testMultiMutexFailedLockLeavesNothing(t *testing.T, c *cluster) {
 	for _, client := range c.inspect {
 		require.NoError(t, client.Del(context.Background(), held).Err())
 	}
+	c.assertNothingLeft(t)
+}
+
+func testMultiMutexBadArgumentsAreArgumentErrors(t *testing.T, c *cluster) {
+	ctx := context.Background()
+	a, b := c.key("a"), c.key("b")
+	// WithFencing is left out: the MultiMutex may come to support it.
+	for _, tt := range []struct {
+		what string
+		mm   *redsync.MultiMutex
+		arg  string
+	}{
+		{"no names", c.rs.NewMultiMutex(nil), "names"},
+		{"an empty name", c.rs.NewMultiMutex([]string{a, ""}), "names"},
+		{"a name twice", c.rs.NewMultiMutex([]string{a, b, a}), "names"},
+		{"bad option", c.rs.NewMultiMutex([]string{a, b}, redsync.WithTries(0)), "WithTries"},
+		{"WithValue", c.rs.NewMultiMutex([]string{a, b}, redsync.WithValue("v")), "WithValue"},
+		{"WithSetNXOnExtend", c.rs.NewMultiMutex([]string{a, b}, redsync.WithSetNXOnExtend()), "WithSetNXOnExtend"},
+	} {
+		assertArgumentError(t, tt.mm.Lock(), tt.arg, "Lock, "+tt.what)
+		assertArgumentError(t, tt.mm.TryLock(), tt.arg, "TryLock, "+tt.what)
+		assertArgumentError(t, tt.mm.RunLocked(ctx, func(context.Context) error { return nil }), tt.arg, "RunLocked, "+tt.what)
+	}
+	mm := c.rs.NewMultiMutex([]string{a, b})
+	assertArgumentError(t, mm.LockContext(nilContext), "ctx", "LockContext, nil ctx")
+	assertArgumentError(t, mm.TryLockContext(nilContext), "ctx", "TryLockContext, nil ctx")
+	assertArgumentError(t, mm.RunLocked(ctx, nil), "fn", "RunLocked, nil fn")
+	require.NoError(t, mm.Lock())
+	assertArgumentError(t, mm.Lock(), "MultiMutex", "Lock, held already")
+	assertArgumentError(t, mm.TryLock(), "MultiMutex", "TryLock, held already")
+	ok, err := mm.Unlock()
+	require.True(t, ok, err)
+	c.assertNothingLeft(t)
+}
+
+// testMultiMutexCancelledLockLeavesNothing: a Lock waiting behind a
+// holder of one of its names, cancelled, leaves the servers as they were.
+func testMultiMutexCancelledLockLeavesNothing(t *testing.T, c *cluster) {
+	a, b, d := c.key("a"), c.key("b"), c.key("d")
+	holder := c.rs.NewMultiMutex([]string{a, b})
+	require.NoError(t, holder.Lock())
+	before := c.snapshot(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := c.process(t).NewMultiMutex([]string{d, b}, fastRetry, redsync.WithTries(1000)).LockContext(ctx)
+	assert.ErrorIs(t, err, redsync.ErrFailed)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, before, c.snapshot(t), "the cancelled Lock changed the servers")
+
+	ok, err := holder.Unlock()
+	require.True(t, ok, err)
 	c.assertNothingLeft(t)
 }

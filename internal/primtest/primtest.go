@@ -24,7 +24,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quorumlock/redsync"
-	"github.com/quorumlock/redsync/internal/handoff"
 	"github.com/quorumlock/redsync/internal/mutextest"
 	"github.com/quorumlock/redsync/internal/redistest"
 	"github.com/quorumlock/redsync/redis"
@@ -55,19 +54,30 @@ func Run(t *testing.T, adapters ...Adapter) {
 		{"MultiMutexCallersListingNamesInOppositeOrdersBothFinish", testMultiMutexCallersListingNamesInOppositeOrdersBothFinish},
 		{"MultiMutexAndAMutexOnOneNameExcludeEachOther", testMultiMutexAndAMutexOnOneNameExcludeEachOther},
 		{"MultiMutexFailedLockLeavesNothing", testMultiMutexFailedLockLeavesNothing},
+		{"MultiMutexCancelledLockLeavesNothing", testMultiMutexCancelledLockLeavesNothing},
+		{"MultiMutexBadArgumentsAreArgumentErrors", testMultiMutexBadArgumentsAreArgumentErrors},
 		{"RWMutexReadersShareAWriterExcludes", testRWMutexReadersShareAWriterExcludes},
 		{"RWMutexWaitingWriterStopsNewReaders", testRWMutexWaitingWriterStopsNewReaders},
 		{"RWMutexNeverAWriterWithAnotherHolder", testRWMutexNeverAWriterWithAnotherHolder},
 		{"RWMutexAndAMutexOnTheNameExcludeEachOther", testRWMutexAndAMutexOnTheNameExcludeEachOther},
+		{"RWMutexCancelledWaitsLeaveNothing", testRWMutexCancelledWaitsLeaveNothing},
+		{"RWMutexBadArgumentsAreArgumentErrors", testRWMutexBadArgumentsAreArgumentErrors},
 		{"ElectionCandidatesLeadInCampaignOrderAndResignHandsOver", testElectionCandidatesLeadInCampaignOrderAndResignHandsOver},
 		{"ElectionOneLeaderAtATimeWithIncreasingTerms", testElectionOneLeaderAtATimeWithIncreasingTerms},
 		{"ElectionObserveSeesEveryChangeInOrder", testElectionObserveSeesEveryChangeInOrder},
+		{"ElectionCampaignWhileLedFailsFastOrWaitsAndLeavesNothing", testElectionCampaignWhileLedFailsFastOrWaitsAndLeavesNothing},
+		{"ElectionBadArgumentsAreArgumentErrors", testElectionBadArgumentsAreArgumentErrors},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, a := range adapters {
 				for _, n := range []int{1, 3, 5} {
 					t.Run(fmt.Sprintf("%s/%d", a.Name, n), func(t *testing.T) {
+						// A test's adapters and server counts run
+						// together: most of a test's time is waiting
+						// (expiries, cancellations), and each works
+						// under names of its own.
+						t.Parallel()
 						tt.fn(t, newCluster(t, a, servers[:n], inspect[:n]))
 					})
 				}
@@ -150,15 +160,7 @@ func (c *cluster) wait() {
 // values returns what every server holds under key ("" when missing).
 func (c *cluster) values(t *testing.T, key string) []string {
 	t.Helper()
-	out := make([]string, len(c.inspect))
-	for i, client := range c.inspect {
-		v, err := client.Get(context.Background(), key).Result()
-		if err != goredislib.Nil {
-			require.NoError(t, err, "server %d", i)
-		}
-		out[i] = v
-	}
-	return out
+	return mutextest.Values(t, c.inspect, key)
 }
 
 // keysLeft returns the keys the servers hold whose names contain the
@@ -205,32 +207,12 @@ func (c *cluster) waitForListeners(t *testing.T, name string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		for _, client := range c.inspect {
-			if n, err := listenersOf(context.Background(), client, name); err != nil || n == 0 {
+			if n, err := mutextest.ListenersOf(context.Background(), client, name); err != nil || n == 0 {
 				return false
 			}
 		}
 		return true
 	}, 5*time.Second, 2*time.Millisecond, "no listener subscribed to the releases of %q", name)
-}
-
-// listenersOf returns how many connections listen, on the server of
-// client, for the releases of name on its classic and its sharded
-// channel.
-func listenersOf(ctx context.Context, client *goredislib.Client, name string) (int64, error) {
-	classic := handoff.ReleaseChannel(name)
-	n, err := client.PubSubNumSub(ctx, classic).Result()
-	if err != nil {
-		return 0, err
-	}
-	sharded := handoff.ShardedReleaseChannel(name)
-	if sharded == "" {
-		return n[classic], nil
-	}
-	s, err := client.PubSubShardNumSub(ctx, sharded).Result()
-	if err != nil {
-		return 0, err
-	}
-	return n[classic] + s[sharded], nil
 }
 
 // fastRetry is a short random retry delay, for tests where goroutines
@@ -242,3 +224,41 @@ var fastRetry = redsync.WithRetryDelayFunc(func(int) time.Duration {
 // neverRetry is an hour between tries: a waiter that gets its lock within
 // a test was woken, it did not poll.
 var neverRetry = redsync.WithRetryDelay(time.Hour)
+
+// snapshot returns, per server, the keys that hold the test's name with
+// their serialized values (DUMP, which leaves the expiry out), once the
+// requests on their way landed: what a failed or cancelled call must
+// leave as it found it.
+func (c *cluster) snapshot(t *testing.T) []map[string]string {
+	t.Helper()
+	c.wait()
+	ctx := context.Background()
+	out := make([]map[string]string, len(c.inspect))
+	for i, client := range c.inspect {
+		keys, err := client.Keys(ctx, "*"+c.name+"*").Result()
+		require.NoError(t, err, "server %d", i)
+		out[i] = make(map[string]string, len(keys))
+		for _, k := range keys {
+			v, err := client.Dump(ctx, k).Result()
+			if err == goredislib.Nil {
+				continue // expired meanwhile
+			}
+			require.NoError(t, err, "server %d", i)
+			out[i][k] = v
+		}
+	}
+	return out
+}
+
+// assertArgumentError checks that err is an *ArgumentError naming arg.
+func assertArgumentError(t *testing.T, err error, arg string, what string) {
+	t.Helper()
+	var argErr *redsync.ArgumentError
+	if assert.ErrorAs(t, err, &argErr, what) {
+		assert.Equal(t, arg, argErr.Arg, what)
+	}
+	assert.ErrorIs(t, err, redsync.ErrInvalidArgument, what)
+}
+
+// nilContext is a nil context.Context, for the tests of bad arguments.
+var nilContext context.Context

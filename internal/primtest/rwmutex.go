@@ -33,8 +33,10 @@ func testRWMutexReadersShareAWriterExcludes(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	name := c.key("rw")
 	other := c.process(t)
-	r1, r2, r3 := c.rs.NewRWMutex(name), other.NewRWMutex(name), c.rs.NewRWMutex(name)
-	w, w2 := c.rs.NewRWMutex(name), other.NewRWMutex(name)
+	// Tries and a retry delay that a TryRLockContext or TryLockContext
+	// that waited would show: each makes one try.
+	r1, r2, r3 := c.rs.NewRWMutex(name, neverRetry), other.NewRWMutex(name, neverRetry), c.rs.NewRWMutex(name, neverRetry)
+	w, w2 := c.rs.NewRWMutex(name, neverRetry), other.NewRWMutex(name, neverRetry)
 
 	require.NoError(t, r1.TryRLockContext(ctx))
 	require.NoError(t, r2.TryRLockContext(ctx), "readers of two processes share")
@@ -166,4 +168,75 @@ func testRWMutexAndAMutexOnTheNameExcludeEachOther(t *testing.T, c *cluster) {
 	ok, err = m.Unlock()
 	require.True(t, ok, err)
 	c.assertNothingLeft(t)
+}
+
+func testRWMutexBadArgumentsAreArgumentErrors(t *testing.T, c *cluster) {
+	ctx := context.Background()
+	name := c.key("rw")
+	// WithFencing is left out: the RWMutex may come to support it.
+	for _, tt := range []struct {
+		what string
+		rw   *redsync.RWMutex
+		arg  string
+	}{
+		{"empty name", c.rs.NewRWMutex(""), "name"},
+		{"bad option", c.rs.NewRWMutex(name, redsync.WithExpiry(0)), "WithExpiry"},
+		{"WithValue", c.rs.NewRWMutex(name, redsync.WithValue("v")), "WithValue"},
+	} {
+		assertArgumentError(t, tt.rw.RLock(), tt.arg, "RLock, "+tt.what)
+		assertArgumentError(t, tt.rw.TryRLockContext(ctx), tt.arg, "TryRLockContext, "+tt.what)
+		assertArgumentError(t, tt.rw.Lock(), tt.arg, "Lock, "+tt.what)
+		assertArgumentError(t, tt.rw.TryLockContext(ctx), tt.arg, "TryLockContext, "+tt.what)
+	}
+	rw := c.rs.NewRWMutex(name)
+	assertArgumentError(t, rw.RLockContext(nilContext), "ctx", "RLockContext, nil ctx")
+	assertArgumentError(t, rw.TryLockContext(nilContext), "ctx", "TryLockContext, nil ctx")
+	require.NoError(t, rw.RLock())
+	assertArgumentError(t, rw.RLock(), "RWMutex", "RLock, held already")
+	assertArgumentError(t, rw.TryLockContext(ctx), "RWMutex", "TryLockContext, held already")
+	_, err := rw.Unlock()
+	assert.ErrorIs(t, err, redsync.ErrNotHeld, "Unlock of a read lock")
+	rUnlock(t, rw)
+	c.assertNothingLeft(t)
+}
+
+// testRWMutexCancelledWaitsLeaveNothing: a writer waiting for a reader
+// (it claims its turn meanwhile) and a reader waiting for a writer,
+// cancelled, leave the servers as they were.
+func testRWMutexCancelledWaitsLeaveNothing(t *testing.T, c *cluster) {
+	name := c.key("rw")
+	other := c.process(t)
+	for _, holderWrites := range []bool{false, true} {
+		holder := c.rs.NewRWMutex(name)
+		if holderWrites {
+			require.NoError(t, holder.Lock())
+		} else {
+			require.NoError(t, holder.RLock())
+		}
+		before := c.snapshot(t)
+
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		waiter := other.NewRWMutex(name, rwRetry, redsync.WithTries(1000))
+		var err error
+		if holderWrites {
+			err = waiter.RLockContext(ctx)
+		} else {
+			err = waiter.LockContext(ctx)
+		}
+		cancel()
+		assert.ErrorIs(t, err, redsync.ErrFailed, "holder writes: %v", holderWrites)
+		assert.ErrorIs(t, err, context.DeadlineExceeded, "holder writes: %v", holderWrites)
+		assert.Equal(t, before, c.snapshot(t), "the cancelled wait changed the servers (holder writes: %v)", holderWrites)
+
+		if holderWrites {
+			unlock(t, holder)
+		} else {
+			// The writer's claim is gone: a new reader enters.
+			reader := other.NewRWMutex(name)
+			require.NoError(t, reader.TryRLockContext(context.Background()), "a reader after the cancelled writer")
+			rUnlock(t, reader)
+			rUnlock(t, holder)
+		}
+		c.assertNothingLeft(t)
+	}
 }

@@ -72,7 +72,9 @@ func testSemaphoreHoldsAtMostItsPermitsAmongManyGoroutines(t *testing.T, c *clus
 func testSemaphoreTryAcquireOnAFullSemaphoreIsRefused(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	name := c.key("sem")
-	sem := c.rs.NewSemaphore(name, 3)
+	// Tries and a retry delay that a TryAcquire that waited would show:
+	// it makes one try.
+	sem := c.rs.NewSemaphore(name, 3, neverRetry, redsync.WithTries(1000))
 	one, err := sem.TryAcquire(ctx, 1)
 	require.NoError(t, err)
 	two, err := c.process(t).NewSemaphore(name, 3).TryAcquire(ctx, 2)
@@ -183,19 +185,19 @@ func testSemaphoreBadArgumentsAreArgumentErrors(t *testing.T, c *cluster) {
 		{"weight 0", c.rs.NewSemaphore(name, 2), 0, "weight"},
 		{"weight above the permits", c.rs.NewSemaphore(name, 2), 3, "weight"},
 		{"bad option", c.rs.NewSemaphore(name, 2, redsync.WithExpiry(0)), 1, "WithExpiry"},
+		{"nil ctx", c.rs.NewSemaphore(name, 2), 1, "ctx"},
 	} {
-		var argErr *redsync.ArgumentError
+		ctx := ctx
+		if tt.arg == "ctx" {
+			ctx = nilContext
+		}
 		_, err := tt.sem.Acquire(ctx, tt.weight)
-		if assert.ErrorAs(t, err, &argErr, "Acquire, %s", tt.what) {
-			assert.Equal(t, tt.arg, argErr.Arg, "Acquire, %s", tt.what)
-		}
+		assertArgumentError(t, err, tt.arg, "Acquire, "+tt.what)
 		_, err = tt.sem.TryAcquire(ctx, tt.weight)
-		if assert.ErrorAs(t, err, &argErr, "TryAcquire, %s", tt.what) {
-			assert.Equal(t, tt.arg, argErr.Arg, "TryAcquire, %s", tt.what)
-		}
-		assert.ErrorIs(t, tt.sem.RunAcquired(ctx, tt.weight, func(context.Context) error { return nil }),
-			redsync.ErrInvalidArgument, "RunAcquired, %s", tt.what)
+		assertArgumentError(t, err, tt.arg, "TryAcquire, "+tt.what)
+		err = tt.sem.RunAcquired(ctx, tt.weight, func(context.Context) error { return nil })
+		assertArgumentError(t, err, tt.arg, "RunAcquired, "+tt.what)
 	}
-	assert.ErrorIs(t, c.rs.NewSemaphore(name, 2).RunAcquired(ctx, 1, nil), redsync.ErrInvalidArgument, "a nil fn")
+	assertArgumentError(t, c.rs.NewSemaphore(name, 2).RunAcquired(ctx, 1, nil), "fn", "a nil fn")
 	c.assertNothingLeft(t)
 }
