@@ -132,7 +132,7 @@ func testSemaphoreCancelledAcquireLeavesNoKey(t *testing.T, c *cluster) {
 	name := c.key("sem")
 	holder, err := c.rs.NewSemaphore(name, 3).Acquire(context.Background(), 2)
 	require.NoError(t, err)
-	before := c.permits(t, name)
+	before, keys := c.permits(t, name), c.snapshot(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -140,6 +140,7 @@ func testSemaphoreCancelledAcquireLeavesNoKey(t *testing.T, c *cluster) {
 	assert.ErrorIs(t, err, redsync.ErrFailed)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Equal(t, before, c.permits(t, name), "the cancelled Acquire left permits behind")
+	assert.Equal(t, keys, c.snapshot(t), "the cancelled Acquire changed the servers")
 
 	require.NoError(t, holder.Release(context.Background()))
 	c.assertNothingLeft(t)
