@@ -108,7 +108,8 @@ func testMultiMutexFailedLockLeavesNothing(t *testing.T, c *cluster) {
 		want[i] = "foreign"
 	}
 
-	mm := c.rs.NewMultiMutex([]string{free, held}, fastRetry)
+	// Tries enough that the deadline ends the wait.
+	mm := c.rs.NewMultiMutex([]string{free, held}, fastRetry, redsync.WithTries(1000))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	err := mm.LockContext(ctx)

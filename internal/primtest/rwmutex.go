@@ -67,7 +67,8 @@ func testRWMutexWaitingWriterStopsNewReaders(t *testing.T, c *cluster) {
 	other := c.process(t)
 	reader := c.rs.NewRWMutex(name)
 	require.NoError(t, reader.RLockContext(ctx))
-	w := other.NewRWMutex(name, rwRetry)
+	// Tries enough that it waits for the reader however long that takes.
+	w := other.NewRWMutex(name, rwRetry, redsync.WithTries(1000))
 	locked := make(chan error, 1)
 	go func() { locked <- w.LockContext(ctx) }()
 
