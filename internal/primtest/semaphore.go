@@ -149,10 +149,11 @@ func testSemaphoreCancelledAcquireLeavesNoKey(t *testing.T, c *cluster) {
 
 func testSemaphoreCrashedHoldersPermitReturnsAtItsExpiry(t *testing.T, c *cluster) {
 	name := c.key("sem")
-	// A short expiry, and per-server deadlines (a fifth of it) that a
-	// busy machine running the race detector keeps.
-	opts := []redsync.Option{redsync.WithExpiry(500 * time.Millisecond), redsync.WithTimeoutFactor(0.2),
-		redsync.WithRetryDelay(10 * time.Millisecond)}
+	// A short expiry, per-server deadlines (a fifth of it) that a busy
+	// machine running the race detector mostly keeps, and tries enough
+	// for the ones it does not.
+	opts := []redsync.Option{redsync.WithExpiry(time.Second), redsync.WithTimeoutFactor(0.2),
+		redsync.WithRetryDelay(10 * time.Millisecond), redsync.WithTries(1000)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	crashed, err := c.process(t).NewSemaphore(name, 2, opts...).Acquire(ctx, 2)
@@ -164,7 +165,9 @@ func testSemaphoreCrashedHoldersPermitReturnsAtItsExpiry(t *testing.T, c *cluste
 	if err == nil {
 		// A machine stalled past the expiry: the permit was free.
 		assert.False(t, time.Now().Before(crashed.Until()), "acquired within the crashed holder's validity")
-		require.NoError(t, early.Release(ctx))
+		if err := early.Release(ctx); err != nil {
+			t.Logf("releasing the permit (it expires anyway): %v", err)
+		}
 	} else {
 		require.ErrorIs(t, err, redsync.ErrFailed, "a permit while the crashed holder's lease lasts")
 	}
