@@ -193,20 +193,16 @@ func (s keyServers) eval(ctx context.Context, node int, pool redis.Pool, script 
 
 // evalOnce runs script on pool with the keys of indexes which, once more
 // on another connection when the first was found closed by the server.
-//
-// The script goes with the number of keys of the call rather than a
-// negative KeyCount: a user's Pool written as redsync's adapters are
-// (which make KeyCount keys) takes it, where a negative one makes it panic.
 func (s keyServers) evalOnce(ctx context.Context, pool redis.Pool, script *redis.Script, keys []string, which []int, args []any) (any, error) {
-	counted := redis.NewScript(len(which), script.Src, script.Hash)
-	keysAndArgs := make([]any, 0, len(which)+len(args))
+	keysAndArgs := make([]any, 0, 1+len(which)+len(args))
+	keysAndArgs = append(keysAndArgs, len(which))
 	for _, i := range which {
 		keysAndArgs = append(keysAndArgs, keys[i])
 	}
 	keysAndArgs = append(keysAndArgs, args...)
-	reply, err := evalScript(ctx, pool, counted, keysAndArgs)
+	reply, err := evalScript(ctx, pool, script, keysAndArgs)
 	if brokenConnection(err) {
-		reply, err = evalScript(ctx, pool, counted, keysAndArgs)
+		reply, err = evalScript(ctx, pool, script, keysAndArgs)
 	}
 	return reply, err
 }
@@ -214,12 +210,29 @@ func (s keyServers) evalOnce(ctx context.Context, pool redis.Pool, script *redis
 // evalScript is one Eval on a connection of pool.
 func evalScript(ctx context.Context, pool redis.Pool, script *redis.Script, keysAndArgs []any) (reply any, err error) {
 	defer recoverPanic(&err)
+	script, keysAndArgs = counted(script, keysAndArgs)
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
 	return conn.Eval(script, keysAndArgs...)
+}
+
+// counted returns a script whose KeyCount is negative (its count of keys
+// comes first among keysAndArgs) as the script with that count as its
+// KeyCount, and the keys and arguments after the count: a user's Pool
+// written as redsync's adapters are, which makes KeyCount keys, takes it,
+// where a negative KeyCount makes it panic.
+func counted(script *redis.Script, keysAndArgs []any) (*redis.Script, []any) {
+	if script.KeyCount >= 0 || len(keysAndArgs) == 0 {
+		return script, keysAndArgs
+	}
+	n, ok := keysAndArgs[0].(int)
+	if !ok || n < 0 || n > len(keysAndArgs)-1 {
+		return script, keysAndArgs
+	}
+	return redis.NewScript(n, script.Src, script.Hash), keysAndArgs[1:]
 }
 
 // release deletes, on pool, the keys that hold value; announce names the
