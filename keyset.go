@@ -233,12 +233,29 @@ func evalRetried(ctx context.Context, pool redis.Pool, script *redis.Script, key
 // evalScript is one Eval on a connection of pool.
 func evalScript(ctx context.Context, pool redis.Pool, script *redis.Script, keysAndArgs []any) (reply any, err error) {
 	defer recoverPanic(&err)
+	script, keysAndArgs = counted(script, keysAndArgs)
 	conn, err := pool.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
 	return conn.Eval(script, keysAndArgs...)
+}
+
+// counted returns a script whose KeyCount is negative (its count of keys
+// comes first among keysAndArgs) as the script with that count as its
+// KeyCount, and the keys and arguments after the count: a user's Pool
+// written as redsync's adapters are, which makes KeyCount keys, takes it,
+// where a negative KeyCount makes it panic.
+func counted(script *redis.Script, keysAndArgs []any) (*redis.Script, []any) {
+	if script.KeyCount >= 0 || len(keysAndArgs) == 0 {
+		return script, keysAndArgs
+	}
+	n, ok := keysAndArgs[0].(int)
+	if !ok || n < 0 || n > len(keysAndArgs)-1 {
+		return script, keysAndArgs
+	}
+	return redis.NewScript(n, script.Src, script.Hash), keysAndArgs[1:]
 }
 
 // release deletes, on pool, the keys that hold value; announce names the

@@ -9,6 +9,7 @@ import (
 	goredislib "github.com/redis/go-redis/v9"
 
 	"github.com/quorumlock/redsync/internal/mutextest"
+	"github.com/quorumlock/redsync/internal/primtest"
 	"github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis"
 	"github.com/quorumlock/redsync/redis/redigo"
@@ -18,13 +19,25 @@ import (
 // of this module and through a Pool written by a user, each client built
 // with its default options.
 func TestMutex(t *testing.T) {
-	mutextest.Run(t,
-		mutextest.Adapter{Name: "goredis", NewPool: func(t *testing.T, addr string) redis.Pool {
+	mutextest.Run(t, rootAdapters()...)
+}
+
+// TestPrimitives runs the behaviour suite of the Semaphore, MultiMutex,
+// RWMutex and Election as TestMutex runs the Mutex's.
+func TestPrimitives(t *testing.T) {
+	primtest.Run(t, rootAdapters()...)
+}
+
+// rootAdapters are the adapters of this module (go-redis v9 and redigo)
+// and a Pool written by a user.
+func rootAdapters() []mutextest.Adapter {
+	return []mutextest.Adapter{
+		{Name: "goredis", NewPool: func(t *testing.T, addr string) redis.Pool {
 			client := goredislib.NewClient(&goredislib.Options{Addr: addr})
 			t.Cleanup(func() { _ = client.Close() })
 			return goredis.NewPool(client)
 		}},
-		mutextest.Adapter{Name: "redigo", NewPool: func(t *testing.T, addr string) redis.Pool {
+		{Name: "redigo", NewPool: func(t *testing.T, addr string) redis.Pool {
 			pool := &redigolib.Pool{
 				MaxIdle: 16,
 				DialContext: func(ctx context.Context) (redigolib.Conn, error) {
@@ -34,12 +47,12 @@ func TestMutex(t *testing.T) {
 			t.Cleanup(func() { _ = pool.Close() })
 			return redigo.NewPool(pool)
 		}},
-		mutextest.Adapter{Name: "custom", NewPool: func(t *testing.T, addr string) redis.Pool {
+		{Name: "custom", NewPool: func(t *testing.T, addr string) redis.Pool {
 			client := goredislib.NewClient(&goredislib.Options{Addr: addr})
 			t.Cleanup(func() { _ = client.Close() })
 			return &userPool{client: client}
 		}},
-	)
+	}
 }
 
 // userPool is a Pool a user might write on top of a client of their own,

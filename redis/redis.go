@@ -51,7 +51,9 @@ type Conn interface {
 	SetNX(name string, value string, expiry time.Duration) (bool, error)
 	// Eval runs script with keysAndArgs, by EVALSHA with a fallback to EVAL.
 	// When script.KeyCount is negative the first element of keysAndArgs is
-	// the number of keys.
+	// the number of keys. The root package itself sends every script with
+	// its KeyCount set (never negative), as redsync does, so that a Pool
+	// written for redsync that makes KeyCount keys serves every primitive.
 	Eval(script *Script, keysAndArgs ...any) (any, error)
 	// ScriptLoad loads script into the server's script cache (SCRIPT LOAD)
 	// and stores the hash the server returned in script.Hash.

@@ -73,8 +73,15 @@ func (c *testCluster) lock(t *testing.T, m *redsync.Mutex) {
 // values returns what every server holds under name ("" when missing).
 func (c *testCluster) values(t *testing.T, name string) []string {
 	t.Helper()
-	out := make([]string, len(c.inspect))
-	for i, client := range c.inspect {
+	return Values(t, c.inspect, name)
+}
+
+// Values returns what the server of each client holds under name (""
+// when missing).
+func Values(t *testing.T, clients []*goredislib.Client, name string) []string {
+	t.Helper()
+	out := make([]string, len(clients))
+	for i, client := range clients {
 		v, err := client.Get(context.Background(), name).Result()
 		if err != goredislib.Nil {
 			require.NoError(t, err, "server %d", i)

@@ -108,7 +108,7 @@ func testWaitersOfOneProcessShareOneConnectionPerServer(t *testing.T, adapters [
 		waitForSubscribers(t, c, name)
 		time.Sleep(50 * time.Millisecond) // every waiter has joined
 		for i, client := range c.inspect {
-			n, err := listenersOf(ctx, client, name)
+			n, err := ListenersOf(ctx, client, name)
 			require.NoError(t, err)
 			assert.EqualValues(t, 1, n, "server %d", i)
 		}
@@ -138,7 +138,7 @@ func testWaitersOfOneProcessShareOneConnectionPerServer(t *testing.T, adapters [
 		// Nobody waits any more: the listeners unsubscribed.
 		c.rs.Wait()
 		for i, client := range c.inspect {
-			n, err := listenersOf(ctx, client, name)
+			n, err := ListenersOf(ctx, client, name)
 			require.NoError(t, err)
 			assert.EqualValues(t, 0, n, "server %d", i)
 		}
@@ -216,7 +216,7 @@ func testHandoffOffPollsLikeRedsync(t *testing.T, adapters []Adapter) {
 		ok, err = waiter.Unlock()
 		require.True(t, ok, err)
 		for _, client := range c.inspect {
-			n, err := listenersOf(context.Background(), client, name)
+			n, err := ListenersOf(context.Background(), client, name)
 			require.NoError(t, err)
 			assert.EqualValues(t, 0, n)
 		}
@@ -228,7 +228,7 @@ func waitForSubscribers(t *testing.T, c *testCluster, name string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		for _, client := range c.inspect {
-			n, err := listenersOf(context.Background(), client, name)
+			n, err := ListenersOf(context.Background(), client, name)
 			if err != nil || n == 0 {
 				return false
 			}
@@ -237,11 +237,11 @@ func waitForSubscribers(t *testing.T, c *testCluster, name string) {
 	}, 5*time.Second, 2*time.Millisecond, "listeners never subscribed")
 }
 
-// listenersOf returns how many connections the server of client counts as
+// ListenersOf returns how many connections the server of client counts as
 // listening for releases of name: on its classic channel (PUBSUB NUMSUB)
 // and on its sharded one (PUBSUB SHARDNUMSUB), where a listener subscribes
 // when its adapter and server can.
-func listenersOf(ctx context.Context, client *goredislib.Client, name string) (int64, error) {
+func ListenersOf(ctx context.Context, client *goredislib.Client, name string) (int64, error) {
 	classic := handoff.ReleaseChannel(name)
 	n, err := client.PubSubNumSub(ctx, classic).Result()
 	if err != nil {

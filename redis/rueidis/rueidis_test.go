@@ -13,6 +13,7 @@ import (
 	"github.com/quorumlock/redsync"
 	"github.com/quorumlock/redsync/internal/adaptertest"
 	"github.com/quorumlock/redsync/internal/mutextest"
+	"github.com/quorumlock/redsync/internal/primtest"
 	redsyncredis "github.com/quorumlock/redsync/redis"
 	adapter "github.com/quorumlock/redsync/redis/rueidis"
 )
@@ -38,6 +39,10 @@ func TestConformance(t *testing.T) {
 
 func TestMutex(t *testing.T) {
 	mutextest.Run(t, mutextest.Adapter{Name: "rueidis", NewPool: newPool})
+}
+
+func TestPrimitives(t *testing.T) {
+	primtest.Run(t, primtest.Adapter{Name: "rueidis", NewPool: newPool})
 }
 
 // warmUp sends enough commands through client that all its connections

@@ -15,6 +15,7 @@ import (
 	"github.com/quorumlock/redsync"
 	"github.com/quorumlock/redsync/internal/adaptertest"
 	"github.com/quorumlock/redsync/internal/mutextest"
+	"github.com/quorumlock/redsync/internal/primtest"
 	redsyncredis "github.com/quorumlock/redsync/redis"
 	adapter "github.com/quorumlock/redsync/redis/valkeygo"
 )
@@ -40,6 +41,10 @@ func TestConformance(t *testing.T) {
 
 func TestMutex(t *testing.T) {
 	mutextest.Run(t, mutextest.Adapter{Name: "valkeygo", NewPool: newPool})
+}
+
+func TestPrimitives(t *testing.T) {
+	primtest.Run(t, primtest.Adapter{Name: "valkeygo", NewPool: newPool})
 }
 
 // warmUp sends enough commands through client that all its connections

@@ -14,6 +14,7 @@ import (
 
 	"github.com/quorumlock/redsync/internal/adaptertest"
 	"github.com/quorumlock/redsync/internal/mutextest"
+	"github.com/quorumlock/redsync/internal/primtest"
 	"github.com/quorumlock/redsync/internal/redistest"
 	redsyncredis "github.com/quorumlock/redsync/redis"
 	"github.com/quorumlock/redsync/redis/goredis/v7"
@@ -45,6 +46,10 @@ func TestConformance(t *testing.T) {
 
 func TestMutex(t *testing.T) {
 	mutextest.Run(t, mutextest.Adapter{Name: "goredis-v7", NewPool: newPool})
+}
+
+func TestPrimitives(t *testing.T) {
+	primtest.Run(t, primtest.Adapter{Name: "goredis-v7", NewPool: newPool})
 }
 
 // TestNilContextUsesTheClientsContext pins redsync's behaviour: Get(nil)
