@@ -66,11 +66,9 @@ type rwAcquirer struct {
 // run attempts until an attempt acquires the lock (nil), the tries run
 // out or ctx ends; whatever a failed call set on the servers is released.
 func (q *rwAcquirer) run() error {
-	value, err := q.rw.m.cfg.genValueFunc()
-	if err != nil {
-		return fmt.Errorf("redsync: making the lock value: %w", err)
+	if err := q.freshTry(); err != nil {
+		return err
 	}
-	q.try = q.rw.newTry(value, q.write)
 	for {
 		held, err := q.attempt()
 		switch {
@@ -90,13 +88,29 @@ func (q *rwAcquirer) run() error {
 			// Not the writer whose turn it is: give the servers up, as
 			// a failed Redlock try does, so that no claims deadlock.
 			q.rw.giveUp(q.ctx, q.try)
-			q.try = q.rw.newTry(value, q.write)
+			if err := q.freshTry(); err != nil {
+				return err
+			}
 		}
 		if !q.wait() {
 			q.rw.giveUp(q.ctx, q.try)
 			return failedAfter(q.last, q.ctx.Err())
 		}
 	}
+}
+
+// freshTry starts a try with a value of its own. A try given up is
+// released with a round that returns at a quorum; its release may still
+// be on its way to the other servers, and must not find a later try's
+// key there under the same value (it would delete it, and the later
+// try's holder would hold on fewer servers than it counted).
+func (q *rwAcquirer) freshTry() error {
+	value, err := q.rw.m.cfg.genValueFunc()
+	if err != nil {
+		return fmt.Errorf("redsync: making the lock value: %w", err)
+	}
+	q.try = q.rw.newTry(value, q.write)
+	return nil
 }
 
 // keepsTurn reports whether the try is kept for the next attempt: a

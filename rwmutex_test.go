@@ -224,3 +224,38 @@ func TestRWMutexBadArguments(t *testing.T) {
 		assert.NoError(t, err)
 	})
 }
+
+// A try that was given up (not the writer whose turn it is, or a reader
+// refused) is followed by a try with a value of its own: the release of
+// the given-up try, which returns at a quorum, may still reach a server
+// after the next try set its key there, and with one value would delete
+// it under a holder that counted that server.
+func TestRWMutexTriesAfterGivingUpTakeFreshValues(t *testing.T) {
+	f := newElectionFleet(t, 3)
+	const name = "rw-fresh-values"
+	rs := f.process(t).rs
+	m := rs.NewMutex(name)
+	require.NoError(t, m.Lock())
+	defer func() { _, _ = m.Unlock() }()
+
+	for _, write := range []bool{false, true} {
+		var values []string
+		gen := WithGenValueFunc(func() (string, error) {
+			v, err := genValue()
+			values = append(values, v)
+			return v, err
+		})
+		rw := rs.NewRWMutex(name, gen, WithTries(3), fastRetry())
+		lock := rw.RLockContext
+		if write {
+			lock = rw.LockContext
+		}
+		require.ErrorIs(t, lock(context.Background()), ErrFailed, "the Mutex holds the name")
+		assert.GreaterOrEqual(t, len(values), 3, "write=%v: a value per attempt, 3 tries or more", write)
+		seen := map[string]bool{}
+		for _, v := range values {
+			assert.False(t, seen[v], "write=%v: value %q used by two tries", write, v)
+			seen[v] = true
+		}
+	}
+}
