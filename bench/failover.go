@@ -114,6 +114,15 @@ type candidate struct {
 	stdin io.WriteCloser
 	lines chan electLine
 	errs  chan error
+	// back holds a line (or error) that a waiter read for nobody (see
+	// firstLeader): the next read takes it first. It is never closed.
+	back chan electRead
+}
+
+// electRead is what one read of a candidate's lines gave.
+type electRead struct {
+	line electLine
+	err  error
 }
 
 // startCandidate starts exe as candidate proc of the election name and
@@ -130,7 +139,7 @@ func startCandidate(ctx context.Context, exe string, proc int, addrs []string, n
 		_ = w.cmd.Wait()
 		return nil, w.failed(proc, "getting ready", err, ready.Err)
 	}
-	c := &candidate{cmd: w.cmd, stdin: w.stdin, lines: make(chan electLine, 4), errs: make(chan error, 1)}
+	c := &candidate{cmd: w.cmd, stdin: w.stdin, lines: make(chan electLine, 4), errs: make(chan error, 1), back: make(chan electRead, 1)}
 	go func() {
 		for {
 			var l electLine
@@ -203,6 +212,13 @@ func (e *env) failover(ctx context.Context, n, round int) (failoverRound, error)
 	// does, and queue behind it.
 	next := func(c *candidate) (electLine, error) {
 		select {
+		case r := <-c.back:
+			return r.line, r.err
+		default:
+		}
+		select {
+		case r := <-c.back:
+			return r.line, r.err
 		case l, ok := <-c.lines:
 			switch {
 			case !ok:
@@ -302,13 +318,12 @@ func (e *env) firstLeader(a, b *candidate, next func(*candidate) (electLine, err
 	if r.c == b {
 		other = a
 	}
-	// The other candidate's reader is still waiting for its line; hand it
-	// back through its channel once it comes.
+	// The other candidate's waiter is still waiting for its line; it
+	// hands it (or its error) to the next read through back, which is
+	// never closed.
 	go func() {
 		o := <-got
-		if o.err == nil {
-			other.lines <- o.line
-		}
+		other.back <- electRead{o.line, o.err}
 	}()
 	return led{r.c, r.line}, other, nil
 }
