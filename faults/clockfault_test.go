@@ -206,12 +206,7 @@ func TestClockFaults(t *testing.T) {
 // restarted, as a machine's clock does when a process on it restarts:
 // counted from each start, a restart would step its wall clock back.
 func TestRatedServerKeepsItsGainAcrossARestart(t *testing.T) {
-	if err := ClockFaultsAvailable(); err != nil {
-		if os.Getenv(redistest.EnvRequire) == "1" {
-			t.Fatalf("%v (and %s=1)", err, redistest.EnvRequire)
-		}
-		t.Skip(err)
-	}
+	requireClockFaults(t)
 	cfg := &Config{Servers: 1, Dir: t.TempDir(), Faults: []string{FaultClockRate}, Clock: ClockConfig{Rate: 0.1}}
 	cf, err := newClockFaults(cfg)
 	if err != nil {

@@ -207,16 +207,14 @@ redsync_operations_total{op="release",outcome="ok"} 1
 // The operations of an RWMutex and an Election are labelled by their own
 // op, and a read or write lock released tells how long it was held.
 func TestTheOpsOfAnRWMutexAndAnElectionHaveTheirOwnLabels(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
-	obs, err := redsyncprom.New(reg)
-	must(t, err)
-	ctx := context.Background()
-	for _, op := range []redsync.Op{redsync.OpRLock, redsync.OpRUnlock, redsync.OpRExtend, redsync.OpRWLock,
-		redsync.OpRWUnlock, redsync.OpRWExtend, redsync.OpCampaign, redsync.OpResign, redsync.OpProclaim} {
-		ctx := obs.Start(ctx, redsync.StartEvent{Op: op, Name: "catalog"})
-		obs.Node(ctx, redsync.NodeEvent{Op: op, Name: "catalog", Outcome: redsync.NodeOK, Latency: time.Millisecond})
-		obs.Done(ctx, redsync.DoneEvent{Op: op, Name: "catalog", Held: time.Second})
-	}
+	reg := observedRun(t, func(_ testing.TB, ctx context.Context, obs redsync.Observer) {
+		for _, op := range []redsync.Op{redsync.OpRLock, redsync.OpRUnlock, redsync.OpRExtend, redsync.OpRWLock,
+			redsync.OpRWUnlock, redsync.OpRWExtend, redsync.OpCampaign, redsync.OpResign, redsync.OpProclaim} {
+			ctx := obs.Start(ctx, redsync.StartEvent{Op: op, Name: "catalog"})
+			obs.Node(ctx, redsync.NodeEvent{Op: op, Name: "catalog", Outcome: redsync.NodeOK, Latency: time.Millisecond})
+			obs.Done(ctx, redsync.DoneEvent{Op: op, Name: "catalog", Held: time.Second})
+		}
+	})
 	const want = `
 # HELP redsync_operations_total Lock, Unlock and Extend calls, and extensions by KeepAlive (op=keepalive), by outcome.
 # TYPE redsync_operations_total counter

@@ -128,7 +128,7 @@ func testMultiMutexFailedLockLeavesNothing(t *testing.T, c *cluster) {
 func testMultiMutexBadArgumentsAreArgumentErrors(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	a, b := c.key("a"), c.key("b")
-	// WithFencing is left out: the MultiMutex may come to support it.
+	// WithFencing is left out: the MultiMutex supports it.
 	for _, tt := range []struct {
 		what string
 		mm   *redsync.MultiMutex

@@ -174,7 +174,7 @@ func testRWMutexAndAMutexOnTheNameExcludeEachOther(t *testing.T, c *cluster) {
 func testRWMutexBadArgumentsAreArgumentErrors(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	name := c.key("rw")
-	// WithFencing is left out: the RWMutex may come to support it.
+	// WithFencing is left out: the RWMutex supports it.
 	for _, tt := range []struct {
 		what string
 		rw   *redsync.RWMutex
